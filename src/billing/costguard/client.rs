@@ -1,0 +1,266 @@
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde::de::DeserializeOwned;
+
+use super::error::CostGuardError;
+use super::rest::{
+    self, Collection, FavoritePricePoint, RenewAdvancePayResult, ServiceNumberDetail,
+};
+use super::soap::{self, Cart, CartSummary, OrderRequest, OrderResponse, Requestor};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct CostGuardConfig {
+    /// Base URL, e.g. `https://api.idibilling.com` or a `billflow sim` address.
+    pub base_url: String,
+    /// API token: REST `Authorization: WRAP access_token=".."`, SOAP `Requestor/AuthorizationToken`.
+    pub token: Secret,
+    /// The customer's `AuthenticatedKey` sent in CustomerID.
+    pub authenticated_key: String,
+    pub timeout: Duration,
+}
+
+/// One CostGuard environment's API. Cheap to clone.
+#[derive(Clone)]
+pub struct CostGuardClient {
+    http: reqwest::Client,
+    config: CostGuardConfig,
+}
+
+impl CostGuardClient {
+    pub fn new(config: CostGuardConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .build()?;
+        Ok(CostGuardClient { http, config })
+    }
+
+    pub fn authenticated_key(&self) -> &str {
+        &self.config.authenticated_key
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
+    }
+
+    fn wrap_header(&self) -> String {
+        format!("WRAP access_token=\"{}\"", self.config.token.expose())
+    }
+
+    /// Service Number Detail search: the internal ids and status of a service number.
+    pub async fn service_number_detail(
+        &self,
+        env: &str,
+        service_number: &str,
+    ) -> Result<ServiceNumberDetail, CostGuardError> {
+        const OP: &str = "ServiceNumberDetail";
+        let url = self.url(&rest::paths::service_number_detail(env, service_number));
+        let found: Collection<ServiceNumberDetail> = self.rest(OP, self.http.get(url)).await?;
+        found
+            .value
+            .into_iter()
+            .next()
+            .ok_or_else(|| CostGuardError::ServiceNotFound(service_number.to_string()))
+    }
+
+    /// The service's favorite AdvancePay price points (active or not).
+    pub async fn favorite_price_points(
+        &self,
+        env: &str,
+        service_id: i64,
+    ) -> Result<Vec<FavoritePricePoint>, CostGuardError> {
+        const OP: &str = "favoriteAdvancePayPricePoint";
+        let url = self.url(&rest::paths::favorite_price_points(env, service_id));
+        let found: Collection<FavoritePricePoint> = self.rest(OP, self.http.get(url)).await?;
+        Ok(found.value)
+    }
+
+    /// Adds the renewal items for every active favorite price point to an order.
+    pub async fn renew_advance_pay(
+        &self,
+        env: &str,
+        order_id: i64,
+        service_id: i64,
+    ) -> Result<RenewAdvancePayResult, CostGuardError> {
+        const OP: &str = "renewAdvancePay";
+        let url = self.url(&rest::paths::renew_advance_pay(env, order_id, service_id));
+        let renewed: RenewAdvancePayResult = self
+            .rest(OP, self.http.post(url).json(&serde_json::json!({})))
+            .await?;
+        if renewed.renewed_advance_pay_product_count < 1 {
+            return Err(CostGuardError::NothingRenewed { service_id });
+        }
+        Ok(renewed)
+    }
+
+    async fn rest<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, CostGuardError> {
+        let response = request
+            .header(AUTHORIZATION, self.wrap_header())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| CostGuardError::transport(operation, e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| CostGuardError::transport(operation, e))?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<rest::RestErrors>(&body)
+                .map(|e| e.summary())
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(500).collect());
+            return Err(CostGuardError::Http {
+                operation,
+                status: status.as_u16(),
+                message,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| CostGuardError::malformed(operation, e))
+    }
+
+    /// CreateCart: an empty order for the customer. `register_id` is set for orders that
+    /// will be tendered (the renewal), and left out for the restore order.
+    pub async fn create_cart(
+        &self,
+        env: &str,
+        customer_id: i64,
+        order_type_id: i64,
+        register_id: Option<i64>,
+    ) -> Result<Cart, CostGuardError> {
+        let request = OrderRequest::CreateCart {
+            order_type_id,
+            customer: soap::KeyedId {
+                authenticated_key: self.config.authenticated_key.clone(),
+                id: customer_id,
+            },
+        };
+        let result = self.order(env, &request, register_id).await?;
+        soap::read_cart(result.as_ref()).map_err(|e| ("CreateCart", e).into())
+    }
+
+    /// ModifyCart with a restore service information item.
+    pub async fn add_restore_item(
+        &self,
+        env: &str,
+        cart: &soap::KeyedId,
+        service_id: i64,
+        reason_id: i64,
+    ) -> Result<Cart, CostGuardError> {
+        let request = OrderRequest::ModifyCartRestore {
+            cart: cart.clone(),
+            service_id,
+            reason_id,
+        };
+        let result = self.order(env, &request, None).await?;
+        soap::read_cart(result.as_ref()).map_err(|e| ("ModifyCart", e).into())
+    }
+
+    /// ModifyCart with one captured cash tender.
+    pub async fn add_cash_tender(
+        &self,
+        env: &str,
+        cart: &soap::KeyedId,
+        amount: rust_decimal::Decimal,
+        tender_type_id: i64,
+    ) -> Result<Cart, CostGuardError> {
+        let request = OrderRequest::ModifyCartCashTender {
+            cart: cart.clone(),
+            amount,
+            tender_type_id,
+        };
+        let result = self.order(env, &request, None).await?;
+        soap::read_cart(result.as_ref()).map_err(|e| ("ModifyCart", e).into())
+    }
+
+    /// Checkout: verifies the order and prices it. A restore order has no summary.
+    pub async fn checkout(
+        &self,
+        env: &str,
+        cart: &soap::KeyedId,
+    ) -> Result<Option<CartSummary>, CostGuardError> {
+        let request = OrderRequest::Checkout { cart: cart.clone() };
+        let result = self.order(env, &request, None).await?;
+        soap::read_summary(result.as_ref()).map_err(|e| ("Checkout", e).into())
+    }
+
+    pub async fn submit_cart(
+        &self,
+        env: &str,
+        cart: &soap::KeyedId,
+    ) -> Result<Option<CartSummary>, CostGuardError> {
+        let request = OrderRequest::SubmitCart { cart: cart.clone() };
+        let result = self.order(env, &request, None).await?;
+        soap::read_summary(result.as_ref()).map_err(|e| ("SubmitCart", e).into())
+    }
+
+    /// Sends one Order Placement call and returns its `Result` element; Faults and
+    /// `Error` messages become errors, warnings are logged.
+    async fn order(
+        &self,
+        env: &str,
+        request: &OrderRequest,
+        register_id: Option<i64>,
+    ) -> Result<Option<crate::xml::Element>, CostGuardError> {
+        let operation = request.operation();
+        let requestor = Requestor {
+            authorization_token: self.config.token.expose().to_string(),
+            register_id,
+        };
+        let response = self
+            .http
+            .post(self.url(&rest::paths::order_placement(env)))
+            .header(CONTENT_TYPE, soap::content_type(operation))
+            .body(request.envelope(&requestor))
+            .send()
+            .await
+            .map_err(|e| CostGuardError::transport(operation, e))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| CostGuardError::transport(operation, e))?;
+        // SOAP 1.2 faults come with 400/500; read the envelope before judging the status.
+        match OrderResponse::parse(operation, &body) {
+            Ok(OrderResponse::Fault(fault)) => Err(CostGuardError::Fault {
+                operation,
+                code: fault.code,
+                reason: fault.reason,
+            }),
+            Ok(OrderResponse::Reply { .. }) if !status.is_success() => Err(CostGuardError::Http {
+                operation,
+                status: status.as_u16(),
+                message: "non-success status with a reply body".into(),
+            }),
+            Ok(OrderResponse::Reply { result, messages }) => {
+                let errors: Vec<String> = messages
+                    .iter()
+                    .filter(|m| m.is_error())
+                    .map(|m| format!("[{}] {}", m.code, m.text))
+                    .collect();
+                for warning in messages.iter().filter(|m| !m.is_error()) {
+                    tracing::warn!(operation, code = %warning.code, severity = %warning.severity, text = %warning.text, "CostGuard message");
+                }
+                if errors.is_empty() {
+                    Ok(result)
+                } else {
+                    Err(CostGuardError::Rejected {
+                        operation,
+                        messages: errors.join("; "),
+                    })
+                }
+            }
+            Err(_) if !status.is_success() => Err(CostGuardError::Http {
+                operation,
+                status: status.as_u16(),
+                message: body.chars().take(500).collect(),
+            }),
+            Err(e) => Err(CostGuardError::malformed(operation, e)),
+        }
+    }
+}

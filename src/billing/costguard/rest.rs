@@ -1,0 +1,168 @@
+//! CostGuard REST (JSON) wire types, shared by the client and the simulator.
+//! Field names are the platform's; see API-NOTES.md for the pinned shapes.
+
+use serde::{Deserialize, Serialize};
+
+/// An IDI collection: `{"value": [...]}` (paging links are ignored: lookups by a unique
+/// key return one page).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collection<T> {
+    pub value: Vec<T>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceNumberDetail {
+    #[serde(rename = "ServiceNumber")]
+    pub service_number: String,
+    #[serde(rename = "CustomerID")]
+    pub customer_id: i64,
+    #[serde(rename = "ServiceID")]
+    pub service_id: i64,
+    #[serde(rename = "ServiceStatus")]
+    pub service_status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FavoritePricePoint {
+    #[serde(rename = "serviceAdvancePayID")]
+    pub service_advance_pay_id: i64,
+    #[serde(rename = "catalogID")]
+    pub catalog_id: i64,
+    #[serde(rename = "pricePointID")]
+    pub price_point_id: i64,
+    #[serde(default)]
+    pub description: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenewAdvancePayResult {
+    #[serde(rename = "renewedAdvancePayProductCount")]
+    pub renewed_advance_pay_product_count: i64,
+    #[serde(rename = "serviceInformationItemID")]
+    pub service_information_item_id: Option<i64>,
+}
+
+/// IDI's REST error body: `{"errors":[{"field":..,"loggingNumber":..,"message":..}]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestErrors {
+    pub errors: Vec<RestError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestError {
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(rename = "loggingNumber", default)]
+    pub logging_number: Option<i64>,
+    pub message: String,
+}
+
+impl RestErrors {
+    pub fn one(field: &str, message: impl Into<String>) -> Self {
+        RestErrors {
+            errors: vec![RestError {
+                field: Some(field.to_string()),
+                logging_number: None,
+                message: message.into(),
+            }],
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        self.errors
+            .iter()
+            .map(|e| match &e.field {
+                Some(f) if !f.is_empty() => format!("{f}: {}", e.message),
+                _ => e.message.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Paths of the REST endpoints, relative to `COSTGUARD_URL`. Pinned in one place.
+pub mod paths {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+    /// Everything but unreserved characters is percent-encoded in the `$filter` value.
+    const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+
+    fn segment(s: &str) -> String {
+        utf8_percent_encode(s, QUERY_VALUE).to_string()
+    }
+
+    /// OData string literal: single-quoted, embedded quotes doubled.
+    pub fn odata_quote(s: &str) -> String {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+
+    pub fn service_number_detail(env: &str, service_number: &str) -> String {
+        let filter = format!("ServiceNumber eq {}", odata_quote(service_number));
+        format!(
+            "/customer/1xa/{}/CoreDataService/ServiceNumberDetail()?$filter={}",
+            segment(env),
+            segment(&filter)
+        )
+    }
+
+    pub fn favorite_price_points(env: &str, service_id: i64) -> String {
+        format!(
+            "/ServiceAndFeatureManagement/2x/{}/api/service/{service_id}/favoriteAdvancePayPricePoint",
+            segment(env)
+        )
+    }
+
+    pub fn renew_advance_pay(env: &str, order_id: i64, service_id: i64) -> String {
+        format!(
+            "/OrderManagement/2x/{}/api/order/{order_id}/renewAdvancePay/{service_id}",
+            segment(env)
+        )
+    }
+
+    pub fn order_placement(env: &str) -> String {
+        format!("/orderplacement/1xa/{}/", segment(env))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_shapes_parse() {
+        let detail: Collection<ServiceNumberDetail> = serde_json::from_str(
+            r#"{"value":[{"ServiceNumber":"5555555555","CustomerID":10,"ServiceID":169053,"ServiceStatus":"Active"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(detail.value[0].service_id, 169053);
+        let fav: Collection<FavoritePricePoint> = serde_json::from_str(
+            r#"{"value":[{"serviceAdvancePayID":9001,"catalogID":18,"pricePointID":77,"description":"30 Day Unlimited","active":true}],"@odata.count":1}"#,
+        )
+        .unwrap();
+        assert!(fav.value[0].active);
+        let renewed: RenewAdvancePayResult = serde_json::from_str(
+            r#"{ "renewedAdvancePayProductCount": 1, "serviceInformationItemID": 11 }"#,
+        )
+        .unwrap();
+        assert_eq!(renewed.renewed_advance_pay_product_count, 1);
+        let errors: RestErrors = serde_json::from_str(
+            r#"{"errors":[{"field":"Customer","loggingNumber":500032,"message":"Not found"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(errors.summary(), "Customer: Not found");
+    }
+
+    #[test]
+    fn service_number_is_odata_quoted_then_url_encoded() {
+        let path = paths::service_number_detail("test", "5<5&5'5");
+        assert_eq!(
+            path,
+            "/customer/1xa/test/CoreDataService/ServiceNumberDetail()?$filter=ServiceNumber%20eq%20%275%3C5%265%27%275%27"
+        );
+    }
+}
