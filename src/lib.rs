@@ -1,5 +1,16 @@
 //! billflow: telecom billing workflows driven from RabbitMQ, one durable stage per call.
 
 pub mod billing;
+pub mod broker;
+pub mod command;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod publish;
+pub mod schemas;
 pub mod secret;
+pub mod sim;
+pub mod store;
+pub mod worker;
+pub mod workflow;
 pub mod xml;

@@ -1,1 +1,141 @@
-fn main() {}
+use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use billflow::broker::{self, Topology};
+use billflow::config::{BrokerSettings, WorkerSettings};
+
+/// billflow drives telecom billing platforms (CostGuard, Emersion) from RabbitMQ:
+/// CRM systems publish commands, workers run every billing call as its own durable,
+/// retryable stage and publish an event after each stage and at the end.
+#[derive(Parser)]
+#[command(name = "billflow", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Consume commands and run their workflows until SIGTERM/SIGINT.
+    Worker(WorkerSettings),
+    /// Serve the stateful billing-platform simulator (CostGuard) for local runs and tests.
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+    /// Publish a command (JSON file, or - for stdin) with a broker confirm; prints its command_id.
+    ///
+    /// The document is `{"command_id": "...", "type": "advancepay.renew", "data": {...}}`;
+    /// a missing command_id is generated. It is validated before it is sent.
+    Publish {
+        /// Path of the command document, or - to read standard input.
+        file: PathBuf,
+        #[command(flatten)]
+        broker: BrokerSettings,
+    },
+    /// Run the simulator and a worker in this process, publish sample renewals (Active,
+    /// Hotlined, ineligible), print every event as it arrives and a summary.
+    Demo(billflow::demo::DemoSettings),
+}
+
+fn init_tracing(default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BILLFLOW_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Readable text for people at a terminal, JSON lines for log collectors.
+    let json = match std::env::var("BILLFLOW_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    if json {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Cancels the token on SIGINT or SIGTERM.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        trigger.cancel();
+    });
+    token
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Commands::Worker(settings) => {
+            init_tracing("info");
+            billflow::worker::run(settings, shutdown_on_signals()).await?;
+        }
+        Commands::Sim { addr } => {
+            init_tracing("info");
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "simulator listening");
+            billflow::sim::Simulator::new()
+                .serve(listener, shutdown_on_signals())
+                .await?;
+        }
+        Commands::Publish {
+            file,
+            broker: settings,
+        } => {
+            let body = if file.as_os_str() == "-" {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .context("cannot read standard input")?;
+                buf
+            } else {
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let command = billflow::publish::prepare(&body)
+                .with_context(|| format!("{} is not a valid command", file.display()))?;
+            let connection =
+                broker::connect(settings.amqp_url.expose(), "billflow-publish").await?;
+            billflow::publish::publish(&connection, &Topology::new(&settings.prefix), &command)
+                .await?;
+            println!("{}", command.command_id);
+            let _ = connection.close(200, "done".into()).await;
+        }
+        Commands::Demo(settings) => {
+            // The demo prints events on stdout; only problems are logged.
+            init_tracing("warn");
+            billflow::demo::run(settings).await?;
+        }
+    }
+    Ok(())
+}

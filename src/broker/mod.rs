@@ -1,0 +1,40 @@
+//! RabbitMQ: topology, confirmed publishing and consuming. Knows nothing of billing.
+
+mod publisher;
+mod subscription;
+mod topology;
+
+pub use publisher::{Outgoing, Publisher};
+pub use subscription::Subscription;
+pub use topology::{Topology, DELAY_TIERS};
+
+use lapin::{Connection, ConnectionProperties};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot connect to RabbitMQ at {url}: {source}")]
+    Connect { url: String, source: lapin::Error },
+    #[error("RabbitMQ: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker returned the message as unroutable (exchange {exchange:?}, routing key {routing_key:?}): is the topology declared?")]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
+    #[error("the broker refused the message (nack) on exchange {exchange:?}, routing key {routing_key:?}")]
+    Nacked {
+        exchange: String,
+        routing_key: String,
+    },
+}
+
+/// Opens a connection; the URL's password is never put in the error.
+pub async fn connect(url: &str, name: &str) -> Result<Connection, BrokerError> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url, props)
+        .await
+        .map_err(|source| BrokerError::Connect {
+            url: crate::secret::redact_url(url),
+            source,
+        })
+}

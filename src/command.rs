@@ -1,0 +1,230 @@
+//! Commands as CRM systems publish them: `{"command_id", "type", "data"}`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted `command_id`; it becomes part of store keys, event ids and headers.
+pub const MAX_COMMAND_ID_LEN: usize = 200;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CommandError {
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("invalid command: {0}")]
+    Invalid(String),
+    #[error("unknown command type {0:?} (known: advancepay.renew)")]
+    UnknownType(String),
+}
+
+/// A validated command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Command {
+    /// Idempotency key chosen by the publisher: the same id is never processed twice.
+    pub command_id: String,
+    #[serde(flatten)]
+    pub body: CommandBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum CommandBody {
+    /// Renew a prepaid (AdvancePay) service on CostGuard, restoring it first if asked.
+    #[serde(rename = "advancepay.renew")]
+    AdvancePayRenew(RenewData),
+}
+
+impl CommandBody {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CommandBody::AdvancePayRenew(_) => "advancepay.renew",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewData {
+    /// The service number (phone number) of the service to renew.
+    pub service_number: String,
+    /// CostGuard order type of the renewal order.
+    pub order_type_id: i64,
+    /// Register the renewal order is taxed and tendered on.
+    pub register_id: i64,
+    /// Tender type of the cash tender.
+    pub tender_type_id: i64,
+    /// CostGuard environment; defaults to the worker's `COSTGUARD_ENVIRONMENT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Present: restore the service first when it is Hotlined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreData>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreData {
+    /// Order type of the restore order.
+    pub order_type_id: i64,
+    /// Restore reason.
+    pub reason_id: i64,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    command_id: serde_json::Value,
+    #[serde(rename = "type")]
+    kind: String,
+    data: serde_json::Value,
+}
+
+impl Command {
+    /// Parses and validates a message body, with an error that says what to fix.
+    pub fn parse(body: &[u8]) -> Result<Command, CommandError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| CommandError::NotJson(e.to_string()))?;
+        Self::from_value(value)
+    }
+
+    pub fn from_value(value: serde_json::Value) -> Result<Command, CommandError> {
+        let envelope: Envelope =
+            serde_json::from_value(value).map_err(|e| CommandError::Invalid(e.to_string()))?;
+        let command_id = match envelope.command_id {
+            serde_json::Value::String(id) => id,
+            _ => return Err(CommandError::Invalid("command_id must be a string".into())),
+        };
+        validate_command_id(&command_id)?;
+        let body = match envelope.kind.as_str() {
+            "advancepay.renew" => {
+                let data: RenewData = serde_json::from_value(envelope.data)
+                    .map_err(|e| CommandError::Invalid(format!("data: {e}")))?;
+                data.validate()?;
+                CommandBody::AdvancePayRenew(data)
+            }
+            other => return Err(CommandError::UnknownType(other.to_string())),
+        };
+        Ok(Command { command_id, body })
+    }
+
+    /// Best-effort id of a body that failed to parse, for the failed event.
+    pub fn sniff_id(body: &[u8]) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let id = value.get("command_id")?.as_str()?;
+        validate_command_id(id).ok()?;
+        Some(id.to_string())
+    }
+
+    /// Best-effort type of a body that failed to parse.
+    pub fn sniff_type(body: &[u8]) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        Some(value.get("type")?.as_str()?.to_string())
+    }
+}
+
+fn validate_command_id(id: &str) -> Result<(), CommandError> {
+    if id.trim().is_empty() {
+        return Err(CommandError::Invalid("command_id is empty".into()));
+    }
+    if id.len() > MAX_COMMAND_ID_LEN {
+        return Err(CommandError::Invalid(format!(
+            "command_id is longer than {MAX_COMMAND_ID_LEN} bytes"
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(CommandError::Invalid(
+            "command_id contains control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl RenewData {
+    fn validate(&self) -> Result<(), CommandError> {
+        let mut problems = Vec::new();
+        if self.service_number.trim().is_empty() {
+            problems.push("data.service_number is empty".to_string());
+        }
+        if self.service_number.len() > 64 {
+            problems.push("data.service_number is longer than 64 bytes".to_string());
+        }
+        for (name, value) in [
+            ("order_type_id", self.order_type_id),
+            ("register_id", self.register_id),
+            ("tender_type_id", self.tender_type_id),
+        ] {
+            if value <= 0 {
+                problems.push(format!("data.{name} must be positive, got {value}"));
+            }
+        }
+        if let Some(env) = &self.environment {
+            if env.trim().is_empty() || env.contains('/') {
+                problems.push(format!(
+                    "data.environment {env:?} is not an environment name"
+                ));
+            }
+        }
+        if let Some(restore) = &self.restore {
+            if restore.order_type_id <= 0 || restore.reason_id <= 0 {
+                problems.push("data.restore ids must be positive".to_string());
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CommandError::Invalid(problems.join("; ")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PINNED: &str = r#"{"command_id": "crm-42", "type": "advancepay.renew",
+       "data": {"service_number": "5555555555", "order_type_id": 1, "register_id": 12,
+                "tender_type_id": 2, "environment": "test",
+                "restore": {"order_type_id": 1013, "reason_id": 4}}}"#;
+
+    #[test]
+    fn the_pinned_example_parses_and_round_trips() {
+        let cmd = Command::parse(PINNED.as_bytes()).unwrap();
+        assert_eq!(cmd.command_id, "crm-42");
+        let CommandBody::AdvancePayRenew(data) = &cmd.body;
+        assert_eq!(data.restore.as_ref().unwrap().reason_id, 4);
+        let again: Command = serde_json::from_value(serde_json::to_value(&cmd).unwrap()).unwrap();
+        assert_eq!(again, cmd);
+    }
+
+    #[test]
+    fn bad_commands_say_what_is_wrong() {
+        let err = |body: &str| Command::parse(body.as_bytes()).unwrap_err().to_string();
+        assert!(err("not json").contains("not JSON"));
+        assert!(err(r#"{"type":"advancepay.renew","data":{}}"#).contains("command_id"));
+        assert!(
+            err(r#"{"command_id":"a","type":"x.y","data":{}}"#).contains("unknown command type")
+        );
+        let missing =
+            err(r#"{"command_id":"a","type":"advancepay.renew","data":{"service_number":"1"}}"#);
+        assert!(
+            missing.contains("missing field `order_type_id`"),
+            "{missing}"
+        );
+        let negative = err(
+            r#"{"command_id":"a","type":"advancepay.renew","data":{"service_number":" ","order_type_id":0,"register_id":1,"tender_type_id":1}}"#,
+        );
+        assert!(negative.contains("service_number is empty") && negative.contains("order_type_id"));
+        assert!(err(r#"{"command_id":"a","type":"advancepay.renew","data":{"service_number":"1","order_type_id":1,"register_id":1,"tender_type_id":1,"extra":1}}"#).contains("unknown field"));
+    }
+
+    #[test]
+    fn sniffing_finds_what_it_can() {
+        assert_eq!(
+            Command::sniff_id(br#"{"command_id":"x","type":"q"}"#).as_deref(),
+            Some("x")
+        );
+        assert_eq!(Command::sniff_id(b"garbage"), None);
+        assert_eq!(
+            Command::sniff_type(br#"{"type":"q"}"#).as_deref(),
+            Some("q")
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Configuration: one struct per subsystem, read from the environment (or flags, which
+//! `--help` lists with their variables and defaults). Secrets are wrapped in `Secret`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::billing::costguard::CostGuardConfig;
+use crate::engine::retry::RetryPolicy;
+use crate::secret::Secret;
+
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+#[derive(Debug, Clone, Args)]
+pub struct BrokerSettings {
+    /// RabbitMQ URL (its password is never logged).
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_env_values = true)]
+    pub amqp_url: Secret,
+    /// Prefix of every exchange and queue name.
+    #[arg(long, env = "BILLFLOW_PREFIX", default_value = "billflow")]
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CostGuardSettings {
+    /// CostGuard base URL (point it at `billflow sim` for local runs).
+    #[arg(long, env = "COSTGUARD_URL", default_value = "http://127.0.0.1:8080")]
+    pub costguard_url: String,
+    /// CostGuard API token (REST WRAP header, SOAP Requestor).
+    #[arg(
+        long,
+        env = "COSTGUARD_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub costguard_token: Secret,
+    /// The customer AuthenticatedKey sent with CustomerID.
+    #[arg(
+        long,
+        env = "COSTGUARD_AUTHENTICATED_KEY",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub costguard_authenticated_key: Secret,
+    /// CostGuard environment used when a command names none.
+    #[arg(long, env = "COSTGUARD_ENVIRONMENT", default_value = "")]
+    pub costguard_environment: String,
+    /// Timeout of one CostGuard call, in milliseconds.
+    #[arg(long, env = "COSTGUARD_TIMEOUT_MS", default_value_t = 30_000)]
+    pub costguard_timeout_ms: u64,
+}
+
+impl CostGuardSettings {
+    pub fn client_config(&self) -> Result<CostGuardConfig, ConfigError> {
+        let mut missing = Vec::new();
+        if self.costguard_token.expose().is_empty() {
+            missing.push("COSTGUARD_TOKEN");
+        }
+        if self.costguard_authenticated_key.expose().is_empty() {
+            missing.push("COSTGUARD_AUTHENTICATED_KEY");
+        }
+        if self.costguard_environment.trim().is_empty() {
+            missing.push("COSTGUARD_ENVIRONMENT");
+        }
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(missing.join(", ")));
+        }
+        Ok(CostGuardConfig {
+            base_url: self.costguard_url.clone(),
+            token: self.costguard_token.clone(),
+            authenticated_key: self.costguard_authenticated_key.expose().to_string(),
+            timeout: Duration::from_millis(self.costguard_timeout_ms),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerSettings {
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    /// Directory of the stage store (sled). One worker per directory.
+    #[arg(long, env = "BILLFLOW_DATA_DIR", default_value = "./billflow-data")]
+    pub data_dir: PathBuf,
+    /// Deliveries in flight at once (AMQP prefetch); each runs concurrently.
+    #[arg(long, env = "BILLFLOW_PREFETCH", default_value_t = 64)]
+    pub prefetch: u16,
+    /// Largest accepted message body, in bytes; larger ones are dead-lettered.
+    #[arg(long, env = "BILLFLOW_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
+    pub max_message_bytes: usize,
+    /// On SIGTERM/SIGINT, how long in-flight stages may take to finish, in milliseconds.
+    #[arg(long, env = "BILLFLOW_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
+    pub shutdown_grace_ms: u64,
+    /// Retry policy as JSON, e.g. '{"max_attempts":5,"initial_delay_ms":5000}'; unset fields keep their defaults.
+    #[arg(long, env = "BILLFLOW_RETRY_POLICY", value_parser = parse_retry_policy, default_value = "{}")]
+    pub retry_policy: RetryPolicy,
+    #[command(flatten)]
+    pub costguard: CostGuardSettings,
+}
+
+fn parse_retry_policy(s: &str) -> Result<RetryPolicy, String> {
+    serde_json::from_str(s).map_err(|e| format!("invalid retry policy JSON: {e}"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing configuration: {0}")]
+    Missing(String),
+}

@@ -1,0 +1,145 @@
+//! The stage message: one workflow stage to run, carrying the command and the outputs of
+//! every earlier stage (a routing slip), so any worker can run it.
+
+use chrono::{DateTime, Utc};
+use lapin::types::{AMQPValue, FieldTable};
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, CommandError};
+use crate::workflow::{Outputs, Workflows};
+
+/// Header naming the stage; its absence marks a command fresh from a CRM.
+pub const STAGE_HEADER: &str = "x-billflow-stage";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageMessage {
+    pub command: Command,
+    pub stage: String,
+    /// Durable attempt number of this stage, from 1.
+    pub attempt: u32,
+    #[serde(default)]
+    pub outputs: Outputs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    command: serde_json::Value,
+    stage: String,
+    attempt: u32,
+    #[serde(default)]
+    outputs: Outputs,
+    #[serde(default)]
+    first_failure_at: Option<DateTime<Utc>>,
+}
+
+impl StageMessage {
+    pub fn first(command: Command) -> Self {
+        StageMessage {
+            stage: Workflows::first_stage(&command.body).to_string(),
+            command,
+            attempt: 1,
+            outputs: Outputs::new(),
+            first_failure_at: None,
+        }
+    }
+
+    /// Reads a message: a stage message if `stage_header` is set, else a command.
+    pub fn decode(body: &[u8], stage_header: Option<&str>) -> Result<Self, CommandError> {
+        let Some(header) = stage_header else {
+            return Command::parse(body).map(StageMessage::first);
+        };
+        let raw: Raw = serde_json::from_slice(body)
+            .map_err(|e| CommandError::Invalid(format!("stage message: {e}")))?;
+        let command = Command::from_value(raw.command)?;
+        if raw.stage != header {
+            return Err(CommandError::Invalid(format!(
+                "stage header {header:?} does not match body stage {:?}",
+                raw.stage
+            )));
+        }
+        if Workflows::effect(&command.body, &raw.stage).is_none() {
+            return Err(CommandError::Invalid(format!(
+                "{} has no stage {:?}",
+                command.body.type_name(),
+                raw.stage
+            )));
+        }
+        if raw.attempt == 0 {
+            return Err(CommandError::Invalid("attempt must be at least 1".into()));
+        }
+        Ok(StageMessage {
+            command,
+            stage: raw.stage,
+            attempt: raw.attempt,
+            outputs: raw.outputs,
+            first_failure_at: raw.first_failure_at,
+        })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self)
+            .expect("a stage message (strings, numbers, JSON maps) always serializes")
+    }
+
+    pub fn workflow(&self) -> &'static str {
+        Workflows::name(&self.command.body)
+    }
+
+    pub fn headers(&self) -> FieldTable {
+        let mut headers = FieldTable::default();
+        headers.insert(STAGE_HEADER.into(), text(&self.stage));
+        headers.insert("x-billflow-workflow".into(), text(self.workflow()));
+        headers.insert(
+            "x-billflow-command-id".into(),
+            text(&self.command.command_id),
+        );
+        headers.insert(
+            "x-billflow-attempt".into(),
+            AMQPValue::LongLongInt(i64::from(self.attempt)),
+        );
+        headers
+    }
+}
+
+pub fn text(s: &str) -> AMQPValue {
+    AMQPValue::LongString(s.to_string().into())
+}
+
+/// A string header of a delivery, if present.
+pub fn header_str<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a str> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CMD: &str = r#"{"command_id":"c1","type":"advancepay.renew","data":{"service_number":"1","order_type_id":1,"register_id":1,"tender_type_id":1}}"#;
+
+    #[test]
+    fn round_trip_and_validation() {
+        let first = StageMessage::decode(CMD.as_bytes(), None).unwrap();
+        assert_eq!(first.stage, "lookup_service");
+        let mut next = first.clone();
+        next.stage = "renew".into();
+        next.outputs.insert(
+            "lookup_service".into(),
+            serde_json::json!({"service_id": 1}),
+        );
+        let body = next.encode();
+        assert_eq!(StageMessage::decode(&body, Some("renew")).unwrap(), next);
+        assert!(StageMessage::decode(&body, Some("submit")).is_err());
+        next.stage = "nope".into();
+        assert!(StageMessage::decode(&next.encode(), Some("nope")).is_err());
+        assert_eq!(
+            header_str(Some(&first.headers()), STAGE_HEADER),
+            Some("lookup_service")
+        );
+    }
+}

@@ -1,0 +1,536 @@
+//! The stage runner: claim → call → record → publish (event, next stage or dead letter)
+//! → ack. The store makes a completed call unrepeatable; the broker carries the rest.
+
+pub mod events;
+pub mod message;
+pub mod retry;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::billing::Failure;
+use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
+use crate::command::Command;
+use crate::store::{StageRecord, StageState, Store, StoreError};
+use crate::workflow::{Effect, StageError, Workflows};
+use events::{CloudEvent, EventData, Outcome};
+use message::{header_str, text, StageMessage, STAGE_HEADER};
+use retry::RetryPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a message went to the dead queue (header `x-billflow-reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadReason {
+    PermanentError,
+    RetriesExhausted,
+    InvalidMessage,
+    OutcomeUnknown,
+}
+
+impl DeadReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::PermanentError => "permanent_error",
+            DeadReason::RetriesExhausted => "retries_exhausted",
+            DeadReason::InvalidMessage => "invalid_message",
+            DeadReason::OutcomeUnknown => "outcome_unknown",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            DeadReason::PermanentError,
+            DeadReason::RetriesExhausted,
+            DeadReason::InvalidMessage,
+            DeadReason::OutcomeUnknown,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
+    /// The outcome published for the stage and the workflow.
+    fn outcome(self) -> Outcome {
+        match self {
+            DeadReason::PermanentError | DeadReason::InvalidMessage => Outcome::Failed,
+            DeadReason::RetriesExhausted => Outcome::DeadLettered,
+            DeadReason::OutcomeUnknown => Outcome::Parked,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub max_message_bytes: usize,
+    pub retry: RetryPolicy,
+    /// CloudEvents `source`.
+    pub source: String,
+}
+
+/// (command_id, stage) pairs being worked on in this process: a second copy arriving
+/// meanwhile is a duplicate, not an orphan.
+#[derive(Clone, Default)]
+struct Inflight(Arc<Mutex<HashSet<String>>>);
+
+struct InflightGuard {
+    set: Inflight,
+    key: String,
+}
+
+impl Inflight {
+    fn claim(&self, key: String) -> Option<InflightGuard> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(key.clone()).then(|| InflightGuard {
+            set: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut set = self.set.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.key);
+    }
+}
+
+pub struct Engine {
+    store: Store,
+    publisher: Publisher,
+    topology: Topology,
+    workflows: Workflows,
+    settings: EngineSettings,
+    inflight: Inflight,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        publisher: Publisher,
+        topology: Topology,
+        workflows: Workflows,
+        settings: EngineSettings,
+    ) -> Self {
+        Engine {
+            store,
+            publisher,
+            topology,
+            workflows,
+            settings,
+            inflight: Inflight::default(),
+        }
+    }
+
+    /// Handles one delivery and acks it once its outcome is durable. When the outcome
+    /// could not be made durable (broker or disk trouble) the delivery is returned to the
+    /// queue after a pause, to be tried again.
+    pub async fn process(&self, delivery: Delivery) {
+        match self.handle(&delivery).await {
+            Ok(()) => {
+                if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                    // The broker will redeliver; the store turns that into a duplicate.
+                    warn!(error = %e, "ack failed");
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "could not record the outcome; the message will be redelivered");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                };
+                if let Err(e) = delivery.nack(requeue).await {
+                    warn!(error = %e, "nack failed");
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, delivery: &Delivery) -> Result<(), EngineError> {
+        let headers = delivery.properties.headers().as_ref();
+        if delivery.data.len() > self.settings.max_message_bytes {
+            let error = format!(
+                "message of {} bytes exceeds the limit of {} bytes",
+                delivery.data.len(),
+                self.settings.max_message_bytes
+            );
+            return self.reject_invalid(delivery, &error).await;
+        }
+        if let Some(ct) = delivery.properties.content_type() {
+            if !ct.as_str().starts_with("application/json") {
+                let error = format!("content type {:?} is not application/json", ct.as_str());
+                return self.reject_invalid(delivery, &error).await;
+            }
+        }
+        let message = match StageMessage::decode(&delivery.data, header_str(headers, STAGE_HEADER))
+        {
+            Ok(m) => m,
+            Err(e) => return self.reject_invalid(delivery, &e.to_string()).await,
+        };
+        let span = tracing::info_span!(
+            "stage",
+            command_id = %message.command.command_id,
+            workflow = message.workflow(),
+            stage = %message.stage,
+            attempt = message.attempt,
+        );
+        self.run(message, delivery.redelivered)
+            .instrument(span)
+            .await
+    }
+
+    async fn run(&self, msg: StageMessage, redelivered: bool) -> Result<(), EngineError> {
+        let cid = msg.command.command_id.clone();
+        let Some(_guard) = self.inflight.claim(format!("{cid}\0{}", msg.stage)) else {
+            info!("duplicate of a stage in progress here; dropped");
+            return Ok(());
+        };
+        let effect =
+            Workflows::effect(&msg.command.body, &msg.stage).unwrap_or(Effect::NonIdempotent);
+        match self.store.get(&cid, &msg.stage)? {
+            Some(rec) if rec.forwarded => {
+                info!(state = ?rec.state, "duplicate of a finished stage; dropped");
+                Ok(())
+            }
+            Some(rec) if rec.state == StageState::Completed => {
+                info!("stage completed before a crash; publishing its outcome");
+                self.forward_success(&msg, rec).await
+            }
+            Some(rec) if rec.state == StageState::Failed => {
+                let reason = rec
+                    .reason
+                    .as_deref()
+                    .and_then(DeadReason::parse)
+                    .unwrap_or(DeadReason::PermanentError);
+                let error = rec.error.clone().unwrap_or_default();
+                self.dead_letter(&msg, Some(rec), reason, &error).await
+            }
+            Some(rec) if rec.state == StageState::Started && effect == Effect::NonIdempotent => {
+                let error = "the call was started earlier and its result never recorded; it may have taken effect";
+                self.dead_letter(&msg, Some(rec), DeadReason::OutcomeUnknown, error)
+                    .await
+            }
+            None if redelivered && effect == Effect::NonIdempotent => {
+                let error = "redelivered with no local record of the stage; another worker may have made the call";
+                self.dead_letter(&msg, None, DeadReason::OutcomeUnknown, error)
+                    .await
+            }
+            _ => self.execute(&msg, effect).await,
+        }
+    }
+
+    async fn execute(&self, msg: &StageMessage, effect: Effect) -> Result<(), EngineError> {
+        let cid = &msg.command.command_id;
+        let mut rec = StageRecord::started(msg.attempt);
+        self.store.put(cid, &msg.stage, &rec)?;
+        if effect == Effect::NonIdempotent {
+            // The claim must be on disk before the platform can act on the call.
+            self.store.flush().await?;
+        }
+        let mut quick = self.settings.retry.quick_backoff();
+        let mut quick_left = self.settings.retry.quick_retries;
+        loop {
+            let started = std::time::Instant::now();
+            let result = self
+                .workflows
+                .run(&msg.command, &msg.stage, &msg.outputs)
+                .await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            match result {
+                Ok(done) => {
+                    info!(elapsed_ms, next = ?done.next, "stage completed");
+                    rec = rec.with_state(StageState::Completed);
+                    rec.output = Some(done.output);
+                    rec.next_stage = done.next.map(str::to_string);
+                    self.store.put(cid, &msg.stage, &rec)?;
+                    return self.forward_success(msg, rec).await;
+                }
+                Err(StageError { failure, message }) => {
+                    // Not knowing whether a repeatable call took effect does not matter.
+                    let failure = match (failure, effect) {
+                        (Failure::OutcomeUnknown, Effect::Repeatable) => Failure::Transient,
+                        (failure, _) => failure,
+                    };
+                    warn!(elapsed_ms, ?failure, error = %message, "stage failed");
+                    match failure {
+                        Failure::Transient if quick_left > 0 => {
+                            quick_left -= 1;
+                            let pause = backoff::backoff::Backoff::next_backoff(&mut quick)
+                                .unwrap_or(Duration::from_millis(
+                                    self.settings.retry.quick_delay_ms,
+                                ));
+                            tokio::time::sleep(pause).await;
+                        }
+                        Failure::Transient if msg.attempt < self.settings.retry.max_attempts => {
+                            return self.schedule_retry(msg, rec, &message).await;
+                        }
+                        Failure::Transient => {
+                            return self
+                                .dead_letter(msg, Some(rec), DeadReason::RetriesExhausted, &message)
+                                .await;
+                        }
+                        Failure::Permanent => {
+                            return self
+                                .dead_letter(msg, Some(rec), DeadReason::PermanentError, &message)
+                                .await;
+                        }
+                        Failure::OutcomeUnknown => {
+                            return self
+                                .dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &message)
+                                .await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes a completed stage's event and the next stage (or the terminal event),
+    /// then marks the stage forwarded.
+    async fn forward_success(
+        &self,
+        msg: &StageMessage,
+        mut rec: StageRecord,
+    ) -> Result<(), EngineError> {
+        let cid = &msg.command.command_id;
+        let output = rec.output.clone().unwrap_or(serde_json::Value::Null);
+        self.publish_event(CloudEvent::step(
+            &self.settings.source,
+            self.event_data(msg, Outcome::Completed, Some(output.clone())),
+        ))
+        .await?;
+        let mut outputs = msg.outputs.clone();
+        outputs.insert(msg.stage.clone(), output);
+        match rec.next_stage.as_deref() {
+            Some(next) => {
+                let next_msg = StageMessage {
+                    command: msg.command.clone(),
+                    stage: next.to_string(),
+                    attempt: 1,
+                    outputs,
+                    first_failure_at: None,
+                };
+                self.publish_stage(&next_msg, &self.topology.work_queue())
+                    .await?;
+            }
+            None => {
+                let mut data = self.event_data(msg, Outcome::Completed, None);
+                data.stage = None;
+                data.attempt = None;
+                data.output = serde_json::to_value(&outputs).ok();
+                self.publish_event(CloudEvent::workflow(&self.settings.source, data))
+                    .await?;
+                info!("workflow completed");
+            }
+        }
+        rec.forwarded = true;
+        self.store.put(cid, &msg.stage, &rec)?;
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    async fn schedule_retry(
+        &self,
+        msg: &StageMessage,
+        rec: StageRecord,
+        error: &str,
+    ) -> Result<(), EngineError> {
+        let cid = &msg.command.command_id;
+        let mut rec = rec.with_state(StageState::Retrying);
+        rec.error = Some(error.to_string());
+        self.store.put(cid, &msg.stage, &rec)?;
+        // Durable before the retry can come back: a Started record would read as "maybe sent".
+        self.store.flush().await?;
+        let delay = self.settings.retry.durable_delay(msg.attempt);
+        let tier = Topology::delay_tier(delay.as_millis() as u64);
+        let retry = StageMessage {
+            attempt: msg.attempt + 1,
+            first_failure_at: msg.first_failure_at.or_else(|| Some(Utc::now())),
+            ..msg.clone()
+        };
+        self.publish_stage(&retry, &self.topology.delay_queue(tier))
+            .await?;
+        let mut data = self.event_data(msg, Outcome::Retrying, None);
+        data.error = Some(error.to_string());
+        data.next_delay_ms = Some(tier);
+        self.publish_event(CloudEvent::step(&self.settings.source, data))
+            .await?;
+        info!(
+            next_attempt = retry.attempt,
+            delay_ms = tier,
+            "retry scheduled"
+        );
+        Ok(())
+    }
+
+    /// Moves a stage message to the dead queue with its reason, and publishes the stage's
+    /// and the workflow's terminal events.
+    async fn dead_letter(
+        &self,
+        msg: &StageMessage,
+        rec: Option<StageRecord>,
+        reason: DeadReason,
+        error: &str,
+    ) -> Result<(), EngineError> {
+        let cid = &msg.command.command_id;
+        let mut rec = rec
+            .unwrap_or_else(|| StageRecord::started(msg.attempt))
+            .with_state(StageState::Failed);
+        rec.error = Some(error.to_string());
+        rec.reason = Some(reason.as_str().to_string());
+        self.store.put(cid, &msg.stage, &rec)?;
+
+        let now = Utc::now();
+        let mut headers = msg.headers();
+        dead_headers(&mut headers, reason, error);
+        headers.insert(
+            "x-billflow-first-failure".into(),
+            text(&msg.first_failure_at.unwrap_or(now).to_rfc3339()),
+        );
+        headers.insert("x-billflow-last-failure".into(), text(&now.to_rfc3339()));
+        headers.insert(
+            "x-billflow-attempts".into(),
+            AMQPValue::LongLongInt(i64::from(msg.attempt)),
+        );
+        let mut dead = Outgoing::json("", &self.topology.dead_queue(), msg.encode());
+        dead.headers = headers;
+        dead.message_id = Some(format!("{cid}/{}/{}", msg.stage, msg.attempt));
+        self.publisher.publish(dead).await?;
+
+        let outcome = reason.outcome();
+        let mut data = self.event_data(msg, outcome, None);
+        data.error = Some(error.to_string());
+        data.reason = Some(reason.as_str().to_string());
+        self.publish_event(CloudEvent::step(&self.settings.source, data.clone()))
+            .await?;
+        data.attempt = None;
+        self.publish_event(CloudEvent::workflow(&self.settings.source, data))
+            .await?;
+        warn!(reason = reason.as_str(), error, "stage dead-lettered");
+
+        rec.forwarded = true;
+        self.store.put(cid, &msg.stage, &rec)?;
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    /// A message that is not a valid command or stage message: dead queue, failed event.
+    async fn reject_invalid(&self, delivery: &Delivery, error: &str) -> Result<(), EngineError> {
+        let command_id = Command::sniff_id(&delivery.data)
+            .or_else(|| {
+                delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|m| m.to_string())
+            })
+            .unwrap_or_else(|| format!("unidentified-{:016x}", fnv1a(&delivery.data)));
+        let workflow = Command::sniff_type(&delivery.data)
+            .and_then(|t| Workflows::name_of_type(&t))
+            .unwrap_or("unknown");
+        warn!(%command_id, error, "invalid message");
+
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        dead_headers(&mut headers, DeadReason::InvalidMessage, error);
+        headers.insert("x-billflow-command-id".into(), text(&command_id));
+        headers.insert(
+            "x-billflow-original-routing-key".into(),
+            text(delivery.routing_key.as_str()),
+        );
+        let now = Utc::now().to_rfc3339();
+        headers.insert("x-billflow-first-failure".into(), text(&now));
+        headers.insert("x-billflow-last-failure".into(), text(&now));
+        let mut dead = Outgoing::json("", &self.topology.dead_queue(), delivery.data.clone());
+        dead.headers = headers;
+        self.publisher.publish(dead).await?;
+
+        let data = EventData {
+            command_id,
+            workflow: workflow.to_string(),
+            stage: None,
+            outcome: Outcome::Failed,
+            attempt: None,
+            output: None,
+            error: Some(error.to_string()),
+            reason: Some(DeadReason::InvalidMessage.as_str().to_string()),
+            next_delay_ms: None,
+        };
+        let mut event = CloudEvent::workflow(&self.settings.source, data);
+        // Distinct invalid bodies under one id must not collapse into one event.
+        event.id = format!("{}/invalid/{:016x}", event.id, fnv1a(&delivery.data));
+        self.publish_event(event).await
+    }
+
+    fn event_data(
+        &self,
+        msg: &StageMessage,
+        outcome: Outcome,
+        output: Option<serde_json::Value>,
+    ) -> EventData {
+        EventData {
+            command_id: msg.command.command_id.clone(),
+            workflow: msg.workflow().to_string(),
+            stage: Some(msg.stage.clone()),
+            outcome,
+            attempt: Some(msg.attempt),
+            output,
+            error: None,
+            reason: None,
+            next_delay_ms: None,
+        }
+    }
+
+    async fn publish_stage(&self, msg: &StageMessage, queue: &str) -> Result<(), EngineError> {
+        let mut out = Outgoing::json("", queue, msg.encode());
+        out.headers = msg.headers();
+        out.message_id = Some(format!(
+            "{}/{}/{}",
+            msg.command.command_id, msg.stage, msg.attempt
+        ));
+        out.message_type = Some("billflow.stage".into());
+        self.publisher.publish(out).await?;
+        debug!(stage = %msg.stage, queue, "stage message published");
+        Ok(())
+    }
+
+    async fn publish_event(&self, event: CloudEvent) -> Result<(), EngineError> {
+        let body = serde_json::to_vec(&event)
+            .expect("an event (strings, numbers, JSON values) always serializes");
+        let mut out = Outgoing::json(&self.topology.events_exchange(), &event.routing_key(), body);
+        out.message_id = Some(event.id.clone());
+        out.message_type = Some(event.kind.clone());
+        // Events fan out to whoever subscribed; having no subscriber yet is not an error.
+        out.mandatory = false;
+        out.headers
+            .insert("ce-id".into(), AMQPValue::LongString(event.id.into()));
+        self.publisher.publish(out).await?;
+        Ok(())
+    }
+}
+
+fn dead_headers(headers: &mut FieldTable, reason: DeadReason, error: &str) {
+    headers.insert("x-billflow-reason".into(), text(reason.as_str()));
+    // Header values stay readable in management tools: cap the error text.
+    let error: String = error.chars().take(1_000).collect();
+    headers.insert("x-billflow-error".into(), text(&error));
+}
+
+/// FNV-1a: a stable fingerprint of a body for ids of messages that carry none.
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -1,0 +1,212 @@
+//! Fault injection: a queue of failures for the next calls of an operation, so tests can
+//! drive every retry and outcome-unknown path of the workers. Each platform renders the
+//! failures in its own wire format through [`Wire`].
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{ops_error, ops_json};
+
+/// How long a `drop_response` call is held: longer than any client waits.
+const HOLD: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultCode {
+    Receiver,
+    Sender,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum FaultKind {
+    /// Delay, then serve normally.
+    Latency { ms: u64 },
+    /// Answer with this status and the platform's error body, without applying the call.
+    HttpStatus { status: u16 },
+    SoapFault {
+        code: FaultCode,
+        #[serde(default = "default_reason")]
+        reason: String,
+    },
+    /// The platform refuses the call on a business rule, without applying it.
+    BusinessError {
+        #[serde(default = "default_reason")]
+        message: String,
+    },
+    /// Wait, then 504 without applying: a gateway that gave up on the platform.
+    Timeout { ms: u64 },
+    /// Apply the call, then never answer.
+    DropResponse,
+}
+
+fn default_reason() -> String {
+    "fault injected by the simulator".into()
+}
+
+/// A queued fault; also the JSON of `POST /_sim/faults` and `GET /_sim/faults`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    operation: String,
+    /// Calls still to be hit.
+    #[serde(default = "one")]
+    count: u32,
+    #[serde(flatten)]
+    fault: FaultKind,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How a platform's API writes injected failures.
+pub trait Wire {
+    /// An HTTP-level failure with the platform's error body.
+    fn failure(&self, status: StatusCode, message: &str) -> Response;
+    fn fault(&self, code: FaultCode, reason: &str) -> Response;
+    fn rejection(&self, message: &str) -> Response;
+}
+
+pub struct Faults {
+    operations: Vec<&'static str>,
+    pending: Mutex<Vec<Pending>>,
+    release: CancellationToken,
+}
+
+impl Faults {
+    /// A queue that accepts faults for these operation names.
+    pub fn new(operations: impl IntoIterator<Item = &'static str>) -> Self {
+        Faults {
+            operations: operations.into_iter().collect(),
+            pending: Mutex::new(Vec::new()),
+            release: CancellationToken::new(),
+        }
+    }
+
+    /// Ends every wait, so held calls answer and a graceful shutdown can finish.
+    pub fn release_held(&self) {
+        self.release.cancel();
+    }
+
+    /// Runs `call` (the normal handling, which applies the call when awaited) under the
+    /// next fault queued for `operation`, if any.
+    pub async fn serve<W: Wire>(
+        &self,
+        operation: &str,
+        wire: &W,
+        call: impl Future<Output = Response>,
+    ) -> Response {
+        let Some(fault) = self.take(operation) else {
+            return call.await;
+        };
+        tracing::info!(operation, ?fault, "injecting fault");
+        match fault {
+            FaultKind::Latency { ms } => {
+                self.pause(Duration::from_millis(ms)).await;
+                call.await
+            }
+            FaultKind::HttpStatus { status } => {
+                // Validated when queued.
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                wire.failure(status, "injected HTTP failure")
+            }
+            FaultKind::SoapFault { code, reason } => wire.fault(code, &reason),
+            FaultKind::BusinessError { message } => wire.rejection(&message),
+            FaultKind::Timeout { ms } => {
+                self.pause(Duration::from_millis(ms)).await;
+                // A gateway gives up on the platform: its answer is in no API's format.
+                (StatusCode::GATEWAY_TIMEOUT, "gateway timeout").into_response()
+            }
+            FaultKind::DropResponse => {
+                let response = call.await;
+                self.pause(HOLD).await;
+                response
+            }
+        }
+    }
+
+    async fn pause(&self, duration: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => {}
+            _ = self.release.cancelled() => {}
+        }
+    }
+
+    fn take(&self, operation: &str) -> Option<FaultKind> {
+        let mut pending = self.lock();
+        let index = pending.iter().position(|p| p.operation == operation)?;
+        let entry = &mut pending[index];
+        entry.count -= 1;
+        let fault = entry.fault.clone();
+        if entry.count == 0 {
+            pending.remove(index);
+        }
+        Some(fault)
+    }
+
+    fn queue(&self, entry: Pending) -> Result<Pending, String> {
+        if !self.operations.contains(&entry.operation.as_str()) {
+            return Err(format!(
+                "unknown operation {:?}; known: {}",
+                entry.operation,
+                self.operations.join(", ")
+            ));
+        }
+        if entry.count == 0 {
+            return Err("count must be at least 1".into());
+        }
+        if let FaultKind::HttpStatus { status } = entry.fault {
+            if !(400..=599).contains(&status) {
+                return Err(format!(
+                    "http_status needs a status from 400 to 599, not {status}"
+                ));
+            }
+        }
+        self.lock().push(entry.clone());
+        Ok(entry)
+    }
+
+    // Queue updates are single pushes and pops, so a poisoned lock holds consistent data.
+    fn lock(&self) -> MutexGuard<'_, Vec<Pending>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `POST`, `GET` and `DELETE /_sim/faults`.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Faults>: FromRef<S>,
+{
+    Router::new().route("/_sim/faults", get(list).post(add).delete(clear))
+}
+
+async fn add(State(faults): State<Arc<Faults>>, body: Bytes) -> Response {
+    let entry: Pending = match ops_json(&body) {
+        Ok(entry) => entry,
+        Err(message) => return ops_error(StatusCode::BAD_REQUEST, message),
+    };
+    match faults.queue(entry) {
+        Ok(entry) => (StatusCode::CREATED, Json(entry)).into_response(),
+        Err(message) => ops_error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+async fn list(State(faults): State<Arc<Faults>>) -> Response {
+    let pending = faults.lock().clone();
+    Json(serde_json::json!({ "faults": pending })).into_response()
+}
+
+async fn clear(State(faults): State<Arc<Faults>>) -> StatusCode {
+    faults.lock().clear();
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,111 @@
+//! `billflow sim`: stateful billing-platform simulator for local runs and tests.
+//!
+//! One HTTP server holds every simulated platform. The call log and the fault queue are
+//! shared and keyed by operation name, so each platform only adds its own routes and state;
+//! `/_sim/*` endpoints let tests inspect and steer the simulator.
+
+mod calls;
+pub mod costguard;
+mod faults;
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use calls::CallLog;
+use faults::Faults;
+
+/// The simulator; clones share one state.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    calls: Arc<CallLog>,
+    faults: Arc<Faults>,
+    costguard: costguard::Store,
+}
+
+impl Default for Simulator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Simulator {
+    /// A simulator seeded with the sample data of [`costguard`].
+    pub fn new() -> Self {
+        Simulator {
+            inner: Arc::new(Inner {
+                calls: Arc::new(CallLog::default()),
+                faults: Arc::new(Faults::new(costguard::OPERATIONS.iter().copied())),
+                costguard: costguard::Store::seeded(),
+            }),
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .merge(calls::routes())
+            .merge(faults::routes())
+            .merge(costguard::routes())
+            .with_state(self.clone())
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes the calls in flight. Calls held
+    /// by a `drop_response` fault are released at shutdown so it cannot hang.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let faults = self.inner.faults.clone();
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                faults.release_held();
+            })
+            .await
+    }
+
+    fn calls(&self) -> &CallLog {
+        &self.inner.calls
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    fn costguard(&self) -> &costguard::Store {
+        &self.inner.costguard
+    }
+}
+
+impl FromRef<Simulator> for Arc<CallLog> {
+    fn from_ref(sim: &Simulator) -> Self {
+        sim.inner.calls.clone()
+    }
+}
+
+impl FromRef<Simulator> for Arc<Faults> {
+    fn from_ref(sim: &Simulator) -> Self {
+        sim.inner.faults.clone()
+    }
+}
+
+/// Error body of the `/_sim/*` endpoints: `{"error": "..."}`.
+fn ops_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+/// Reads a `/_sim/*` JSON body; the error names the problem for a 400 (axum's `Json`
+/// extractor would answer 422 in plain text).
+fn ops_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+}

@@ -1,0 +1,122 @@
+//! Workflows as plain data (their stages and each stage's effect) plus one async function
+//! per stage over a billing client. Nothing here knows about queues or the store.
+
+pub mod advancepay;
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::billing::costguard::CostGuardClient;
+use crate::billing::Failure;
+use crate::command::{Command, CommandBody};
+
+/// Whether a stage's call may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads, or recomputes without changing anything of lasting effect (lookups, Checkout).
+    Repeatable,
+    /// Creates or changes something: sent at most once per (command, stage).
+    NonIdempotent,
+}
+
+/// Outputs of the stages run so far, by stage name: the routing slip.
+pub type Outputs = BTreeMap<String, Value>;
+
+/// A stage finished: its output and the stage to run next (`None`: workflow complete).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageDone {
+    pub output: Value,
+    pub next: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct StageError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+impl StageError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        StageError {
+            failure: Failure::Permanent,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::billing::costguard::CostGuardError> for StageError {
+    fn from(err: crate::billing::costguard::CostGuardError) -> Self {
+        StageError {
+            failure: err.failure(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// A stage's earlier output, typed. Missing or unreadable means the stage message was
+/// tampered with or built by an incompatible version: permanent.
+pub fn output_of<T: DeserializeOwned>(outputs: &Outputs, stage: &str) -> Result<T, StageError> {
+    let value = outputs.get(stage).ok_or_else(|| {
+        StageError::permanent(format!("stage message lacks the output of {stage}"))
+    })?;
+    serde_json::from_value(value.clone())
+        .map_err(|e| StageError::permanent(format!("output of {stage} is unreadable: {e}")))
+}
+
+/// Everything the stages call, and the defaults commands may leave out.
+#[derive(Clone)]
+pub struct Workflows {
+    pub costguard: CostGuardClient,
+    pub costguard_environment: String,
+}
+
+impl Workflows {
+    /// Event name of a command's workflow (`workflow.<name>.<outcome>`).
+    pub fn name(body: &CommandBody) -> &'static str {
+        match body {
+            CommandBody::AdvancePayRenew(_) => advancepay::WORKFLOW,
+        }
+    }
+
+    /// Workflow name of a command type, for events about commands that failed to parse.
+    pub fn name_of_type(command_type: &str) -> Option<&'static str> {
+        match command_type {
+            "advancepay.renew" => Some(advancepay::WORKFLOW),
+            _ => None,
+        }
+    }
+
+    pub fn first_stage(body: &CommandBody) -> &'static str {
+        match body {
+            CommandBody::AdvancePayRenew(_) => advancepay::STAGES[0].0,
+        }
+    }
+
+    /// The effect of a stage, or `None` for a stage the workflow does not have.
+    pub fn effect(body: &CommandBody, stage: &str) -> Option<Effect> {
+        let stages = match body {
+            CommandBody::AdvancePayRenew(_) => advancepay::STAGES,
+        };
+        stages.iter().find(|(s, _)| *s == stage).map(|(_, e)| *e)
+    }
+
+    pub async fn run(
+        &self,
+        command: &Command,
+        stage: &str,
+        outputs: &Outputs,
+    ) -> Result<StageDone, StageError> {
+        match &command.body {
+            CommandBody::AdvancePayRenew(data) => {
+                let env = data
+                    .environment
+                    .as_deref()
+                    .unwrap_or(&self.costguard_environment);
+                advancepay::run(&self.costguard, env, data, stage, outputs).await
+            }
+        }
+    }
+}

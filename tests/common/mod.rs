@@ -1,0 +1,399 @@
+//! Test harness: a real RabbitMQ (AMQP_URL, or a testcontainers one where Docker runs),
+//! the simulator in-process, a unique prefix and data dir per test, and clean-up.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command as Process, Stdio};
+use std::time::Duration;
+
+use billflow::broker::{self, Outgoing, Publisher, Subscription, Topology};
+use billflow::config::{BrokerSettings, CostGuardSettings, WorkerSettings, DEFAULT_AMQP_URL};
+use billflow::engine::events::CloudEvent;
+use billflow::engine::retry::RetryPolicy;
+use billflow::secret::Secret;
+use billflow::sim::Simulator;
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::Connection;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+static BROKER_URL: OnceCell<String> = OnceCell::const_new();
+
+/// The broker every test uses: `AMQP_URL` (default localhost) if it answers; else, where
+/// a Docker engine runs, a RabbitMQ container; else the test fails saying how to get one.
+pub async fn broker_url() -> String {
+    BROKER_URL
+        .get_or_init(|| async {
+            let url = std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_string());
+            if let Ok(conn) = broker::connect(&url, "billflow-test-probe").await {
+                let _ = conn.close(200, "probe".into()).await;
+                return url;
+            }
+            if docker_engine_available() {
+                return start_container().await;
+            }
+            panic!(
+                "no RabbitMQ answers at {} and no Docker engine is available. Start one with \
+                 `rabbitmq-server -detached` (Debian package rabbitmq-server; `bash .ci/run` \
+                 installs it), or `docker run -d -p 5672:5672 rabbitmq:3`, or point AMQP_URL \
+                 at a broker.",
+                billflow::secret::redact_url(&url)
+            )
+        })
+        .await
+        .clone()
+}
+
+fn docker_engine_available() -> bool {
+    Process::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+async fn start_container() -> String {
+    use testcontainers_modules::rabbitmq::RabbitMq;
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+    let container = RabbitMq::default()
+        .start()
+        .await
+        .expect("starting a RabbitMQ container");
+    let port = container
+        .get_host_port_ipv4(5672)
+        .await
+        .expect("RabbitMQ container port");
+    // The container lives as long as this test process; testcontainers reaps it after.
+    std::mem::forget(container);
+    format!("amqp://guest:guest@127.0.0.1:{port}/%2f")
+}
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BILLFLOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub struct Harness {
+    pub prefix: String,
+    pub topology: Topology,
+    pub amqp_url: String,
+    pub connection: Connection,
+    pub publisher: Publisher,
+    pub sim_url: String,
+    pub data_dir: tempfile::TempDir,
+    pub events: Subscription,
+    pub seen: Vec<CloudEvent>,
+    sim_shutdown: CancellationToken,
+    http: reqwest::Client,
+}
+
+pub struct InProcessWorker {
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), billflow::worker::WorkerError>>,
+}
+
+impl InProcessWorker {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("worker task")
+            .expect("worker stopped cleanly");
+    }
+}
+
+impl Harness {
+    pub async fn start(name: &str) -> Harness {
+        init_logs();
+        let amqp_url = broker_url().await;
+        let prefix = format!(
+            "bftest-{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let topology = Topology::new(&prefix);
+        let connection = broker::connect(&amqp_url, "billflow-test")
+            .await
+            .expect("connect");
+        topology
+            .declare(&connection.create_channel().await.expect("channel"))
+            .await
+            .expect("declare topology");
+        let events = Subscription::open(&connection, &topology.events_exchange(), "#")
+            .await
+            .expect("subscribe to events");
+        let publisher = Publisher::open(&connection).await.expect("publisher");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sim");
+        let sim_url = format!("http://{}", listener.local_addr().expect("sim addr"));
+        let sim_shutdown = CancellationToken::new();
+        tokio::spawn(Simulator::new().serve(listener, sim_shutdown.clone()));
+
+        Harness {
+            prefix,
+            topology,
+            amqp_url,
+            connection,
+            publisher,
+            sim_url,
+            data_dir: tempfile::tempdir().expect("data dir"),
+            events,
+            seen: Vec::new(),
+            sim_shutdown,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            broker: BrokerSettings {
+                amqp_url: Secret::new(&self.amqp_url),
+                prefix: self.prefix.clone(),
+            },
+            data_dir: self.data_dir.path().join("store"),
+            prefetch: 16,
+            max_message_bytes: 64 * 1024,
+            shutdown_grace_ms: 5_000,
+            retry_policy: RetryPolicy {
+                quick_delay_ms: 20,
+                initial_delay_ms: 500,
+                ..RetryPolicy::default()
+            },
+            costguard: CostGuardSettings {
+                costguard_url: self.sim_url.clone(),
+                costguard_token: Secret::new("test-token"),
+                costguard_authenticated_key: Secret::new("AuthKey"),
+                costguard_environment: "test".into(),
+                costguard_timeout_ms: 10_000,
+            },
+        }
+    }
+
+    pub fn spawn_worker(&self) -> InProcessWorker {
+        self.spawn_worker_with(self.worker_settings())
+    }
+
+    pub fn spawn_worker_with(&self, settings: WorkerSettings) -> InProcessWorker {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(billflow::worker::run(settings, shutdown.clone()));
+        InProcessWorker { shutdown, task }
+    }
+
+    /// `billflow worker` as its own process on this test's prefix and data dir.
+    pub fn spawn_worker_process(&self) -> Child {
+        let settings = self.worker_settings();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.path().join("worker.log"))
+            .expect("worker log");
+        Process::new(env!("CARGO_BIN_EXE_billflow"))
+            .arg("worker")
+            .env("AMQP_URL", &self.amqp_url)
+            .env("BILLFLOW_PREFIX", &self.prefix)
+            .env("BILLFLOW_DATA_DIR", &settings.data_dir)
+            .env("BILLFLOW_LOG_FORMAT", "text")
+            .env("COSTGUARD_URL", &self.sim_url)
+            .env("COSTGUARD_TOKEN", "test-token")
+            .env("COSTGUARD_AUTHENTICATED_KEY", "AuthKey")
+            .env("COSTGUARD_ENVIRONMENT", "test")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn billflow worker")
+    }
+
+    pub fn worker_log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("worker.log")).unwrap_or_default()
+    }
+
+    /// Publishes a command to the commands exchange, as a CRM does.
+    pub async fn publish(&self, command: &Value) {
+        let kind = command["type"].as_str().unwrap_or("unknown").to_string();
+        self.publish_raw(&kind, serde_json::to_vec(command).unwrap(), None)
+            .await;
+    }
+
+    pub async fn publish_raw(&self, routing_key: &str, body: Vec<u8>, content_type: Option<&str>) {
+        let mut out = Outgoing::json(&self.topology.commands_exchange(), routing_key, body);
+        if let Some(ct) = content_type {
+            out.content_type = ct.to_string();
+        }
+        self.publisher.publish(out).await.expect("publish command");
+    }
+
+    /// Collects events until every command in `ids` has a terminal event; returns them all.
+    pub async fn wait_terminal(&mut self, ids: &[&str]) -> Vec<CloudEvent> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let done = ids.iter().all(|id| {
+                self.seen
+                    .iter()
+                    .any(|e| e.subject == *id && e.is_terminal())
+            });
+            if done {
+                return self.seen.clone();
+            }
+            let body = tokio::time::timeout_at(deadline, self.events.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "timed out waiting for terminal events of {ids:?}; seen: {:#?}",
+                        self.seen
+                            .iter()
+                            .map(|e| e.routing_key())
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .expect("events subscription ended")
+                .expect("event delivery");
+            let event: CloudEvent = serde_json::from_slice(&body).expect("event is a CloudEvent");
+            self.seen.push(event);
+        }
+    }
+
+    /// Events for one command, in arrival order.
+    pub fn events_of(&self, id: &str) -> Vec<&CloudEvent> {
+        self.seen.iter().filter(|e| e.subject == id).collect()
+    }
+
+    pub async fn sim_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sim_url))
+            .send()
+            .await
+            .expect("sim request")
+            .json()
+            .await
+            .expect("sim JSON")
+    }
+
+    pub async fn sim_post(&self, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.sim_url))
+            .json(&body)
+            .send()
+            .await
+            .expect("sim request");
+        assert!(
+            response.status().is_success(),
+            "sim {path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Calls the simulator saw, by operation.
+    pub async fn call_counts(&self) -> BTreeMap<String, u64> {
+        let calls = self.sim_get("/_sim/calls").await;
+        serde_json::from_value(calls["counts"].clone()).unwrap_or_default()
+    }
+
+    /// The operations the simulator saw, in order.
+    pub async fn call_sequence(&self) -> Vec<String> {
+        let calls = self.sim_get("/_sim/calls").await;
+        calls["calls"]
+            .as_array()
+            .map(|calls| {
+                calls
+                    .iter()
+                    .map(|c| c["operation"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub async fn call_bodies(&self, operation: &str) -> Vec<String> {
+        let calls = self.sim_get("/_sim/calls").await;
+        calls["calls"]
+            .as_array()
+            .map(|calls| {
+                calls
+                    .iter()
+                    .filter(|c| c["operation"] == operation)
+                    .map(|c| c["body"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Takes every message from the dead queue: (headers, body).
+    pub async fn drain_dead(&self) -> Vec<(BTreeMap<String, String>, Vec<u8>)> {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let mut out = Vec::new();
+        while let Some(message) = channel
+            .basic_get(
+                self.topology.dead_queue().as_str().into(),
+                BasicGetOptions::default(),
+            )
+            .await
+            .expect("basic.get")
+        {
+            let headers = header_strings(message.delivery.properties.headers().as_ref());
+            message
+                .delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("ack");
+            out.push((headers, message.delivery.data));
+        }
+        out
+    }
+
+    pub async fn cleanup(self) {
+        self.sim_shutdown.cancel();
+        if let Ok(channel) = self.connection.create_channel().await {
+            let _ = self.topology.delete(&channel).await;
+        }
+        let _ = self.connection.close(200, "test done".into()).await;
+    }
+}
+
+fn header_strings(headers: Option<&FieldTable>) -> BTreeMap<String, String> {
+    headers
+        .map(|h| {
+            h.inner()
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        AMQPValue::LongString(s) => {
+                            String::from_utf8_lossy(s.as_bytes()).into_owned()
+                        }
+                        AMQPValue::ShortString(s) => s.to_string(),
+                        AMQPValue::LongLongInt(n) => n.to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    (k.to_string(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A renewal command for `service_number`, restore requested.
+pub fn renewal(command_id: &str, service_number: &str) -> Value {
+    serde_json::json!({
+        "command_id": command_id,
+        "type": "advancepay.renew",
+        "data": {
+            "service_number": service_number,
+            "order_type_id": 1, "register_id": 12, "tender_type_id": 2,
+            "environment": "test",
+            "restore": {"order_type_id": 1013, "reason_id": 4}
+        }
+    })
+}

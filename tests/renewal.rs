@@ -1,0 +1,481 @@
+//! `advancepay.renew` end to end: real RabbitMQ, the simulator, the worker.
+
+mod common;
+
+use std::time::Duration;
+
+use billflow::engine::events::Outcome;
+use common::{renewal, Harness};
+use serde_json::json;
+
+fn terminal_count(h: &Harness, id: &str, outcome: Outcome) -> usize {
+    h.events_of(id)
+        .iter()
+        .filter(|e| e.is_terminal() && e.data.outcome == outcome)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_service_renews_with_the_seed_calls_in_order() {
+    let mut h = Harness::start("active").await;
+    let worker = h.spawn_worker();
+    h.publish(&renewal(
+        "crm-active",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-active"]).await;
+
+    assert_eq!(
+        h.call_sequence().await,
+        [
+            "ServiceNumberDetail",
+            "favoriteAdvancePayPricePoint",
+            "CreateCart",
+            "renewAdvancePay",
+            "Checkout",
+            "ModifyCart",
+            "SubmitCart"
+        ]
+    );
+    let tender = h.call_bodies("ModifyCart").await;
+    assert!(
+        tender[0].contains("<Amount>14.34</Amount>"),
+        "{}",
+        tender[0]
+    );
+    assert!(tender[0].contains("TenderInformationItemCash"));
+    let create = h.call_bodies("CreateCart").await;
+    assert!(
+        create[0].contains("<RegisterID>12</RegisterID>"),
+        "{}",
+        create[0]
+    );
+
+    assert_eq!(terminal_count(&h, "crm-active", Outcome::Completed), 1);
+    let steps: Vec<String> = h
+        .events_of("crm-active")
+        .iter()
+        .map(|e| e.routing_key())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "step.advancepay_renewal.lookup_service.completed",
+            "step.advancepay_renewal.check_favorites.completed",
+            "step.advancepay_renewal.create_cart.completed",
+            "step.advancepay_renewal.renew.completed",
+            "step.advancepay_renewal.checkout.completed",
+            "step.advancepay_renewal.tender.completed",
+            "step.advancepay_renewal.submit.completed",
+            "workflow.advancepay_renewal.completed",
+        ]
+    );
+    let done = h.events_of("crm-active").last().copied().cloned().unwrap();
+    let outputs = done.data.output.unwrap();
+    assert_eq!(outputs["checkout"]["subtotal"], "11.99");
+    assert_eq!(outputs["checkout"]["tax_subtotal"], "2.35");
+    assert_eq!(outputs["tender"]["amount"], "14.34");
+
+    worker.stop().await;
+    assert!(h.drain_dead().await.is_empty());
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hotlined_service_is_restored_then_renewed() {
+    let mut h = Harness::start("hotlined").await;
+    let worker = h.spawn_worker();
+    h.publish(&renewal(
+        "crm-hot",
+        billflow::sim::costguard::HOTLINED_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-hot"]).await;
+
+    assert_eq!(
+        h.call_sequence().await,
+        [
+            "ServiceNumberDetail",
+            "favoriteAdvancePayPricePoint",
+            "CreateCart",
+            "ModifyCart",
+            "Checkout",
+            "SubmitCart",
+            "CreateCart",
+            "renewAdvancePay",
+            "Checkout",
+            "ModifyCart",
+            "SubmitCart"
+        ]
+    );
+    let create = h.call_bodies("CreateCart").await;
+    assert!(create[0].contains("<OrderTypeID>1013</OrderTypeID>"));
+    assert!(
+        !create[0].contains("RegisterID"),
+        "restore order has no register"
+    );
+    let modify = h.call_bodies("ModifyCart").await;
+    assert!(modify[0].contains("ServiceInformationItemForRestore"));
+    assert!(modify[0].contains("<ReasonID>4</ReasonID>"));
+    assert!(modify[1].contains("<Amount>14.34</Amount>"));
+    assert_eq!(terminal_count(&h, "crm-hot", Outcome::Completed), 1);
+
+    let state = h.sim_get("/_sim/state").await;
+    let service = state["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s.to_string()
+                .contains(billflow::sim::costguard::HOTLINED_SERVICE)
+        })
+        .cloned()
+        .unwrap();
+    assert!(service.to_string().contains("\"Active\""), "{service}");
+
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hotlined_service_without_restore_request_is_only_renewed() {
+    let mut h = Harness::start("norestore").await;
+    let worker = h.spawn_worker();
+    let mut cmd = renewal("crm-norestore", billflow::sim::costguard::HOTLINED_SERVICE);
+    cmd["data"].as_object_mut().unwrap().remove("restore");
+    h.publish(&cmd).await;
+    h.wait_terminal(&["crm-norestore"]).await;
+    let counts = h.call_counts().await;
+    assert_eq!(counts.get("CreateCart"), Some(&1));
+    assert_eq!(terminal_count(&h, "crm-norestore", Outcome::Completed), 1);
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ineligible_service_fails_before_any_cart() {
+    let mut h = Harness::start("inelig").await;
+    let worker = h.spawn_worker();
+    h.publish(&renewal(
+        "crm-inelig",
+        billflow::sim::costguard::INELIGIBLE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-inelig"]).await;
+
+    let failed: Vec<_> = h
+        .events_of("crm-inelig")
+        .into_iter()
+        .filter(|e| e.is_terminal())
+        .cloned()
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].data.outcome, Outcome::Failed);
+    assert_eq!(
+        failed[0].routing_key(),
+        "workflow.advancepay_renewal.failed"
+    );
+    let error = failed[0].data.error.clone().unwrap();
+    assert!(error.contains("not eligible for renewal"), "{error}");
+    let counts = h.call_counts().await;
+    assert_eq!(counts.get("CreateCart"), None, "{counts:?}");
+
+    let dead = h.drain_dead().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0["x-billflow-reason"], "permanent_error");
+    assert_eq!(dead[0].0["x-billflow-stage"], "check_favorites");
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_command_twice_makes_one_set_of_calls() {
+    let mut h = Harness::start("dup").await;
+    let cmd = renewal("crm-dup", billflow::sim::costguard::ACTIVE_SERVICE);
+    // Two copies queued before the worker starts arrive together (prefetch > 1).
+    h.publish(&cmd).await;
+    h.publish(&cmd).await;
+    let worker = h.spawn_worker();
+    h.wait_terminal(&["crm-dup"]).await;
+    // A third copy after completion, then a sentinel published behind it.
+    h.publish(&cmd).await;
+    h.publish(&renewal(
+        "crm-sentinel",
+        billflow::sim::costguard::INELIGIBLE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-sentinel"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let counts = h.call_counts().await;
+    for (op, n) in [
+        ("ServiceNumberDetail", 2), // crm-dup once, the sentinel once
+        ("CreateCart", 1),
+        ("renewAdvancePay", 1),
+        ("Checkout", 1),
+        ("ModifyCart", 1),
+        ("SubmitCart", 1),
+    ] {
+        assert_eq!(counts.get(op), Some(&n), "{op}: {counts:?}");
+    }
+    assert_eq!(terminal_count(&h, "crm-dup", Outcome::Completed), 1);
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_resumes_on_restart_without_repeating_calls() {
+    let mut h = Harness::start("kill").await;
+    // Hold the Checkout call long enough to kill the worker while it waits on it.
+    h.sim_post(
+        "/_sim/faults",
+        json!({"operation": "Checkout", "kind": "latency", "ms": 4000, "count": 1}),
+    )
+    .await;
+    let mut first = h.spawn_worker_process();
+    h.publish(&renewal(
+        "crm-kill",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while !h.call_counts().await.contains_key("Checkout") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Checkout never called: {}",
+            h.worker_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().expect("kill -9 the worker");
+    first.wait().expect("reap the worker");
+
+    let mut second = h.spawn_worker_process();
+    h.wait_terminal(&["crm-kill"]).await;
+    let counts = h.call_counts().await;
+    assert_eq!(counts.get("SubmitCart"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("CreateCart"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("renewAdvancePay"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("ModifyCart"), Some(&1), "{counts:?}");
+    // Checkout is repeatable: the interrupted call is made again.
+    assert_eq!(counts.get("Checkout"), Some(&2), "{counts:?}");
+    assert_eq!(terminal_count(&h, "crm-kill", Outcome::Completed), 1);
+
+    second.kill().expect("stop the second worker");
+    second.wait().expect("reap");
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_dead_lettered_and_the_worker_keeps_serving() {
+    let mut h = Harness::start("bad").await;
+    let worker = h.spawn_worker();
+    h.publish_raw("advancepay.renew", b"{not json".to_vec(), None)
+        .await;
+    h.publish(
+        &json!({"command_id": "crm-missing", "type": "advancepay.renew",
+                      "data": {"order_type_id": 1, "register_id": 12, "tender_type_id": 2}}),
+    )
+    .await;
+    h.publish(&json!({"command_id": "crm-unknown", "type": "porting.start", "data": {}}))
+        .await;
+    h.publish_raw(
+        "advancepay.renew",
+        br#"{"command_id":"crm-xml"}"#.to_vec(),
+        Some("application/xml"),
+    )
+    .await;
+    h.publish(&renewal(
+        "crm-after",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-missing", "crm-unknown", "crm-xml", "crm-after"])
+        .await;
+
+    assert_eq!(terminal_count(&h, "crm-after", Outcome::Completed), 1);
+    let missing = h.events_of("crm-missing");
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].data.reason.as_deref(), Some("invalid_message"));
+    assert!(missing[0]
+        .data
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("service_number"));
+    assert!(h.events_of("crm-unknown")[0]
+        .data
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("unknown command type"));
+
+    let dead = h.drain_dead().await;
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    for (headers, _) in &dead {
+        assert_eq!(headers["x-billflow-reason"], "invalid_message");
+        assert!(!headers["x-billflow-error"].is_empty());
+    }
+    assert!(
+        dead.iter().any(|(_, body)| body == b"{not json"),
+        "body kept intact"
+    );
+    assert!(dead
+        .iter()
+        .any(|(h, _)| h["x-billflow-error"].contains("not JSON")));
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn special_characters_reach_the_simulator_intact() {
+    let mut h = Harness::start("escape").await;
+    let number = "55<5&5'5";
+    h.sim_post(
+        "/_sim/services",
+        json!({"service_number": number, "status": "Hotlined"}),
+    )
+    .await;
+    let worker = h.spawn_worker();
+    h.publish(&renewal("crm-escape", number)).await;
+    h.wait_terminal(&["crm-escape"]).await;
+
+    assert_eq!(terminal_count(&h, "crm-escape", Outcome::Completed), 1);
+    let restored = h
+        .events_of("crm-escape")
+        .into_iter()
+        .find(|e| e.data.stage.as_deref() == Some("restore_add_item"))
+        .cloned()
+        .unwrap();
+    let detail = &restored.data.output.unwrap()["service_details"][0];
+    assert_eq!(detail["service_number"], number, "{detail}");
+    let calls = h.sim_get("/_sim/calls").await;
+    let lookup = calls["calls"][0]["path"].as_str().unwrap().to_string();
+    assert!(
+        lookup.contains("%27%27"),
+        "OData quote doubled and encoded: {lookup}"
+    );
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_durably() {
+    let mut h = Harness::start("retry").await;
+    // Three 503s exhaust the quick retries (2) of attempt 1; attempt 2 comes back
+    // through the delay queue and succeeds.
+    h.sim_post(
+        "/_sim/faults",
+        json!({"operation": "renewAdvancePay", "kind": "http_status", "status": 503, "count": 3}),
+    )
+    .await;
+    let worker = h.spawn_worker();
+    h.publish(&renewal(
+        "crm-retry",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-retry"]).await;
+
+    let retrying: Vec<_> = h
+        .events_of("crm-retry")
+        .into_iter()
+        .filter(|e| e.data.outcome == Outcome::Retrying)
+        .cloned()
+        .collect();
+    assert_eq!(retrying.len(), 1);
+    assert_eq!(retrying[0].data.stage.as_deref(), Some("renew"));
+    assert_eq!(retrying[0].data.next_delay_ms, Some(1_000));
+    assert_eq!(terminal_count(&h, "crm-retry", Outcome::Completed), 1);
+    let state = h.sim_get("/_sim/state").await;
+    let carts = state["carts"].as_array().unwrap();
+    assert_eq!(carts.len(), 1);
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_response_to_a_non_idempotent_call_is_parked_not_resent() {
+    let mut h = Harness::start("unknown").await;
+    // SubmitCart takes effect, but its response never arrives: the client times out.
+    h.sim_post(
+        "/_sim/faults",
+        json!({"operation": "SubmitCart", "kind": "drop_response", "count": 1}),
+    )
+    .await;
+    let mut settings = h.worker_settings();
+    settings.costguard.costguard_timeout_ms = 1_000;
+    let worker = h.spawn_worker_with(settings);
+    h.publish(&renewal(
+        "crm-unknown",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-unknown"]).await;
+
+    assert_eq!(terminal_count(&h, "crm-unknown", Outcome::Parked), 1);
+    let parked = h
+        .events_of("crm-unknown")
+        .into_iter()
+        .find(|e| e.is_terminal())
+        .cloned()
+        .unwrap();
+    assert_eq!(parked.routing_key(), "workflow.advancepay_renewal.parked");
+    assert_eq!(parked.data.reason.as_deref(), Some("outcome_unknown"));
+    assert_eq!(
+        h.call_counts().await.get("SubmitCart"),
+        Some(&1),
+        "never re-sent"
+    );
+    let dead = h.drain_dead().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0["x-billflow-reason"], "outcome_unknown");
+    assert_eq!(dead[0].0["x-billflow-stage"], "submit");
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
+    use billflow::engine::message::StageMessage;
+    use lapin::options::BasicGetOptions;
+
+    let mut h = Harness::start("orphan").await;
+    // A `submit` stage message that another worker took and then lost: redelivered, and
+    // this worker's store has never heard of it.
+    let mut msg = StageMessage::decode(
+        &serde_json::to_vec(&renewal(
+            "crm-orphan",
+            billflow::sim::costguard::ACTIVE_SERVICE,
+        ))
+        .unwrap(),
+        None,
+    )
+    .unwrap();
+    msg.stage = "submit".into();
+    msg.outputs.insert(
+        "create_cart".into(),
+        json!({"cart": {"authenticated_key": "AuthKey", "id": 7001}}),
+    );
+    let mut out = billflow::broker::Outgoing::json("", &h.topology.work_queue(), msg.encode());
+    out.headers = msg.headers();
+    h.publisher.publish(out).await.unwrap();
+    let taker = h.connection.create_channel().await.unwrap();
+    taker
+        .basic_get(
+            h.topology.work_queue().as_str().into(),
+            BasicGetOptions::default(),
+        )
+        .await
+        .unwrap()
+        .expect("stage message");
+    taker.close(200, "lost".into()).await.unwrap();
+
+    let worker = h.spawn_worker();
+    h.wait_terminal(&["crm-orphan"]).await;
+    assert_eq!(terminal_count(&h, "crm-orphan", Outcome::Parked), 1);
+    assert_eq!(h.call_counts().await.get("SubmitCart"), None);
+    worker.stop().await;
+    h.cleanup().await;
+}

@@ -1,0 +1,921 @@
+//! `billflow sim` CostGuard part, driven by the real CostGuard client over HTTP.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use billflow::billing::costguard::rest::paths;
+use billflow::billing::costguard::soap::{self, KeyedId, OrderResponse};
+use billflow::billing::costguard::{CostGuardClient, CostGuardConfig, CostGuardError};
+use billflow::billing::Failure;
+use billflow::secret::Secret;
+use billflow::sim::costguard::{
+    ACTIVE_CUSTOMER_ID, ACTIVE_SERVICE, ACTIVE_SERVICE_ID, HOTLINED_CUSTOMER_ID, HOTLINED_SERVICE,
+    HOTLINED_SERVICE_ID, INELIGIBLE_SERVICE, INELIGIBLE_SERVICE_ID, RENEWAL_PRICE, RENEWAL_TAX,
+};
+use billflow::sim::Simulator;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const ENV: &str = "test";
+const RENEWAL_ORDER_TYPE: i64 = 1;
+const RESTORE_ORDER_TYPE: i64 = 1013;
+const REGISTER: i64 = 12;
+
+struct Sim {
+    base: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+async fn start() -> Sim {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(Simulator::new().serve(listener, shutdown.clone()));
+    Sim {
+        base,
+        http: reqwest::Client::new(),
+        shutdown,
+        server,
+    }
+}
+
+impl Sim {
+    fn client(&self) -> CostGuardClient {
+        self.client_with_timeout(Duration::from_secs(2))
+    }
+
+    fn client_with_timeout(&self, timeout: Duration) -> CostGuardClient {
+        CostGuardClient::new(CostGuardConfig {
+            base_url: self.base.clone(),
+            token: Secret::new("sim-token"),
+            authenticated_key: "AuthKey".into(),
+            timeout,
+        })
+        .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{path}: {response:?}");
+        response.json().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn fault(&self, fault: Value) {
+        let response = self.post("/_sim/faults", fault).await;
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    }
+
+    async fn counts(&self) -> Value {
+        self.get("/_sim/calls").await["counts"].clone()
+    }
+
+    async fn cart_state(&self, cart_id: i64) -> Value {
+        let state = self.get("/_sim/state").await;
+        state["carts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cart_id"] == cart_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("cart {cart_id} not in {state}"))
+    }
+
+    async fn service_state(&self, service_id: i64) -> Value {
+        let state = self.get("/_sim/state").await;
+        state["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service_id"] == service_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("service {service_id} not in {state}"))
+    }
+
+    /// A renewal cart of the active service, renewed and checked out.
+    async fn checked_out_renewal(&self, cg: &CostGuardClient) -> KeyedId {
+        let cart = cg
+            .create_cart(ENV, ACTIVE_CUSTOMER_ID, RENEWAL_ORDER_TYPE, Some(REGISTER))
+            .await
+            .unwrap()
+            .cart_id;
+        cg.renew_advance_pay(ENV, cart.id, ACTIVE_SERVICE_ID)
+            .await
+            .unwrap();
+        cg.checkout(ENV, &cart).await.unwrap();
+        cart
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn rejected_text(err: CostGuardError) -> String {
+    match err {
+        CostGuardError::Rejected { messages, .. } => messages,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn active_renewal_end_to_end_and_call_counts() {
+    let sim = start().await;
+    let cg = sim.client();
+
+    let detail = cg.service_number_detail(ENV, ACTIVE_SERVICE).await.unwrap();
+    assert_eq!(
+        (
+            detail.customer_id,
+            detail.service_id,
+            detail.service_status.as_str()
+        ),
+        (ACTIVE_CUSTOMER_ID, ACTIVE_SERVICE_ID, "Active")
+    );
+    let favorites = cg
+        .favorite_price_points(ENV, detail.service_id)
+        .await
+        .unwrap();
+    assert_eq!(favorites.len(), 1);
+    assert!(favorites[0].active);
+    assert_eq!(
+        (
+            favorites[0].service_advance_pay_id,
+            favorites[0].catalog_id,
+            favorites[0].price_point_id
+        ),
+        (9001, 18, 77)
+    );
+    assert_eq!(favorites[0].description, "30 Day Unlimited");
+
+    let cart = cg
+        .create_cart(ENV, detail.customer_id, RENEWAL_ORDER_TYPE, Some(REGISTER))
+        .await
+        .unwrap();
+    assert_eq!(cart.cart_id.authenticated_key, "AuthKey");
+    assert_eq!(cart.customer_id.as_ref().map(|c| c.id), Some(10));
+    assert_eq!(cart.order_type_id, Some(RENEWAL_ORDER_TYPE));
+    let cart_id = cart.cart_id;
+
+    let renewed = cg
+        .renew_advance_pay(ENV, cart_id.id, detail.service_id)
+        .await
+        .unwrap();
+    assert_eq!(renewed.renewed_advance_pay_product_count, 1);
+    assert!(renewed.service_information_item_id.is_some());
+
+    let summary = cg.checkout(ENV, &cart_id).await.unwrap().unwrap();
+    assert_eq!(summary.cart_id, cart_id);
+    assert_eq!(summary.cart_item_count, 1);
+    assert_eq!(summary.subtotal, dec("11.99"));
+    assert_eq!(summary.tax_subtotal, dec("2.35"));
+    assert_eq!(summary.amount_due().to_string(), "14.34");
+    assert_eq!(summary.amount_due(), RENEWAL_PRICE + RENEWAL_TAX);
+
+    let tendered = cg
+        .add_cash_tender(ENV, &cart_id, summary.amount_due(), 2)
+        .await
+        .unwrap();
+    assert!(tendered.receipt_number.is_some());
+    assert_eq!(tendered.tender_details.len(), 1);
+    assert_eq!(tendered.tender_details[0].amount, dec("14.34"));
+    assert_eq!(tendered.tender_details[0].tender_type_id, Some(2));
+    assert_eq!(
+        tendered.tender_details[0].tender_status.as_deref(),
+        Some("Captured")
+    );
+
+    let submitted = cg.submit_cart(ENV, &cart_id).await.unwrap().unwrap();
+    assert_eq!(submitted.cart_item_count, 1);
+    assert_eq!(submitted.subtotal, dec("11.99"));
+
+    let cart_state = sim.cart_state(cart_id.id).await;
+    assert_eq!(cart_state["submitted"], true);
+    assert_eq!(cart_state["register_id"], REGISTER);
+    assert_eq!(cart_state["order_type_id"], RENEWAL_ORDER_TYPE);
+    assert_eq!(cart_state["amount_due"], "0.00");
+    assert_eq!(
+        sim.service_state(ACTIVE_SERVICE_ID).await["renewal_count"],
+        1
+    );
+
+    assert_eq!(
+        sim.counts().await,
+        json!({
+            "ServiceNumberDetail": 1,
+            "favoriteAdvancePayPricePoint": 1,
+            "CreateCart": 1,
+            "renewAdvancePay": 1,
+            "Checkout": 1,
+            "ModifyCart": 1,
+            "SubmitCart": 1,
+        })
+    );
+    let calls = sim.get("/_sim/calls").await;
+    let first = &calls["calls"][0];
+    assert_eq!(first["operation"], "ServiceNumberDetail");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(
+        first["path"],
+        paths::service_number_detail(ENV, ACTIVE_SERVICE)
+    );
+    assert!(chrono::DateTime::parse_from_rfc3339(first["at"].as_str().unwrap()).is_ok());
+    let create = &calls["calls"][2];
+    assert_eq!(create["operation"], "CreateCart");
+    assert!(create["body"]
+        .as_str()
+        .unwrap()
+        .contains("<RegisterID>12</RegisterID>"));
+
+    let cleared = sim
+        .http
+        .delete(format!("{}/_sim/calls", sim.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(cleared.status().is_success());
+    assert_eq!(
+        sim.get("/_sim/calls").await,
+        json!({"counts": {}, "calls": []})
+    );
+}
+
+#[tokio::test]
+async fn restore_order_makes_a_hotlined_service_active() {
+    let sim = start().await;
+    let cg = sim.client();
+
+    let detail = cg
+        .service_number_detail(ENV, HOTLINED_SERVICE)
+        .await
+        .unwrap();
+    assert_eq!(detail.service_status, "Hotlined");
+    let cart = cg
+        .create_cart(ENV, HOTLINED_CUSTOMER_ID, RESTORE_ORDER_TYPE, None)
+        .await
+        .unwrap();
+    let modified = cg
+        .add_restore_item(ENV, &cart.cart_id, HOTLINED_SERVICE_ID, 4)
+        .await
+        .unwrap();
+    assert_eq!(modified.order_type_id, Some(RESTORE_ORDER_TYPE));
+    let restore = &modified.service_details[0];
+    assert_eq!(restore.action_type.as_deref(), Some("Restore"));
+    assert_eq!(restore.service_id, Some(HOTLINED_SERVICE_ID));
+    assert_eq!(restore.service_number.as_deref(), Some(HOTLINED_SERVICE));
+    assert!(restore.service_information_item_id.is_some());
+
+    // No priced items: the checkout result is empty and nothing is due.
+    assert_eq!(cg.checkout(ENV, &cart.cart_id).await.unwrap(), None);
+    let summary = cg.submit_cart(ENV, &cart.cart_id).await.unwrap().unwrap();
+    assert_eq!(summary.cart_item_count, 0);
+    assert_eq!(summary.amount_due(), Decimal::ZERO);
+
+    let service = sim.service_state(HOTLINED_SERVICE_ID).await;
+    assert_eq!(service["status"], "Active");
+    assert_eq!(service["renewal_count"], 0);
+    let detail = cg
+        .service_number_detail(ENV, HOTLINED_SERVICE)
+        .await
+        .unwrap();
+    assert_eq!(detail.service_status, "Active");
+}
+
+#[tokio::test]
+async fn order_rules_are_enforced_with_messages() {
+    let sim = start().await;
+    let cg = sim.client();
+
+    // Unknown customer.
+    let err = cg
+        .create_cart(ENV, 999, RENEWAL_ORDER_TYPE, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.failure(), Failure::Permanent);
+    assert!(rejected_text(err).contains("Customer 999 does not exist"));
+
+    let cart = cg
+        .create_cart(ENV, ACTIVE_CUSTOMER_ID, RENEWAL_ORDER_TYPE, Some(REGISTER))
+        .await
+        .unwrap()
+        .cart_id;
+
+    // Another customer's service, in SOAP and in REST.
+    let err = cg
+        .add_restore_item(ENV, &cart, HOTLINED_SERVICE_ID, 4)
+        .await
+        .unwrap_err();
+    assert!(rejected_text(err).contains("does not belong to customer 10"));
+    match cg
+        .renew_advance_pay(ENV, cart.id, HOTLINED_SERVICE_ID)
+        .await
+        .unwrap_err()
+    {
+        CostGuardError::Http {
+            status, message, ..
+        } => {
+            assert_eq!(status, 400);
+            assert!(
+                message.contains("does not belong to customer 10"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for (order, service, status) in [(424242, ACTIVE_SERVICE_ID, 404), (cart.id, 1, 404)] {
+        match cg.renew_advance_pay(ENV, order, service).await.unwrap_err() {
+            CostGuardError::Http { status: got, .. } => assert_eq!(got, status),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    cg.renew_advance_pay(ENV, cart.id, ACTIVE_SERVICE_ID)
+        .await
+        .unwrap();
+
+    // Tender before checkout.
+    let err = cg
+        .add_cash_tender(ENV, &cart, dec("14.34"), 2)
+        .await
+        .unwrap_err();
+    assert!(rejected_text(err).contains("must be checked out before a tender"));
+
+    // Submit before checkout.
+    let err = cg.submit_cart(ENV, &cart).await.unwrap_err();
+    assert!(rejected_text(err).contains("must be checked out after its last change"));
+
+    cg.checkout(ENV, &cart).await.unwrap();
+
+    // Submit without tender.
+    let err = cg.submit_cart(ENV, &cart).await.unwrap_err();
+    assert!(rejected_text(err).contains("14.34 due"));
+
+    // Wrong tender amount: compared as decimals.
+    let err = cg
+        .add_cash_tender(ENV, &cart, dec("14.33"), 2)
+        .await
+        .unwrap_err();
+    assert!(rejected_text(err).contains("Tender amount 14.33 does not equal the amount due 14.34"));
+
+    // A change after checkout clears it.
+    cg.renew_advance_pay(ENV, cart.id, ACTIVE_SERVICE_ID)
+        .await
+        .unwrap();
+    assert_eq!(sim.cart_state(cart.id).await["checked_out"], false);
+    let err = cg
+        .add_cash_tender(ENV, &cart, dec("28.68"), 2)
+        .await
+        .unwrap_err();
+    assert!(rejected_text(err).contains("must be checked out"));
+    let summary = cg.checkout(ENV, &cart).await.unwrap().unwrap();
+    assert_eq!(summary.cart_item_count, 2);
+    assert_eq!(summary.amount_due(), dec("28.68"));
+
+    // A trailing zero is the same amount.
+    cg.add_cash_tender(ENV, &cart, dec("28.680"), 2)
+        .await
+        .unwrap();
+    cg.submit_cart(ENV, &cart).await.unwrap();
+    assert_eq!(
+        sim.service_state(ACTIVE_SERVICE_ID).await["renewal_count"],
+        2
+    );
+
+    // Nothing changes a submitted cart.
+    let err = cg
+        .add_restore_item(ENV, &cart, ACTIVE_SERVICE_ID, 4)
+        .await
+        .unwrap_err();
+    assert!(rejected_text(err).contains("already been submitted"));
+    let err = cg.checkout(ENV, &cart).await.unwrap_err();
+    assert!(rejected_text(err).contains("already been submitted"));
+    match cg
+        .renew_advance_pay(ENV, cart.id, ACTIVE_SERVICE_ID)
+        .await
+        .unwrap_err()
+    {
+        CostGuardError::Http {
+            status, message, ..
+        } => {
+            assert_eq!(status, 400);
+            assert!(message.contains("already been submitted"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = cg.submit_cart(ENV, &cart).await.unwrap_err();
+    assert!(rejected_text(err).contains("already been submitted"));
+
+    // Unknown cart.
+    let unknown = KeyedId {
+        authenticated_key: "AuthKey".into(),
+        id: 1,
+    };
+    let err = cg.checkout(ENV, &unknown).await.unwrap_err();
+    assert!(rejected_text(err).contains("Cart 1 does not exist"));
+
+    let state = sim.cart_state(cart.id).await;
+    assert_eq!(state["items"].as_array().unwrap().len(), 2);
+    assert_eq!(state["tenders"].as_array().unwrap().len(), 1);
+    assert_eq!(state["submitted"], true);
+}
+
+#[tokio::test]
+async fn ineligible_service_has_no_active_favorite() {
+    let sim = start().await;
+    let cg = sim.client();
+    let detail = cg
+        .service_number_detail(ENV, INELIGIBLE_SERVICE)
+        .await
+        .unwrap();
+    assert_eq!(detail.service_id, INELIGIBLE_SERVICE_ID);
+    let favorites = cg
+        .favorite_price_points(ENV, INELIGIBLE_SERVICE_ID)
+        .await
+        .unwrap();
+    assert!(!favorites.is_empty());
+    assert!(favorites.iter().all(|f| !f.active));
+
+    let cart = cg
+        .create_cart(ENV, detail.customer_id, RENEWAL_ORDER_TYPE, Some(REGISTER))
+        .await
+        .unwrap()
+        .cart_id;
+    let err = cg
+        .renew_advance_pay(ENV, cart.id, INELIGIBLE_SERVICE_ID)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CostGuardError::NothingRenewed { .. }),
+        "{err:?}"
+    );
+    assert!(sim.cart_state(cart.id).await["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    match cg.favorite_price_points(ENV, 1).await.unwrap_err() {
+        CostGuardError::Http { status, .. } => assert_eq!(status, 404),
+        other => panic!("{other:?}"),
+    }
+    // An unknown number is an empty collection, which the client reads as not found.
+    assert!(matches!(
+        cg.service_number_detail(ENV, "0000000000").await,
+        Err(CostGuardError::ServiceNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn special_characters_survive_lookup_and_restore() {
+    let sim = start().await;
+    let cg = sim.client();
+    let number = "55<5&5'5\"";
+    let response = sim
+        .post(
+            "/_sim/services",
+            json!({"service_number": number, "status": "Hotlined"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let (customer_id, service_id) = (
+        created["customer_id"].as_i64().unwrap(),
+        created["service_id"].as_i64().unwrap(),
+    );
+
+    let detail = cg.service_number_detail(ENV, number).await.unwrap();
+    assert_eq!(detail.service_number, number);
+    assert_eq!(
+        (detail.customer_id, detail.service_id),
+        (customer_id, service_id)
+    );
+    assert_eq!(detail.service_status, "Hotlined");
+    let favorites = cg.favorite_price_points(ENV, service_id).await.unwrap();
+    assert!(favorites[0].active);
+
+    let cart = cg
+        .create_cart(ENV, customer_id, RESTORE_ORDER_TYPE, None)
+        .await
+        .unwrap();
+    let modified = cg
+        .add_restore_item(ENV, &cart.cart_id, service_id, 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        modified.service_details[0].service_number.as_deref(),
+        Some(number)
+    );
+    let calls = sim.get("/_sim/calls").await;
+    assert_eq!(
+        calls["calls"][0]["path"],
+        paths::service_number_detail(ENV, number)
+    );
+
+    // Duplicates conflict; a service with custom favorites gets them.
+    let duplicate = sim
+        .post("/_sim/services", json!({"service_number": number}))
+        .await;
+    assert_eq!(duplicate.status(), 409);
+    let custom = sim
+        .post(
+            "/_sim/services",
+            json!({"service_number": "5551230000", "favorites": [
+                {"description": "7 Day", "active": true, "price": "5.00", "tax": "0.50"},
+                {"active": false}
+            ]}),
+        )
+        .await;
+    assert_eq!(custom.status(), 201);
+    let custom: Value = custom.json().await.unwrap();
+    let service = sim
+        .service_state(custom["service_id"].as_i64().unwrap())
+        .await;
+    assert_eq!(service["status"], "Active");
+    assert_eq!(service["favorites"][0]["price"], "5.00");
+    assert_eq!(service["favorites"][1]["active"], false);
+    let bad = sim.post("/_sim/services", json!({"number": "1"})).await;
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn latency_fault_delays_then_serves() {
+    let sim = start().await;
+    let cg = sim.client();
+    sim.fault(json!({"operation": "ServiceNumberDetail", "kind": "latency", "ms": 400}))
+        .await;
+    let started = Instant::now();
+    cg.service_number_detail(ENV, ACTIVE_SERVICE).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    // Used up: the next call is fast and the queue is empty.
+    assert_eq!(sim.get("/_sim/faults").await, json!({"faults": []}));
+}
+
+#[tokio::test]
+async fn http_status_fault_is_transient_and_not_applied() {
+    let sim = start().await;
+    let cg = sim.client();
+    sim.fault(json!({"operation": "favoriteAdvancePayPricePoint", "kind": "http_status", "status": 503, "count": 2}))
+        .await;
+    for _ in 0..2 {
+        let err = cg
+            .favorite_price_points(ENV, ACTIVE_SERVICE_ID)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CostGuardError::Http { status: 503, .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.failure(), Failure::Transient);
+    }
+    cg.favorite_price_points(ENV, ACTIVE_SERVICE_ID)
+        .await
+        .unwrap();
+
+    // On SOAP the status carries a Receiver fault; the cart is not created.
+    sim.fault(json!({"operation": "CreateCart", "kind": "http_status", "status": 503}))
+        .await;
+    let err = cg
+        .create_cart(ENV, ACTIVE_CUSTOMER_ID, RENEWAL_ORDER_TYPE, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CostGuardError::Fault { code, .. } if code == "Receiver"),
+        "{err:?}"
+    );
+    assert_eq!(err.failure(), Failure::Transient);
+    assert!(sim.get("/_sim/state").await["carts"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(sim.counts().await["CreateCart"], 1);
+}
+
+#[tokio::test]
+async fn soap_fault_codes_classify() {
+    let sim = start().await;
+    let cg = sim.client();
+    let cart = sim.checked_out_renewal(&cg).await;
+    for (code, failure) in [
+        ("Receiver", Failure::Transient),
+        ("Sender", Failure::Permanent),
+    ] {
+        sim.fault(json!({"operation": "SubmitCart", "kind": "soap_fault", "code": code, "reason": "busy <now>"}))
+            .await;
+        let err = cg.submit_cart(ENV, &cart).await.unwrap_err();
+        match &err {
+            CostGuardError::Fault {
+                code: got, reason, ..
+            } => {
+                assert_eq!(got, code);
+                assert_eq!(reason, "busy <now>");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(err.failure(), failure);
+    }
+    assert_eq!(sim.cart_state(cart.id).await["submitted"], false);
+}
+
+#[tokio::test]
+async fn business_error_fault_is_a_rejection() {
+    let sim = start().await;
+    let cg = sim.client();
+    let cart = sim.checked_out_renewal(&cg).await;
+    sim.fault(
+        json!({"operation": "Checkout", "kind": "business_error", "message": "Register closed"}),
+    )
+    .await;
+    let err = cg.checkout(ENV, &cart).await.unwrap_err();
+    assert_eq!(err.failure(), Failure::Permanent);
+    assert!(rejected_text(err).contains("Register closed"));
+
+    sim.fault(json!({"operation": "renewAdvancePay", "kind": "business_error", "message": "Product retired"}))
+        .await;
+    match cg
+        .renew_advance_pay(ENV, cart.id, ACTIVE_SERVICE_ID)
+        .await
+        .unwrap_err()
+    {
+        CostGuardError::Http {
+            status, message, ..
+        } => {
+            assert_eq!(status, 400);
+            assert!(message.contains("Product retired"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Not applied: still one renewal item, still checked out.
+    let state = sim.cart_state(cart.id).await;
+    assert_eq!(state["items"].as_array().unwrap().len(), 1);
+    assert_eq!(state["checked_out"], true);
+}
+
+#[tokio::test]
+async fn timeout_fault_answers_504_late_without_applying() {
+    let sim = start().await;
+    let cg = sim.client();
+    let cart = sim.checked_out_renewal(&cg).await;
+    cg.add_cash_tender(ENV, &cart, dec("14.34"), 2)
+        .await
+        .unwrap();
+
+    // Shorter than the client's patience: a gateway 504.
+    sim.fault(json!({"operation": "SubmitCart", "kind": "timeout", "ms": 200}))
+        .await;
+    let err = cg.submit_cart(ENV, &cart).await.unwrap_err();
+    assert!(
+        matches!(err, CostGuardError::Http { status: 504, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.failure(), Failure::Transient);
+
+    // Longer: the client gives up and cannot know the outcome.
+    sim.fault(json!({"operation": "SubmitCart", "kind": "timeout", "ms": 1500}))
+        .await;
+    let impatient = sim.client_with_timeout(Duration::from_millis(300));
+    let err = impatient.submit_cart(ENV, &cart).await.unwrap_err();
+    assert!(matches!(err, CostGuardError::Timeout { .. }), "{err:?}");
+    assert_eq!(err.failure(), Failure::OutcomeUnknown);
+
+    assert_eq!(sim.cart_state(cart.id).await["submitted"], false);
+    cg.submit_cart(ENV, &cart).await.unwrap();
+}
+
+#[tokio::test]
+async fn drop_response_applies_and_never_answers() {
+    let sim = start().await;
+    let cg = sim.client();
+    let cart = cg
+        .create_cart(ENV, ACTIVE_CUSTOMER_ID, RENEWAL_ORDER_TYPE, Some(REGISTER))
+        .await
+        .unwrap()
+        .cart_id;
+    sim.fault(json!({"operation": "renewAdvancePay", "kind": "drop_response"}))
+        .await;
+    let impatient = sim.client_with_timeout(Duration::from_millis(300));
+    let err = impatient
+        .renew_advance_pay(ENV, cart.id, ACTIVE_SERVICE_ID)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CostGuardError::Timeout { .. }), "{err:?}");
+    assert_eq!(err.failure(), Failure::OutcomeUnknown);
+    let state = sim.cart_state(cart.id).await;
+    assert_eq!(state["items"].as_array().unwrap().len(), 1);
+    assert_eq!(state["items"][0]["kind"], "renewal");
+
+    // A SOAP call too: the submit took effect although no answer came.
+    sim.fault(json!({"operation": "SubmitCart", "kind": "drop_response"}))
+        .await;
+    let restore = cg
+        .create_cart(ENV, HOTLINED_CUSTOMER_ID, RESTORE_ORDER_TYPE, None)
+        .await
+        .unwrap()
+        .cart_id;
+    cg.add_restore_item(ENV, &restore, HOTLINED_SERVICE_ID, 4)
+        .await
+        .unwrap();
+    cg.checkout(ENV, &restore).await.unwrap();
+    // A call held open while the server shuts down is released, not waited on forever.
+    let held = tokio::spawn({
+        let client = sim.client_with_timeout(Duration::from_secs(30));
+        let restore = restore.clone();
+        async move { client.submit_cart(ENV, &restore).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.cart_state(restore.id).await["submitted"], true);
+    assert_eq!(
+        sim.service_state(HOTLINED_SERVICE_ID).await["status"],
+        "Active"
+    );
+
+    sim.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), sim.server)
+        .await
+        .expect("graceful shutdown finished")
+        .unwrap()
+        .unwrap();
+    assert!(held.await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn faults_are_validated_listed_and_cleared() {
+    let sim = start().await;
+    for bad in [
+        json!({"operation": "Checkout", "kind": "explode"}),
+        json!({"operation": "Nope", "kind": "drop_response"}),
+        json!({"operation": "Checkout", "kind": "http_status", "status": 200}),
+        json!({"operation": "Checkout", "kind": "latency"}),
+        json!({"operation": "Checkout", "kind": "drop_response", "count": 0}),
+        json!({"operation": "Checkout", "kind": "soap_fault", "code": "Server"}),
+    ] {
+        let response = sim.post("/_sim/faults", bad.clone()).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{body}");
+    }
+    sim.fault(json!({"operation": "Checkout", "kind": "latency", "ms": 5, "count": 3}))
+        .await;
+    sim.fault(json!({"operation": "SubmitCart", "kind": "soap_fault", "code": "Receiver"}))
+        .await;
+    let listed = sim.get("/_sim/faults").await;
+    assert_eq!(
+        listed["faults"][0],
+        json!({"operation": "Checkout", "kind": "latency", "ms": 5, "count": 3})
+    );
+    assert_eq!(listed["faults"][1]["code"], "Receiver");
+    let cleared = sim
+        .http
+        .delete(format!("{}/_sim/faults", sim.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(cleared.status().is_success());
+    assert_eq!(sim.get("/_sim/faults").await, json!({"faults": []}));
+}
+
+#[tokio::test]
+async fn rest_calls_need_a_wrap_token() {
+    let sim = start().await;
+    let url = format!(
+        "{}{}",
+        sim.base,
+        paths::favorite_price_points(ENV, ACTIVE_SERVICE_ID)
+    );
+    for header in [None, Some("Bearer abc"), Some("WRAP access_token=\"\"")] {
+        let mut request = sim.http.get(&url);
+        if let Some(header) = header {
+            request = request.header("Authorization", header);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{header:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["field"], "Authorization");
+    }
+    let response = sim
+        .http
+        .get(&url)
+        .header("Authorization", "WRAP access_token=\"anything\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Rejected calls are logged too.
+    assert_eq!(sim.counts().await["favoriteAdvancePayPricePoint"], 4);
+
+    // A malformed filter is a 400 with IDI's error body.
+    let response = sim
+        .http
+        .get(format!(
+            "{}/customer/1xa/{ENV}/CoreDataService/ServiceNumberDetail()?$filter=ServiceNumber%20eq%20%275",
+            sim.base
+        ))
+        .header("Authorization", "WRAP access_token=\"t\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unterminated"));
+}
+
+#[tokio::test]
+async fn malformed_soap_requests_are_sender_faults() {
+    let sim = start().await;
+    let url = format!("{}{}", sim.base, paths::order_placement(ENV));
+    let checkout = soap::OrderRequest::Checkout {
+        cart: KeyedId {
+            authenticated_key: "AuthKey".into(),
+            id: 7010,
+        },
+    };
+    let requestor = |token: &str| soap::Requestor {
+        authorization_token: token.into(),
+        register_id: None,
+    };
+    let cases = [
+        (
+            soap::content_type("Checkout"),
+            "<Envelope><Body>".to_string(),
+            "malformed",
+        ),
+        (
+            soap::content_type("Checkout"),
+            checkout.envelope(&requestor("")),
+            "AuthorizationToken",
+        ),
+        (
+            soap::content_type("SubmitCart"),
+            checkout.envelope(&requestor("t")),
+            "does not match",
+        ),
+        (
+            soap::content_type("VoidCart"),
+            checkout
+                .envelope(&requestor("t"))
+                .replace("Checkout", "VoidCart"),
+            "unknown operation",
+        ),
+    ];
+    for (content_type, body, reason) in cases {
+        let response = sim
+            .http
+            .post(&url)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{reason}");
+        let text = response.text().await.unwrap();
+        match OrderResponse::parse("Checkout", &text).unwrap() {
+            OrderResponse::Fault(fault) => {
+                assert_eq!(fault.code, "Sender");
+                assert!(fault.reason.contains(reason), "{}", fault.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Logged under the operation they named.
+    let counts = sim.counts().await;
+    assert_eq!(counts["Checkout"], 3);
+    assert_eq!(counts["VoidCart"], 1);
+
+    // Without an action parameter the element decides.
+    let response = sim
+        .http
+        .post(&url)
+        .header("Content-Type", "application/soap+xml; charset=utf-8")
+        .body(checkout.envelope(&requestor("t")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    match OrderResponse::parse("Checkout", &text).unwrap() {
+        OrderResponse::Reply { result, messages } => {
+            assert!(result.unwrap().children.is_empty());
+            assert_eq!(messages[0].severity, "Error");
+            assert!(messages[0].text.contains("Cart 7010 does not exist"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
