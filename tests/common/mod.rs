@@ -303,32 +303,28 @@ impl Harness {
         serde_json::from_value(calls["counts"].clone()).unwrap_or_default()
     }
 
+    /// Every call the simulator saw, in order.
+    pub async fn calls(&self) -> Vec<Value> {
+        let calls = self.sim_get("/_sim/calls").await;
+        calls["calls"].as_array().cloned().unwrap_or_default()
+    }
+
     /// The operations the simulator saw, in order.
     pub async fn call_sequence(&self) -> Vec<String> {
-        let calls = self.sim_get("/_sim/calls").await;
-        calls["calls"]
-            .as_array()
-            .map(|calls| {
-                calls
-                    .iter()
-                    .map(|c| c["operation"].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.calls()
+            .await
+            .iter()
+            .map(|c| c["operation"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     pub async fn call_bodies(&self, operation: &str) -> Vec<String> {
-        let calls = self.sim_get("/_sim/calls").await;
-        calls["calls"]
-            .as_array()
-            .map(|calls| {
-                calls
-                    .iter()
-                    .filter(|c| c["operation"] == operation)
-                    .map(|c| c["body"].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.calls()
+            .await
+            .iter()
+            .filter(|c| c["operation"] == operation)
+            .map(|c| c["body"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// Takes every message from the dead queue: (headers, body).

@@ -1,7 +1,7 @@
 //! The REST (JSON) endpoints: service number lookup, favorite price points, renewAdvancePay.
 
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,11 +42,31 @@ impl Wire for RestWire {
 }
 
 /// The request as it arrived, for the call log and the WRAP check.
-struct Arrival {
+pub(super) struct Arrival {
     method: Method,
     uri: OriginalUri,
     headers: HeaderMap,
     body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Arrival {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Ok(uri) = OriginalUri::from_request_parts(&mut parts, state).await;
+        let method = parts.method.clone();
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Arrival {
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
 }
 
 impl Arrival {
@@ -100,18 +120,9 @@ fn refused(r: RestRejection) -> Response {
 
 pub(super) async fn service_number_detail(
     State(sim): State<Simulator>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    arrival: Arrival,
 ) -> Response {
     const OP: &str = "ServiceNumberDetail";
-    let arrival = Arrival {
-        method,
-        uri,
-        headers,
-        body,
-    };
     if let Some(response) = arrival.refusal(&sim, OP) {
         return response;
     }
@@ -143,18 +154,9 @@ pub(super) async fn service_number_detail(
 pub(super) async fn favorite_price_points(
     State(sim): State<Simulator>,
     Path((_env, service_id)): Path<(String, String)>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    arrival: Arrival,
 ) -> Response {
     const OP: &str = "favoriteAdvancePayPricePoint";
-    let arrival = Arrival {
-        method,
-        uri,
-        headers,
-        body,
-    };
     if let Some(response) = arrival.refusal(&sim, OP) {
         return response;
     }
@@ -191,18 +193,9 @@ pub(super) async fn favorite_price_points(
 pub(super) async fn renew_advance_pay(
     State(sim): State<Simulator>,
     Path((_env, order_id, service_id)): Path<(String, String, String)>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    arrival: Arrival,
 ) -> Response {
     const OP: &str = "renewAdvancePay";
-    let arrival = Arrival {
-        method,
-        uri,
-        headers,
-        body,
-    };
     if let Some(response) = arrival.refusal(&sim, OP) {
         return response;
     }
