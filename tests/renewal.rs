@@ -25,6 +25,7 @@ async fn active_service_renews_with_the_seed_calls_in_order() {
     ))
     .await;
     h.wait_terminal(&["crm-active"]).await;
+    h.settle(Duration::from_millis(300)).await;
 
     assert_eq!(
         h.call_sequence().await,
@@ -92,6 +93,7 @@ async fn hotlined_service_is_restored_then_renewed() {
     ))
     .await;
     h.wait_terminal(&["crm-hot"]).await;
+    h.settle(Duration::from_millis(300)).await;
 
     assert_eq!(
         h.call_sequence().await,
@@ -163,6 +165,7 @@ async fn ineligible_service_fails_before_any_cart() {
     ))
     .await;
     h.wait_terminal(&["crm-inelig"]).await;
+    h.settle(Duration::from_millis(300)).await;
 
     let failed: Vec<_> = h
         .events_of("crm-inelig")
@@ -206,7 +209,7 @@ async fn the_same_command_twice_makes_one_set_of_calls() {
     ))
     .await;
     h.wait_terminal(&["crm-sentinel"]).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.settle(Duration::from_millis(500)).await;
 
     let counts = h.call_counts().await;
     for (op, n) in [
@@ -253,6 +256,7 @@ async fn a_killed_worker_resumes_on_restart_without_repeating_calls() {
 
     let mut second = h.spawn_worker_process();
     h.wait_terminal(&["crm-kill"]).await;
+    h.settle(Duration::from_millis(300)).await;
     let counts = h.call_counts().await;
     assert_eq!(counts.get("SubmitCart"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("CreateCart"), Some(&1), "{counts:?}");

@@ -265,6 +265,15 @@ impl Harness {
         }
     }
 
+    /// Reads events until none has arrived for `quiet`: what a late duplicate would publish.
+    pub async fn settle(&mut self, quiet: Duration) {
+        while let Ok(Some(body)) = tokio::time::timeout(quiet, self.events.next()).await {
+            let body = body.expect("event delivery");
+            let event: CloudEvent = serde_json::from_slice(&body).expect("event is a CloudEvent");
+            self.seen.push(event);
+        }
+    }
+
     /// Events for one command, in arrival order.
     pub fn events_of(&self, id: &str) -> Vec<&CloudEvent> {
         self.seen.iter().filter(|e| e.subject == id).collect()
