@@ -253,12 +253,18 @@ impl XmlWriter {
         self
     }
 
+    /// Character data inside the open element, escaped.
+    pub fn text(&mut self, value: &str) -> &mut Self {
+        self.inner
+            .write_event(Event::Text(BytesText::new(value)))
+            .expect(IN_MEMORY);
+        self
+    }
+
     /// `<name>value</name>` with the value escaped.
     pub fn leaf(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
         self.start(name);
-        self.inner
-            .write_event(Event::Text(BytesText::new(&value.to_string())))
-            .expect(IN_MEMORY);
+        self.text(&value.to_string());
         self.end(name)
     }
 

@@ -78,14 +78,14 @@ impl CostGuardError {
         if err.is_connect() {
             CostGuardError::Connect {
                 operation,
-                detail: error_chain(&err),
+                detail: crate::billing::error_chain(&err),
             }
         } else if err.is_timeout() {
             CostGuardError::Timeout { operation }
         } else {
             CostGuardError::Interrupted {
                 operation,
-                detail: error_chain(&err),
+                detail: crate::billing::error_chain(&err),
             }
         }
     }
@@ -95,17 +95,6 @@ impl From<(&'static str, XmlError)> for CostGuardError {
     fn from((operation, err): (&'static str, XmlError)) -> Self {
         CostGuardError::malformed(operation, err)
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,116 @@
+use std::time::Duration;
+
+use reqwest::header::CONTENT_TYPE;
+
+use super::error::EmersionError;
+use super::wire::{Fault, Operation, API_NS, SOAP11_ENV_NS};
+use super::wsse;
+use crate::secret::Secret;
+use crate::xml::{Element, XmlWriter};
+
+#[derive(Debug, Clone)]
+pub struct EmersionConfig {
+    /// Base URL; operations are posted to `{base}/{Service}`.
+    pub base_url: String,
+    pub username: String,
+    pub password: Secret,
+    pub timeout: Duration,
+}
+
+/// The Emersion API. Cheap to clone.
+#[derive(Clone)]
+pub struct EmersionClient {
+    http: reqwest::Client,
+    config: EmersionConfig,
+}
+
+impl EmersionClient {
+    pub fn new(config: EmersionConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .build()?;
+        Ok(EmersionClient { http, config })
+    }
+
+    /// The SOAP 1.1 envelope of a call, with a fresh WS-Security UsernameToken.
+    pub fn envelope<O: Operation>(&self, op: &O) -> String {
+        let mut w = XmlWriter::new();
+        w.start_with(
+            "SOAP-ENV:Envelope",
+            &[("xmlns:SOAP-ENV", SOAP11_ENV_NS), ("xmlns:api", API_NS)],
+        )
+        .start("SOAP-ENV:Header");
+        wsse::write_security(&mut w, &self.config.username, &self.config.password);
+        w.end("SOAP-ENV:Header").start("SOAP-ENV:Body");
+        op.write_request(&mut w);
+        w.end("SOAP-ENV:Body").end("SOAP-ENV:Envelope");
+        w.finish()
+    }
+
+    pub async fn call<O: Operation>(&self, op: &O) -> Result<O::Response, EmersionError> {
+        let operation = O::NAME;
+        let url = format!(
+            "{}/{}",
+            self.config.base_url.trim_end_matches('/'),
+            O::SERVICE.path()
+        );
+        let response = self
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("SOAPAction", format!("\"{API_NS}#{operation}\""))
+            .body(self.envelope(op))
+            .send()
+            .await
+            .map_err(|e| EmersionError::transport(operation, e))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| EmersionError::transport(operation, e))?;
+        // SOAP 1.1 faults come with HTTP 500: read the body before judging the status.
+        let doc = match Element::parse(&body) {
+            Ok(doc) => doc,
+            Err(_) if !status.is_success() => {
+                return Err(EmersionError::Http {
+                    operation,
+                    status: status.as_u16(),
+                    message: body.chars().take(500).collect(),
+                })
+            }
+            Err(e) => {
+                return Err(EmersionError::Malformed {
+                    operation,
+                    detail: e.to_string(),
+                })
+            }
+        };
+        if let Some(fault) = doc.descendant("Fault") {
+            let fault = Fault::read(fault);
+            return Err(EmersionError::Fault {
+                operation,
+                code: fault.code,
+                message: fault.message,
+            });
+        }
+        if !status.is_success() {
+            return Err(EmersionError::Http {
+                operation,
+                status: status.as_u16(),
+                message: "non-success status without a SOAP fault".into(),
+            });
+        }
+        let name = format!("{operation}Response");
+        let reply = doc
+            .descendant(&name)
+            .ok_or_else(|| EmersionError::Malformed {
+                operation,
+                detail: format!("no <{name}> in the response"),
+            })?;
+        O::read(reply).map_err(|e| EmersionError::Malformed {
+            operation,
+            detail: e.to_string(),
+        })
+    }
+}

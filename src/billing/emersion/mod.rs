@@ -1,0 +1,9 @@
+//! Emersion (SOAP 1.1): service-order onboarding operations.
+
+mod client;
+mod error;
+pub mod wire;
+pub mod wsse;
+
+pub use client::{EmersionClient, EmersionConfig};
+pub use error::EmersionError;
