@@ -12,7 +12,7 @@ pub enum CommandError {
     NotJson(String),
     #[error("invalid command: {0}")]
     Invalid(String),
-    #[error("unknown command type {0:?} (known: advancepay.renew)")]
+    #[error("unknown command type {0:?} (known: advancepay.renew, service_order.submit)")]
     UnknownType(String),
 }
 
@@ -31,12 +31,17 @@ pub enum CommandBody {
     /// Renew a prepaid (AdvancePay) service on CostGuard, restoring it first if asked.
     #[serde(rename = "advancepay.renew")]
     AdvancePayRenew(RenewData),
+    /// Sign a customer up on Emersion: order, service qualification, package,
+    /// service configuration, terms, completion.
+    #[serde(rename = "service_order.submit")]
+    ServiceOrderSubmit(Box<ServiceOrderData>),
 }
 
 impl CommandBody {
     pub fn type_name(&self) -> &'static str {
         match self {
             CommandBody::AdvancePayRenew(_) => "advancepay.renew",
+            CommandBody::ServiceOrderSubmit(_) => "service_order.submit",
         }
     }
 }
@@ -69,6 +74,198 @@ pub struct RestoreData {
     pub reason_id: i64,
 }
 
+/// `service_order.submit`: the Emersion onboarding of seed 000. Ids are passed to
+/// Emersion as given, so its own validation errors reach the events verbatim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceOrderData {
+    /// The customer's account: by id, or by username and password.
+    pub account: AccountRef,
+    /// Continue an order already started (skips StartOrder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_presale_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_order: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promo_code: Option<String>,
+    /// Service type to qualify and order.
+    pub service_type_id: i64,
+    /// Which service qualification to run.
+    pub sq: SqRequest,
+    /// The package: by plan id, or by its external name among the available packages.
+    pub package: PackageChoice,
+    /// Service configuration values (checked against GetServiceConfigurationRequirements).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configuration: Vec<PropertyValue>,
+    /// Service feature values (checked against GetServiceFeatureRequirements).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<FeatureValue>,
+    /// Service contacts (counted against GetServiceContactRequirements).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<ContactData>,
+    /// Service identifier (checked against the identifier requirements and realms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<IdentifierData>,
+    /// The customer accepted the package's terms and conditions. Without it an order
+    /// whose package has terms never reaches CompleteOrder.
+    #[serde(default)]
+    pub accept_terms: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<NoteData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentData>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SqRequest {
+    /// PerformSimpleSQ (check types NoSQ, Autoidentifier).
+    Simple,
+    /// PerformGeneralPhoneSQ.
+    GeneralPhone { phone_number: String },
+    /// FindNWBSQAddress, then PerformNWBSQ on the address found.
+    Nwb { address: AddressData },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressData {
+    #[serde(default)]
+    pub street_number: String,
+    #[serde(default)]
+    pub street_name: String,
+    #[serde(default)]
+    pub street_type: String,
+    #[serde(default)]
+    pub suburb: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub postcode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackageChoice {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PropertyValue {
+    pub type_id: i64,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureValue {
+    pub feature_id: i64,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactData {
+    /// The contact type id of GetServiceContactRequirements.
+    pub type_id: i64,
+    #[serde(default)]
+    pub title: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// YYYY-MM-DD
+    #[serde(default)]
+    pub date_of_birth: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifierData {
+    pub username: String,
+    pub realm: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteData {
+    pub subject: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentData {
+    pub transaction_category: String,
+    pub reference: String,
+    /// Decimal amount, as a string (e.g. "49.95").
+    pub amount: rust_decimal::Decimal,
+    pub transaction_date: chrono::NaiveDate,
+}
+
+impl ServiceOrderData {
+    fn validate(&self) -> Result<(), CommandError> {
+        let mut problems = Vec::new();
+        let a = &self.account;
+        match (a.account_id, &a.username, &a.password) {
+            (Some(_), None, None) => {}
+            (None, Some(u), Some(_)) if !u.trim().is_empty() => {}
+            _ => problems
+                .push("data.account needs either account_id, or username and password".to_string()),
+        }
+        match (&self.package.plan_id, &self.package.external_name) {
+            (Some(_), None) => {}
+            (None, Some(name)) if !name.trim().is_empty() => {}
+            _ => problems
+                .push("data.package needs exactly one of plan_id and external_name".to_string()),
+        }
+        if let SqRequest::GeneralPhone { phone_number } = &self.sq {
+            if phone_number.trim().is_empty() {
+                problems.push("data.sq.phone_number is empty".to_string());
+            }
+        }
+        for contact in &self.contacts {
+            if contact.first_name.trim().is_empty() || contact.last_name.trim().is_empty() {
+                problems.push(
+                    "data.contacts: every contact needs first_name and last_name".to_string(),
+                );
+                break;
+            }
+        }
+        if let Some(payment) = &self.payment {
+            if payment.amount <= rust_decimal::Decimal::ZERO {
+                problems.push(format!(
+                    "data.payment.amount must be positive, got {}",
+                    payment.amount
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CommandError::Invalid(problems.join("; ")))
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Envelope {
     command_id: serde_json::Value,
@@ -99,6 +296,12 @@ impl Command {
                     .map_err(|e| CommandError::Invalid(format!("data: {e}")))?;
                 data.validate()?;
                 CommandBody::AdvancePayRenew(data)
+            }
+            "service_order.submit" => {
+                let data: ServiceOrderData = serde_json::from_value(envelope.data)
+                    .map_err(|e| CommandError::Invalid(format!("data: {e}")))?;
+                data.validate()?;
+                CommandBody::ServiceOrderSubmit(Box::new(data))
             }
             other => return Err(CommandError::UnknownType(other.to_string())),
         };
@@ -188,7 +391,9 @@ mod tests {
     fn the_pinned_example_parses_and_round_trips() {
         let cmd = Command::parse(PINNED.as_bytes()).unwrap();
         assert_eq!(cmd.command_id, "crm-42");
-        let CommandBody::AdvancePayRenew(data) = &cmd.body;
+        let CommandBody::AdvancePayRenew(data) = &cmd.body else {
+            panic!("not a renewal");
+        };
         assert_eq!(data.restore.as_ref().unwrap().reason_id, 4);
         let again: Command = serde_json::from_value(serde_json::to_value(&cmd).unwrap()).unwrap();
         assert_eq!(again, cmd);

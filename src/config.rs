@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::billing::costguard::CostGuardConfig;
+use crate::billing::emersion::EmersionConfig;
 use crate::engine::retry::RetryPolicy;
 use crate::secret::Secret;
 
@@ -52,12 +53,19 @@ pub struct CostGuardSettings {
 }
 
 impl CostGuardSettings {
-    pub fn client_config(&self) -> Result<CostGuardConfig, ConfigError> {
+    /// `None` when CostGuard is not configured at all (no token, no key); an error when
+    /// it is half-configured.
+    pub fn client_config(&self) -> Result<Option<CostGuardConfig>, ConfigError> {
+        let token = !self.costguard_token.expose().is_empty();
+        let key = !self.costguard_authenticated_key.expose().is_empty();
+        if !token && !key {
+            return Ok(None);
+        }
         let mut missing = Vec::new();
-        if self.costguard_token.expose().is_empty() {
+        if !token {
             missing.push("COSTGUARD_TOKEN");
         }
-        if self.costguard_authenticated_key.expose().is_empty() {
+        if !key {
             missing.push("COSTGUARD_AUTHENTICATED_KEY");
         }
         if self.costguard_environment.trim().is_empty() {
@@ -66,12 +74,53 @@ impl CostGuardSettings {
         if !missing.is_empty() {
             return Err(ConfigError::Missing(missing.join(", ")));
         }
-        Ok(CostGuardConfig {
+        Ok(Some(CostGuardConfig {
             base_url: self.costguard_url.clone(),
             token: self.costguard_token.clone(),
             authenticated_key: self.costguard_authenticated_key.expose().to_string(),
             timeout: Duration::from_millis(self.costguard_timeout_ms),
-        })
+        }))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EmersionSettings {
+    /// Emersion base URL; operations are posted to <url>/Orders, /Services, /Plans, /Account.
+    #[arg(long, env = "EMERSION_URL", default_value = "http://127.0.0.1:8080")]
+    pub emersion_url: String,
+    /// Emersion API user (WS-Security UsernameToken).
+    #[arg(long, env = "EMERSION_USERNAME", default_value = "")]
+    pub emersion_username: String,
+    /// Emersion API password (sent only as a WS-Security digest).
+    #[arg(
+        long,
+        env = "EMERSION_PASSWORD",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub emersion_password: Secret,
+    /// Timeout of one Emersion call, in milliseconds.
+    #[arg(long, env = "EMERSION_TIMEOUT_MS", default_value_t = 30_000)]
+    pub emersion_timeout_ms: u64,
+}
+
+impl EmersionSettings {
+    /// `None` when Emersion is not configured (no username); an error when half-configured.
+    pub fn client_config(&self) -> Result<Option<EmersionConfig>, ConfigError> {
+        match (
+            self.emersion_username.trim().is_empty(),
+            self.emersion_password.expose().is_empty(),
+        ) {
+            (true, true) => Ok(None),
+            (false, false) => Ok(Some(EmersionConfig {
+                base_url: self.emersion_url.clone(),
+                username: self.emersion_username.clone(),
+                password: self.emersion_password.clone(),
+                timeout: Duration::from_millis(self.emersion_timeout_ms),
+            })),
+            (true, false) => Err(ConfigError::Missing("EMERSION_USERNAME".into())),
+            (false, true) => Err(ConfigError::Missing("EMERSION_PASSWORD".into())),
+        }
     }
 }
 
@@ -96,6 +145,8 @@ pub struct WorkerSettings {
     pub retry_policy: RetryPolicy,
     #[command(flatten)]
     pub costguard: CostGuardSettings,
+    #[command(flatten)]
+    pub emersion: EmersionSettings,
 }
 
 fn parse_retry_policy(s: &str) -> Result<RetryPolicy, String> {
@@ -106,4 +157,6 @@ fn parse_retry_policy(s: &str) -> Result<RetryPolicy, String> {
 pub enum ConfigError {
     #[error("missing configuration: {0}")]
     Missing(String),
+    #[error("no billing platform configured: set COSTGUARD_TOKEN, COSTGUARD_AUTHENTICATED_KEY and COSTGUARD_ENVIRONMENT, or EMERSION_USERNAME and EMERSION_PASSWORD")]
+    NoPlatform,
 }

@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{self, Subscription, Topology};
 use crate::command::Command;
-use crate::config::{BrokerSettings, CostGuardSettings, WorkerSettings, DEFAULT_AMQP_URL};
+use crate::config::{
+    BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
+};
 use crate::engine::events::{CloudEvent, Outcome};
 use crate::engine::retry::RetryPolicy;
 use crate::secret::Secret;
@@ -37,27 +39,105 @@ pub struct DemoSettings {
 
 struct Sample {
     label: &'static str,
-    service_number: &'static str,
+    kind: &'static str,
+    data: serde_json::Value,
     expected: Outcome,
 }
 
-const SAMPLES: [Sample; 3] = [
+fn renewal(label: &'static str, service_number: &str, expected: Outcome) -> Sample {
     Sample {
-        label: "active",
-        service_number: simdata::ACTIVE_SERVICE,
-        expected: Outcome::Completed,
-    },
+        label,
+        kind: "advancepay.renew",
+        data: serde_json::json!({
+            "service_number": service_number,
+            "order_type_id": 1, "register_id": 12, "tender_type_id": 2,
+            "restore": {"order_type_id": 1013, "reason_id": 4}
+        }),
+        expected,
+    }
+}
+
+fn sign_up(label: &'static str, data: serde_json::Value, expected: Outcome) -> Sample {
     Sample {
-        label: "hotlined",
-        service_number: simdata::HOTLINED_SERVICE,
-        expected: Outcome::Completed,
-    },
-    Sample {
-        label: "ineligible",
-        service_number: simdata::INELIGIBLE_SERVICE,
-        expected: Outcome::Failed,
-    },
-];
+        label,
+        kind: "service_order.submit",
+        data,
+        expected,
+    }
+}
+
+/// Three renewals and one sign-up per SQ kind, plus one that breaks a PerformSimpleSQ rule.
+fn samples() -> Vec<Sample> {
+    use crate::sim::emersion as em;
+    let contact = serde_json::json!({"type_id": 700001, "title": "Ms", "first_name": "Jane",
+        "last_name": "Citizen", "date_of_birth": "1980-01-31", "email": "jane@example.com",
+        "phone": "0299998888"});
+    vec![
+        renewal("renew-active", simdata::ACTIVE_SERVICE, Outcome::Completed),
+        renewal(
+            "renew-hotlined",
+            simdata::HOTLINED_SERVICE,
+            Outcome::Completed,
+        ),
+        renewal(
+            "renew-ineligible",
+            simdata::INELIGIBLE_SERVICE,
+            Outcome::Failed,
+        ),
+        sign_up(
+            "signup-simple",
+            serde_json::json!({
+                "account": {"username": em::ACTIVE_ACCOUNT_USERNAME, "password": em::ACTIVE_ACCOUNT_PASSWORD},
+                "service_type_id": em::BUSINESS_SUPPORT_TYPE_ID,
+                "sq": {"kind": "simple"},
+                "package": {"external_name": "Business Support Basic"},
+                "configuration": [{"type_id": 500001, "value": "Head Office"}, {"type_id": 500002, "value": "Gold"}],
+                "contacts": [contact],
+                "accept_terms": true,
+                "note": {"subject": "Signed up by billflow demo", "detail": "simple SQ"},
+                "payment": {"transaction_category": "Credit Card", "reference": "demo", "amount": "49.95", "transaction_date": "2026-11-22"}
+            }),
+            Outcome::Completed,
+        ),
+        sign_up(
+            "signup-phone",
+            serde_json::json!({
+                "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
+                "service_type_id": em::PHONE_LINE_TYPE_ID,
+                "sq": {"kind": "general_phone", "phone_number": "0299998888"},
+                "package": {"plan_id": em::PHONE_BASIC_PLAN_ID},
+                "configuration": [{"type_id": 500020, "value": "Unlisted"}]
+            }),
+            Outcome::Completed,
+        ),
+        sign_up(
+            "signup-nwb",
+            serde_json::json!({
+                "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
+                "service_type_id": em::NBN_TYPE_ID,
+                "sq": {"kind": "nwb", "address": {"street_number": "1", "street_name": "George",
+                    "street_type": "St", "suburb": "Sydney", "state": "NSW", "postcode": "2000"}},
+                "package": {"external_name": "NBN 50"},
+                "configuration": [{"type_id": 500010, "value": "MDM-0042"}],
+                "features": [{"feature_id": 600010, "value": "true"}],
+                "contacts": [contact],
+                "identifier": {"username": "jane", "realm": "nbn.example.net", "password": "demo-pass-123"},
+                "accept_terms": true
+            }),
+            Outcome::Completed,
+        ),
+        sign_up(
+            "signup-bad-sq",
+            serde_json::json!({
+                "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
+                "service_type_id": em::PHONE_LINE_TYPE_ID,
+                "sq": {"kind": "simple"},
+                "package": {"plan_id": em::PHONE_BASIC_PLAN_ID}
+            }),
+            Outcome::Failed,
+        ),
+    ]
+}
 
 #[derive(Default)]
 struct Progress {
@@ -108,6 +188,12 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
             costguard_environment: "demo".into(),
             costguard_timeout_ms: 10_000,
         },
+        emersion: EmersionSettings {
+            emersion_url: sim_url.clone(),
+            emersion_username: crate::sim::emersion::SIM_USERNAME.into(),
+            emersion_password: Secret::new(crate::sim::emersion::SIM_PASSWORD),
+            emersion_timeout_ms: 10_000,
+        },
     };
     let worker = tokio::spawn(crate::worker::run(worker_settings, shutdown.clone()));
     println!(
@@ -118,24 +204,19 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
 
     let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     let mut progress: BTreeMap<String, Progress> = BTreeMap::new();
-    let mut expected: BTreeMap<String, (&Sample, Outcome)> = BTreeMap::new();
-    for sample in &SAMPLES {
+    let publisher = broker::Publisher::open(&connection).await?;
+    let samples = samples();
+    let mut expected: BTreeMap<String, &Sample> = BTreeMap::new();
+    for sample in &samples {
         let command = Command::from_value(serde_json::json!({
             "command_id": format!("demo-{run_id}-{}", sample.label),
-            "type": "advancepay.renew",
-            "data": {
-                "service_number": sample.service_number,
-                "order_type_id": 1, "register_id": 12, "tender_type_id": 2,
-                "restore": {"order_type_id": 1013, "reason_id": 4}
-            }
+            "type": sample.kind,
+            "data": sample.data,
         }))?;
-        crate::publish::publish(&connection, &topology, &command).await?;
-        println!(
-            "published {} ({} service {})",
-            command.command_id, sample.label, sample.service_number
-        );
+        crate::publish::publish(&publisher, &topology, &command).await?;
+        println!("published {} ({})", command.command_id, sample.kind);
         progress.insert(command.command_id.clone(), Progress::default());
-        expected.insert(command.command_id, (sample, sample.expected));
+        expected.insert(command.command_id, sample);
     }
     println!();
 
@@ -157,10 +238,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
             p.outcome = Some(event.data.outcome);
             p.detail = match (&event.data.error, &event.data.output) {
                 (Some(error), _) => error.clone(),
-                (None, Some(outputs)) => match &outputs["tender"]["amount"] {
-                    serde_json::Value::String(amount) => format!("tendered {amount}"),
-                    _ => String::new(),
-                },
+                (None, Some(outputs)) => summarize(outputs),
                 _ => String::new(),
             };
         } else if event.data.outcome == Outcome::Completed {
@@ -170,22 +248,16 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
 
     println!("\nsummary ({:.1}s)", started.elapsed().as_secs_f64());
     println!(
-        "{:<32} {:<11} {:<14} {:>6}  detail",
-        "command", "service", "outcome", "stages"
+        "{:<36} {:<14} {:>6}  detail",
+        "command", "outcome", "stages"
     );
     let mut unexpected = 0;
     for (id, p) in &progress {
-        let (sample, want) = &expected[id];
         let outcome = p.outcome.map(Outcome::as_str).unwrap_or("(no result)");
-        if p.outcome != Some(*want) {
+        if p.outcome != Some(expected[id].expected) {
             unexpected += 1;
         }
-        println!(
-            "{id:<32} {:<11} {outcome:<14} {:>6}  {}",
-            sample.label,
-            p.stages.len(),
-            p.detail
-        );
+        println!("{id:<36} {outcome:<14} {:>6}  {}", p.stages.len(), p.detail);
     }
     if let Ok(calls) = reqwest::get(format!("{sim_url}/_sim/calls")).await {
         if let Ok(calls) = calls.json::<serde_json::Value>().await {
@@ -200,8 +272,11 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         Ok(Ok(())) => {}
     }
     let _ = sim.await;
+    events.close().await;
     if !settings.keep {
-        topology.delete(&connection.create_channel().await?).await?;
+        let channel = connection.create_channel().await?;
+        topology.delete(&channel).await?;
+        let _ = channel.close(200, "clean-up done".into()).await;
     }
     let _ = connection.close(200, "demo done".into()).await;
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -209,6 +284,26 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         bail!("{unexpected} workflow(s) did not end as expected");
     }
     Ok(())
+}
+
+/// One line about a completed workflow: what the CRM would want to know.
+fn summarize(outputs: &serde_json::Value) -> String {
+    if let serde_json::Value::String(amount) = &outputs["tender"]["amount"] {
+        return format!("tendered {amount}");
+    }
+    let done = &outputs["complete_order"];
+    if let Some(presale) = done["account_presale_id"].as_i64() {
+        let services: Vec<String> = done["services"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .map(|s| format!("{} {}", s["service_id"], s["status"].as_str().unwrap_or("")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return format!("presale {presale}, services {}", services.join(", "));
+    }
+    String::new()
 }
 
 fn print_event(started: Instant, event: &CloudEvent) {
@@ -220,7 +315,7 @@ fn print_event(started: Instant, event: &CloudEvent) {
         _ => String::new(),
     };
     println!(
-        "+{:>5.2}s  {:<58} {}  {}",
+        "+{:>5.2}s  {:<60} {}  {}",
         started.elapsed().as_secs_f64(),
         event.routing_key(),
         event.subject,

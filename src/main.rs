@@ -22,8 +22,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Consume commands and run their workflows until SIGTERM/SIGINT.
-    Worker(WorkerSettings),
-    /// Serve the stateful billing-platform simulator (CostGuard) for local runs and tests.
+    Worker(Box<WorkerSettings>),
+    /// Serve the stateful billing-platform simulator (CostGuard and Emersion) for local runs and tests.
     Sim {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Commands::Worker(settings) => {
             init_tracing("info");
-            billflow::worker::run(settings, shutdown_on_signals()).await?;
+            billflow::worker::run(*settings, shutdown_on_signals()).await?;
         }
         Commands::Sim { addr } => {
             init_tracing("info");
@@ -126,14 +126,18 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("{} is not a valid command", file.display()))?;
             let connection =
                 broker::connect(settings.amqp_url.expose(), "billflow-publish").await?;
-            billflow::publish::publish(&connection, &Topology::new(&settings.prefix), &command)
+            let topology = Topology::new(&settings.prefix);
+            topology
+                .declare(&connection.create_channel().await?)
                 .await?;
+            let publisher = broker::Publisher::open(&connection).await?;
+            billflow::publish::publish(&publisher, &topology, &command).await?;
             println!("{}", command.command_id);
             let _ = connection.close(200, "done".into()).await;
         }
         Commands::Demo(settings) => {
             // The demo prints events on stdout; only problems are logged.
-            init_tracing("warn");
+            init_tracing("error");
             billflow::demo::run(settings).await?;
         }
     }

@@ -1,18 +1,8 @@
 //! Publishing commands the way a CRM does: to `<prefix>.commands`, routing key = type,
 //! persistent, mandatory and confirmed.
 
-use lapin::Connection;
-
 use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
 use crate::command::{Command, CommandError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error(transparent)]
-    Command(#[from] CommandError),
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-}
 
 /// Reads a command document, giving it a fresh `command_id` if it has none, and validates it.
 pub fn prepare(body: &[u8]) -> Result<Command, CommandError> {
@@ -26,22 +16,13 @@ pub fn prepare(body: &[u8]) -> Result<Command, CommandError> {
     Command::from_value(value)
 }
 
-/// Publishes one command and returns once the broker has confirmed it. The topology is
-/// declared first, so a command published before any worker ever ran is kept.
+/// Publishes one command and returns once the broker has confirmed it. Declare the
+/// topology first, so a command published before any worker ever ran is kept.
 pub async fn publish(
-    connection: &Connection,
+    publisher: &Publisher,
     topology: &Topology,
     command: &Command,
-) -> Result<(), PublishError> {
-    topology
-        .declare(
-            &connection
-                .create_channel()
-                .await
-                .map_err(BrokerError::from)?,
-        )
-        .await?;
-    let publisher = Publisher::open(connection).await?;
+) -> Result<(), BrokerError> {
     let body = serde_json::to_vec(command).expect("a command always serializes");
     let mut out = Outgoing::json(
         &topology.commands_exchange(),
@@ -50,8 +31,7 @@ pub async fn publish(
     );
     out.message_id = Some(command.command_id.clone());
     out.message_type = Some(command.body.type_name().to_string());
-    publisher.publish(out).await?;
-    Ok(())
+    publisher.publish(out).await
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::billing::costguard::CostGuardClient;
+use crate::billing::emersion::EmersionClient;
 use crate::broker::{self, BrokerError, Publisher, Topology};
 use crate::config::{ConfigError, WorkerSettings};
 use crate::engine::{Engine, EngineSettings};
@@ -41,7 +42,19 @@ impl From<lapin::Error> for WorkerError {
 /// Runs a worker until `shutdown` fires; then stops consuming, lets in-flight stages
 /// finish within the grace period, flushes and closes.
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    let costguard = CostGuardClient::new(settings.costguard.client_config()?)?;
+    let costguard = settings
+        .costguard
+        .client_config()?
+        .map(CostGuardClient::new)
+        .transpose()?;
+    let emersion = settings
+        .emersion
+        .client_config()?
+        .map(EmersionClient::new)
+        .transpose()?;
+    if costguard.is_none() && emersion.is_none() {
+        return Err(ConfigError::NoPlatform.into());
+    }
     let store = Store::open(&settings.data_dir).map_err(|source| WorkerError::Store {
         dir: settings.data_dir.display().to_string(),
         source,
@@ -74,6 +87,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> Resul
         Workflows {
             costguard,
             costguard_environment: settings.costguard.costguard_environment.clone(),
+            emersion,
         },
         EngineSettings {
             max_message_bytes: settings.max_message_bytes,

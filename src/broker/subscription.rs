@@ -8,7 +8,7 @@ use super::BrokerError;
 /// A server-named, exclusive queue bound to an exchange: it lives as long as the
 /// connection and sees every message published after it was bound.
 pub struct Subscription {
-    _channel: Channel,
+    channel: Channel,
     consumer: Consumer,
 }
 
@@ -47,10 +47,14 @@ impl Subscription {
                 FieldTable::default(),
             )
             .await?;
-        Ok(Subscription {
-            _channel: channel,
-            consumer,
-        })
+        Ok(Subscription { channel, consumer })
+    }
+
+    /// Closes the subscription's channel; its queue goes with it.
+    pub async fn close(self) {
+        if let Err(e) = self.channel.close(200, "subscription closed".into()).await {
+            tracing::debug!(error = %e, "closing a subscription channel failed");
+        }
     }
 
     /// The next message body (acked); `None` when the connection is gone.

@@ -20,10 +20,34 @@ use super::{ops_error, ops_json};
 /// How long a `drop_response` call is held: longer than any client waits.
 const HOLD: Duration = Duration::from_secs(3600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The two classes of SOAP fault, by their SOAP 1.2 names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultCode {
     Receiver,
     Sender,
+}
+
+/// A fault class as `POST /_sim/faults` names it: by its SOAP 1.2 name on any operation, or
+/// by its SOAP 1.1 name on an operation of a SOAP 1.1 API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum CodeName {
+    Receiver,
+    Sender,
+    Server,
+    Client,
+}
+
+impl CodeName {
+    fn code(self) -> FaultCode {
+        match self {
+            CodeName::Receiver | CodeName::Server => FaultCode::Receiver,
+            CodeName::Sender | CodeName::Client => FaultCode::Sender,
+        }
+    }
+
+    fn is_soap11(self) -> bool {
+        matches!(self, CodeName::Server | CodeName::Client)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,7 +58,7 @@ enum FaultKind {
     /// Answer with this status and the platform's error body, without applying the call.
     HttpStatus { status: u16 },
     SoapFault {
-        code: FaultCode,
+        code: CodeName,
         #[serde(default = "default_reason")]
         reason: String,
     },
@@ -78,6 +102,8 @@ pub trait Wire {
 
 pub struct Faults {
     operations: Vec<&'static str>,
+    /// Operations of a SOAP 1.1 API: their fault codes may have SOAP 1.1 names.
+    soap11: Vec<&'static str>,
     pending: Mutex<Vec<Pending>>,
     release: CancellationToken,
 }
@@ -87,9 +113,16 @@ impl Faults {
     pub fn new(operations: impl IntoIterator<Item = &'static str>) -> Self {
         Faults {
             operations: operations.into_iter().collect(),
+            soap11: Vec::new(),
             pending: Mutex::new(Vec::new()),
             release: CancellationToken::new(),
         }
+    }
+
+    /// Also accepts faults for these operations of a SOAP 1.1 API.
+    pub fn with_soap11(mut self, operations: impl IntoIterator<Item = &'static str>) -> Self {
+        self.soap11.extend(operations);
+        self
     }
 
     /// Ends every wait, so held calls answer and a graceful shutdown can finish.
@@ -119,7 +152,7 @@ impl Faults {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
                 wire.failure(status, "injected HTTP failure")
             }
-            FaultKind::SoapFault { code, reason } => wire.fault(code, &reason),
+            FaultKind::SoapFault { code, reason } => wire.fault(code.code(), &reason),
             FaultKind::BusinessError { message } => wire.rejection(&message),
             FaultKind::Timeout { ms } => {
                 self.pause(Duration::from_millis(ms)).await;
@@ -154,12 +187,27 @@ impl Faults {
     }
 
     fn queue(&self, entry: Pending) -> Result<Pending, String> {
-        if !self.operations.contains(&entry.operation.as_str()) {
+        let operation = entry.operation.as_str();
+        let soap11 = self.soap11.contains(&operation);
+        if !soap11 && !self.operations.contains(&operation) {
+            let known: Vec<&str> = self
+                .operations
+                .iter()
+                .chain(&self.soap11)
+                .copied()
+                .collect();
             return Err(format!(
                 "unknown operation {:?}; known: {}",
                 entry.operation,
-                self.operations.join(", ")
+                known.join(", ")
             ));
+        }
+        if let FaultKind::SoapFault { code, .. } = entry.fault {
+            if code.is_soap11() && !soap11 {
+                return Err(format!(
+                    "{operation} is not a SOAP 1.1 operation: its fault code is Receiver or Sender, not {code:?}"
+                ));
+            }
         }
         if entry.count == 0 {
             return Err("count must be at least 1".into());

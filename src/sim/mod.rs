@@ -6,12 +6,14 @@
 
 mod calls;
 pub mod costguard;
+pub mod emersion;
 mod faults;
 
 use std::sync::Arc;
 
 use axum::extract::FromRef;
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
@@ -30,6 +32,7 @@ struct Inner {
     calls: Arc<CallLog>,
     faults: Arc<Faults>,
     costguard: costguard::Store,
+    emersion: emersion::Store,
 }
 
 impl Default for Simulator {
@@ -39,13 +42,16 @@ impl Default for Simulator {
 }
 
 impl Simulator {
-    /// A simulator seeded with the sample data of [`costguard`].
+    /// A simulator seeded with the sample data of [`costguard`] and [`emersion`].
     pub fn new() -> Self {
+        let faults =
+            Faults::new(costguard::OPERATIONS.iter().copied()).with_soap11(emersion::operations());
         Simulator {
             inner: Arc::new(Inner {
                 calls: Arc::new(CallLog::default()),
-                faults: Arc::new(Faults::new(costguard::OPERATIONS.iter().copied())),
+                faults: Arc::new(faults),
                 costguard: costguard::Store::seeded(),
+                emersion: emersion::Store::seeded(),
             }),
         }
     }
@@ -54,7 +60,14 @@ impl Simulator {
         Router::new()
             .merge(calls::routes())
             .merge(faults::routes())
-            .merge(costguard::routes())
+            // CostGuard answers `/_sim/state`; the layer adds the Emersion state to it.
+            .merge(
+                costguard::routes().route_layer(middleware::from_fn_with_state(
+                    self.clone(),
+                    emersion::add_state,
+                )),
+            )
+            .merge(emersion::routes())
             .with_state(self.clone())
     }
 
@@ -84,6 +97,10 @@ impl Simulator {
 
     fn costguard(&self) -> &costguard::Store {
         &self.inner.costguard
+    }
+
+    fn emersion(&self) -> &emersion::Store {
+        &self.inner.emersion
     }
 }
 

@@ -2,6 +2,7 @@
 //! per stage over a billing client. Nothing here knows about queues or the store.
 
 pub mod advancepay;
+pub mod service_order;
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::billing::costguard::CostGuardClient;
+use crate::billing::emersion::EmersionClient;
 use crate::billing::Failure;
 use crate::command::{Command, CommandBody};
 
@@ -47,6 +49,15 @@ impl StageError {
     }
 }
 
+impl From<crate::billing::emersion::EmersionError> for StageError {
+    fn from(err: crate::billing::emersion::EmersionError) -> Self {
+        StageError {
+            failure: err.failure(),
+            message: err.to_string(),
+        }
+    }
+}
+
 impl From<crate::billing::costguard::CostGuardError> for StageError {
     fn from(err: crate::billing::costguard::CostGuardError) -> Self {
         StageError {
@@ -66,11 +77,13 @@ pub fn output_of<T: DeserializeOwned>(outputs: &Outputs, stage: &str) -> Result<
         .map_err(|e| StageError::permanent(format!("output of {stage} is unreadable: {e}")))
 }
 
-/// Everything the stages call, and the defaults commands may leave out.
+/// Everything the stages call, and the defaults commands may leave out. A platform
+/// without configuration is `None`: its commands fail with a clear reason.
 #[derive(Clone)]
 pub struct Workflows {
-    pub costguard: CostGuardClient,
+    pub costguard: Option<CostGuardClient>,
     pub costguard_environment: String,
+    pub emersion: Option<EmersionClient>,
 }
 
 impl Workflows {
@@ -78,6 +91,7 @@ impl Workflows {
     pub fn name(body: &CommandBody) -> &'static str {
         match body {
             CommandBody::AdvancePayRenew(_) => advancepay::WORKFLOW,
+            CommandBody::ServiceOrderSubmit(_) => service_order::WORKFLOW,
         }
     }
 
@@ -85,6 +99,7 @@ impl Workflows {
     pub fn name_of_type(command_type: &str) -> Option<&'static str> {
         match command_type {
             "advancepay.renew" => Some(advancepay::WORKFLOW),
+            "service_order.submit" => Some(service_order::WORKFLOW),
             _ => None,
         }
     }
@@ -92,6 +107,7 @@ impl Workflows {
     pub fn first_stage(body: &CommandBody) -> &'static str {
         match body {
             CommandBody::AdvancePayRenew(_) => advancepay::STAGES[0].0,
+            CommandBody::ServiceOrderSubmit(data) => service_order::first_stage(data),
         }
     }
 
@@ -99,6 +115,7 @@ impl Workflows {
     pub fn effect(body: &CommandBody, stage: &str) -> Option<Effect> {
         let stages = match body {
             CommandBody::AdvancePayRenew(_) => advancepay::STAGES,
+            CommandBody::ServiceOrderSubmit(_) => service_order::STAGES,
         };
         stages.iter().find(|(s, _)| *s == stage).map(|(_, e)| *e)
     }
@@ -111,11 +128,24 @@ impl Workflows {
     ) -> Result<StageDone, StageError> {
         match &command.body {
             CommandBody::AdvancePayRenew(data) => {
+                let client = self.costguard.as_ref().ok_or_else(|| {
+                    StageError::permanent(
+                        "CostGuard is not configured on this worker (COSTGUARD_TOKEN)",
+                    )
+                })?;
                 let env = data
                     .environment
                     .as_deref()
                     .unwrap_or(&self.costguard_environment);
-                advancepay::run(&self.costguard, env, data, stage, outputs).await
+                advancepay::run(client, env, data, stage, outputs).await
+            }
+            CommandBody::ServiceOrderSubmit(data) => {
+                let client = self.emersion.as_ref().ok_or_else(|| {
+                    StageError::permanent(
+                        "Emersion is not configured on this worker (EMERSION_USERNAME)",
+                    )
+                })?;
+                service_order::run(client, data, stage, outputs).await
             }
         }
     }

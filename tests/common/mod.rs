@@ -7,7 +7,9 @@ use std::process::{Child, Command as Process, Stdio};
 use std::time::Duration;
 
 use billflow::broker::{self, Outgoing, Publisher, Subscription, Topology};
-use billflow::config::{BrokerSettings, CostGuardSettings, WorkerSettings, DEFAULT_AMQP_URL};
+use billflow::config::{
+    BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
+};
 use billflow::engine::events::CloudEvent;
 use billflow::engine::retry::RetryPolicy;
 use billflow::secret::Secret;
@@ -179,6 +181,12 @@ impl Harness {
                 costguard_environment: "test".into(),
                 costguard_timeout_ms: 10_000,
             },
+            emersion: EmersionSettings {
+                emersion_url: self.sim_url.clone(),
+                emersion_username: billflow::sim::emersion::SIM_USERNAME.into(),
+                emersion_password: Secret::new(billflow::sim::emersion::SIM_PASSWORD),
+                emersion_timeout_ms: 10_000,
+            },
         }
     }
 
@@ -210,6 +218,9 @@ impl Harness {
             .env("COSTGUARD_TOKEN", "test-token")
             .env("COSTGUARD_AUTHENTICATED_KEY", "AuthKey")
             .env("COSTGUARD_ENVIRONMENT", "test")
+            .env("EMERSION_URL", &self.sim_url)
+            .env("EMERSION_USERNAME", billflow::sim::emersion::SIM_USERNAME)
+            .env("EMERSION_PASSWORD", billflow::sim::emersion::SIM_PASSWORD)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -363,6 +374,7 @@ impl Harness {
         self.sim_shutdown.cancel();
         if let Ok(channel) = self.connection.create_channel().await {
             let _ = self.topology.delete(&channel).await;
+            let _ = channel.close(200, "clean-up done".into()).await;
         }
         let _ = self.connection.close(200, "test done".into()).await;
     }

@@ -1,0 +1,211 @@
+//! The service configuration rules of the Services service: the Set calls check the values
+//! against the requirements of the SQ's service plan and replace what was set before, so a
+//! repeated call is harmless. A refused call changes nothing.
+
+use chrono::{NaiveDate, Utc};
+
+use super::catalog::ServicePlan;
+use super::*;
+
+/// Shortest identifier password SetServiceIdentifier takes, in characters.
+const MIN_IDENTIFIER_PASSWORD: usize = 8;
+
+/// One `Contact` of SetServiceContacts; absent elements are empty.
+pub(super) struct NewContact {
+    pub(super) type_id: i64,
+    pub(super) title: String,
+    pub(super) first_name: String,
+    pub(super) last_name: String,
+    /// `YYYY-MM-DD`, or empty when not given.
+    pub(super) date_of_birth: String,
+    pub(super) email: String,
+    pub(super) phone: String,
+}
+
+pub(super) struct NewIdentifier {
+    pub(super) sq_id: i64,
+    pub(super) username: String,
+    pub(super) realm: String,
+    pub(super) password: String,
+}
+
+impl ServicePlan {
+    /// Whether an SQ has everything mandatory set: properties, features, the minimum of
+    /// each contact type and the identifier. CompleteOrder refuses an SQ without it.
+    pub(super) fn is_configured(&self, sq: &Sq) -> bool {
+        let properties = self
+            .properties
+            .iter()
+            .filter(|p| p.mandatory)
+            .all(|p| sq.configuration.contains_key(&p.type_id));
+        let features = self
+            .features
+            .iter()
+            .filter(|f| f.mandatory)
+            .all(|f| sq.features.contains_key(&f.id));
+        let contacts = self.contact_types.iter().all(|t| {
+            sq.contacts
+                .iter()
+                .filter(|c| c.type_id == t.type_id)
+                .count()
+                >= t.minimum
+        });
+        let identifier = !self.identifiers.iter().any(|i| i.mandatory) || sq.identifier.is_some();
+        properties && features && contacts && identifier
+    }
+}
+
+impl Emersion {
+    /// The SQ a Set call configures and the service plan of its package that applies.
+    fn setup(&mut self, sq_id: i64) -> Result<(&mut Sq, &ServicePlan), Rejection> {
+        let Emersion {
+            presales, catalog, ..
+        } = self;
+        let undefined = || Rejection::from("Undefined service qualification");
+        let presale = presales
+            .values_mut()
+            .find(|p| p.sqs.iter().any(|sq| sq.sq_id == sq_id))
+            .ok_or_else(undefined)?;
+        let selected = presale.package_plan_id.is_some();
+        let sq = presale
+            .sqs
+            .iter_mut()
+            .find(|sq| sq.sq_id == sq_id)
+            .ok_or_else(undefined)?;
+        // An SQ the presale's plan does not cover has no plan of its own either.
+        let package_plan_id = sq
+            .package_plan_id
+            .filter(|_| selected)
+            .ok_or("Package plan has not been selected")?;
+        let plan = catalog.service_plan_for(package_plan_id, sq.service_type_id)?;
+        Ok((sq, plan))
+    }
+
+    pub(super) fn set_configuration(
+        &mut self,
+        sq_id: i64,
+        values: Vec<(i64, String)>,
+    ) -> Result<(), Rejection> {
+        let (sq, plan) = self.setup(sq_id)?;
+        // An empty value does not set a mandatory property.
+        let given = |type_id: i64| values.iter().any(|(t, v)| *t == type_id && !v.is_empty());
+        if plan
+            .properties
+            .iter()
+            .any(|p| p.mandatory && !given(p.type_id))
+        {
+            return Err("Missing required properties".into());
+        }
+        let mut checked = Vec::new();
+        for (type_id, value) in &values {
+            let property = plan
+                .properties
+                .iter()
+                .find(|p| p.type_id == *type_id)
+                .ok_or("Unknown properties received")?;
+            checked.push((property, *type_id, value));
+        }
+        for (property, type_id, value) in checked {
+            if !property.value_type.accepts(value) {
+                return Err(format!("Invalid value for property #{type_id}").into());
+            }
+        }
+        sq.configuration = values.into_iter().collect();
+        Ok(())
+    }
+
+    pub(super) fn set_features(
+        &mut self,
+        sq_id: i64,
+        values: Vec<(i64, String)>,
+    ) -> Result<(), Rejection> {
+        let (sq, plan) = self.setup(sq_id)?;
+        let given = |id: i64| values.iter().any(|(f, _)| *f == id);
+        if plan.features.iter().any(|f| f.mandatory && !given(f.id)) {
+            return Err("Missing mandatory features".into());
+        }
+        if !values
+            .iter()
+            .all(|(id, _)| plan.features.iter().any(|f| f.id == *id))
+        {
+            return Err("Unknown features received".into());
+        }
+        sq.features = values.into_iter().collect();
+        Ok(())
+    }
+
+    pub(super) fn set_contacts(
+        &mut self,
+        sq_id: i64,
+        contacts: Vec<NewContact>,
+    ) -> Result<(), Rejection> {
+        let (sq, plan) = self.setup(sq_id)?;
+        for contact in &contacts {
+            if !plan
+                .contact_types
+                .iter()
+                .any(|t| t.type_id == contact.type_id)
+            {
+                return Err(format!("Unknown contact type #{}", contact.type_id).into());
+            }
+        }
+        for t in &plan.contact_types {
+            let count = contacts.iter().filter(|c| c.type_id == t.type_id).count();
+            if count < t.minimum || count > t.maximum {
+                return Err(format!(
+                    "Contact type #{} requires between {} and {} contacts",
+                    t.type_id, t.minimum, t.maximum
+                )
+                .into());
+            }
+        }
+        let today = Utc::now().date_naive();
+        let mut accepted = Vec::new();
+        for contact in contacts {
+            if contact.first_name.trim().is_empty() {
+                return Err("Missing contact first name".into());
+            }
+            if contact.last_name.trim().is_empty() {
+                return Err("Missing contact last name".into());
+            }
+            let date_of_birth = match contact.date_of_birth.trim() {
+                "" => None,
+                raw => Some(
+                    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                        .ok()
+                        .filter(|date| *date <= today)
+                        .ok_or("Invalid date of birth")?,
+                ),
+            };
+            accepted.push(Contact {
+                type_id: contact.type_id,
+                title: contact.title,
+                first_name: contact.first_name,
+                last_name: contact.last_name,
+                date_of_birth,
+                email: contact.email,
+                phone: contact.phone,
+            });
+        }
+        sq.contacts = accepted;
+        Ok(())
+    }
+
+    pub(super) fn set_identifier(&mut self, new: NewIdentifier) -> Result<(), Rejection> {
+        let (sq, plan) = self.setup(new.sq_id)?;
+        if new.username.trim().is_empty() {
+            return Err("Missing username".into());
+        }
+        if !plan.realms.contains(&new.realm.as_str()) {
+            return Err("Invalid realm".into());
+        }
+        if new.password.chars().count() < MIN_IDENTIFIER_PASSWORD {
+            return Err("Password too short".into());
+        }
+        sq.identifier = Some(ServiceIdentifier {
+            username: new.username,
+            realm: new.realm,
+        });
+        Ok(())
+    }
+}
