@@ -62,6 +62,11 @@ impl Store {
     fn lock(&self) -> MutexGuard<'_, CostGuard> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The state as JSON, for `GET /_sim/state`.
+    pub(super) fn snapshot(&self) -> serde_json::Value {
+        self.lock().snapshot()
+    }
 }
 
 struct CostGuard {
@@ -357,7 +362,6 @@ pub(super) fn routes() -> Router<Simulator> {
         )
         .route("/orderplacement/1xa/{env}/", post(soap::order_placement))
         .route("/_sim/services", post(add_service))
-        .route("/_sim/state", get(state))
 }
 
 /// `POST /_sim/services`: a new customer with one service, for cases the seed lacks.
@@ -390,9 +394,4 @@ async fn add_service(State(sim): State<Simulator>, body: Bytes) -> Response {
     );
     let created = serde_json::json!({ "customer_id": customer_id, "service_id": service_id });
     (StatusCode::CREATED, Json(created)).into_response()
-}
-
-/// `GET /_sim/state`.
-async fn state(State(sim): State<Simulator>) -> Json<serde_json::Value> {
-    Json(sim.costguard().lock().snapshot())
 }

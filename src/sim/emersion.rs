@@ -13,17 +13,13 @@ mod soap;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{ops_error, Simulator};
+use super::Simulator;
 use catalog::Catalog;
 
 /// WS-Security `UsernameToken` credentials the simulator accepts.
@@ -32,8 +28,7 @@ pub const SIM_USERNAME: &str = "billflow";
 pub const SIM_PASSWORD: &str = "billflow-sim";
 
 /// Namespace of the operation elements (`{Operation}Request`, `{Operation}Response`).
-pub const API_NS: &str = "urn:emersion:api";
-pub const SOAP11_ENV_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub use crate::billing::emersion::wire::{API_NS, SOAP11_ENV_NS};
 
 /// Active Retail account with Cumulus credentials: the account every happy path orders for.
 pub const ACTIVE_ACCOUNT_ID: i64 = 100001;
@@ -243,6 +238,11 @@ impl Store {
     // Every change validates before it mutates, so a poisoned lock still holds whole data.
     fn lock(&self) -> MutexGuard<'_, Emersion> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state as JSON, for `GET /_sim/state`.
+    pub(super) fn snapshot(&self) -> serde_json::Value {
+        self.lock().snapshot()
     }
 }
 
@@ -571,44 +571,4 @@ impl Emersion {
 /// `POST /{Service}` for the four SOAP services.
 pub(super) fn routes() -> Router<Simulator> {
     Router::new().route("/{service}", post(soap::endpoint))
-}
-
-/// Adds the Emersion state under `emersion` to the JSON of `GET /_sim/state`, which the
-/// CostGuard routes answer, so one endpoint shows the whole simulator.
-pub(super) async fn add_state(
-    State(sim): State<Simulator>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let is_state = request.uri().path() == "/_sim/state";
-    let response = next.run(request).await;
-    if !is_state || !response.status().is_success() {
-        return response;
-    }
-    let body = match axum::body::to_bytes(response.into_body(), usize::MAX).await {
-        Ok(body) => body,
-        Err(e) => {
-            return ops_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot read the state: {e}"),
-            )
-        }
-    };
-    let mut state: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(state) => state,
-        Err(e) => {
-            return ops_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the state is not JSON: {e}"),
-            )
-        }
-    };
-    let Some(object) = state.as_object_mut() else {
-        return ops_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the state is not a JSON object",
-        );
-    };
-    object.insert("emersion".into(), sim.emersion().lock().snapshot());
-    Json(state).into_response()
 }

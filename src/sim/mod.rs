@@ -11,10 +11,10 @@ mod faults;
 
 use std::sync::Arc;
 
-use axum::extract::FromRef;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -60,13 +60,8 @@ impl Simulator {
         Router::new()
             .merge(calls::routes())
             .merge(faults::routes())
-            // CostGuard answers `/_sim/state`; the layer adds the Emersion state to it.
-            .merge(
-                costguard::routes().route_layer(middleware::from_fn_with_state(
-                    self.clone(),
-                    emersion::add_state,
-                )),
-            )
+            .route("/_sim/state", get(state))
+            .merge(costguard::routes())
             .merge(emersion::routes())
             .with_state(self.clone())
     }
@@ -102,6 +97,15 @@ impl Simulator {
     fn emersion(&self) -> &emersion::Store {
         &self.inner.emersion
     }
+}
+
+/// `GET /_sim/state`: CostGuard's state, with Emersion's under `emersion`.
+async fn state(State(sim): State<Simulator>) -> Json<serde_json::Value> {
+    let mut state = sim.costguard().snapshot();
+    if let Some(object) = state.as_object_mut() {
+        object.insert("emersion".into(), sim.emersion().snapshot());
+    }
+    Json(state)
 }
 
 impl FromRef<Simulator> for Arc<CallLog> {

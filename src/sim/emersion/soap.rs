@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 
+use crate::billing::emersion::wsse::password_digest;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::header::CONTENT_TYPE;
@@ -11,7 +12,6 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use sha1::{Digest, Sha1};
 
 use super::replies::answer;
 use super::requests::{read_call, Call, Invalid};
@@ -158,15 +158,6 @@ fn authenticated(envelope: &Element) -> bool {
         return false;
     };
     username == SIM_USERNAME && digest == password_digest(&nonce, created, SIM_PASSWORD)
-}
-
-/// base64(SHA-1(nonce ++ created ++ password)): the WS-Security PasswordDigest.
-fn password_digest(nonce: &[u8], created: &str, password: &str) -> String {
-    let mut sha = Sha1::new();
-    sha.update(nonce);
-    sha.update(created.as_bytes());
-    sha.update(password.as_bytes());
-    STANDARD.encode(sha.finalize())
 }
 
 /// The body with the content of every `Password` element (the UsernameToken digest and
