@@ -8,7 +8,8 @@ use clap::Args;
 
 use crate::billing::costguard::CostGuardConfig;
 use crate::billing::emersion::EmersionConfig;
-use crate::engine::retry::RetryPolicy;
+use crate::engine::protect::LimitsConfig;
+use crate::engine::retry::RetryConfig;
 use crate::secret::Secret;
 
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -140,17 +141,23 @@ pub struct WorkerSettings {
     /// On SIGTERM/SIGINT, how long in-flight stages may take to finish, in milliseconds.
     #[arg(long, env = "BILLFLOW_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,
-    /// Retry policy as JSON, e.g. '{"max_attempts":5,"initial_delay_ms":5000}'; unset fields keep their defaults.
-    #[arg(long, env = "BILLFLOW_RETRY_POLICY", value_parser = parse_retry_policy, default_value = "{}")]
-    pub retry_policy: RetryPolicy,
+    /// Retry policy as JSON: default fields at the top, per-stage overrides under "stages",
+    /// e.g. '{"max_attempts":5,"stages":{"advancepay_renewal.submit":{"max_attempts":10}}}'.
+    #[arg(long, env = "BILLFLOW_RETRY_POLICY", value_parser = RetryConfig::parse, default_value = "{}")]
+    pub retry_policy: RetryConfig,
+    /// How long after a call whose outcome is unknown (timeout, crash mid-call) the
+    /// platform is asked whether it took effect, in milliseconds: long enough for a slow
+    /// call still in flight to have landed.
+    #[arg(long, env = "BILLFLOW_RECONCILE_DELAY_MS", default_value_t = 60_000)]
+    pub reconcile_delay_ms: u64,
+    /// Protection of each billing API as JSON by API name (costguard, emersion): concurrency,
+    /// token-bucket rate and circuit breaker, e.g. '{"costguard":{"max_concurrency":8,"rate_per_sec":20,"burst":20,"breaker_failures":5,"breaker_cooldown_ms":30000}}'.
+    #[arg(long, env = "BILLFLOW_API_LIMITS", value_parser = LimitsConfig::parse, default_value = "{}")]
+    pub api_limits: LimitsConfig,
     #[command(flatten)]
     pub costguard: CostGuardSettings,
     #[command(flatten)]
     pub emersion: EmersionSettings,
-}
-
-fn parse_retry_policy(s: &str) -> Result<RetryPolicy, String> {
-    serde_json::from_str(s).map_err(|e| format!("invalid retry policy JSON: {e}"))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,8 @@ use crate::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
 };
 use crate::engine::events::{CloudEvent, Outcome};
-use crate::engine::retry::RetryPolicy;
+use crate::engine::protect::LimitsConfig;
+use crate::engine::retry::RetryConfig;
 use crate::secret::Secret;
 use crate::sim::{costguard as simdata, Simulator};
 
@@ -180,7 +181,9 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         prefetch: 16,
         max_message_bytes: 256 * 1024,
         shutdown_grace_ms: 5_000,
-        retry_policy: RetryPolicy::default(),
+        retry_policy: RetryConfig::default(),
+        api_limits: LimitsConfig::default(),
+        reconcile_delay_ms: 5_000,
         costguard: CostGuardSettings {
             costguard_url: sim_url.clone(),
             costguard_token: Secret::new("demo-token"),

@@ -15,6 +15,7 @@ use crate::billing::costguard::CostGuardClient;
 use crate::billing::emersion::EmersionClient;
 use crate::broker::{self, BrokerError, Publisher, Topology};
 use crate::config::{ConfigError, WorkerSettings};
+use crate::engine::protect::Guards;
 use crate::engine::{Engine, EngineSettings};
 use crate::store::{Store, StoreError};
 use crate::workflow::Workflows;
@@ -92,8 +93,10 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> Resul
         EngineSettings {
             max_message_bytes: settings.max_message_bytes,
             retry: settings.retry_policy.clone(),
+            reconcile_delay: Duration::from_millis(settings.reconcile_delay_ms),
             source: format!("billflow/{}", settings.broker.prefix),
         },
+        Guards::new(settings.api_limits.clone()),
     ));
     info!(
         queue = %topology.work_queue(),

@@ -399,8 +399,23 @@ async fn transient_failures_are_retried_durably() {
     h.cleanup().await;
 }
 
+/// Applied calls of `operation` in the simulator's log, by idempotency key.
+async fn applied_by_key(h: &Harness, operation: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut by_key = std::collections::BTreeMap::new();
+    for call in h.calls().await {
+        if call["operation"] == operation && call["applied"] == true {
+            let key = call["idempotency_key"]
+                .as_str()
+                .unwrap_or("(none)")
+                .to_string();
+            *by_key.entry(key).or_insert(0) += 1;
+        }
+    }
+    by_key
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_response_to_a_non_idempotent_call_is_parked_not_resent() {
+async fn a_lost_response_is_reconciled_from_the_order_not_resent() {
     let mut h = Harness::start("unknown").await;
     // SubmitCart takes effect, but its response never arrives: the client times out.
     h.sim_post(
@@ -417,25 +432,101 @@ async fn a_lost_response_to_a_non_idempotent_call_is_parked_not_resent() {
     ))
     .await;
     h.wait_terminal(&["crm-unknown"]).await;
+    h.settle(Duration::from_millis(300)).await;
 
-    assert_eq!(terminal_count(&h, "crm-unknown", Outcome::Parked), 1);
-    let parked = h
+    assert_eq!(terminal_count(&h, "crm-unknown", Outcome::Completed), 1);
+    let retrying = h
         .events_of("crm-unknown")
         .into_iter()
-        .find(|e| e.is_terminal())
+        .find(|e| e.data.outcome == Outcome::Retrying)
         .cloned()
         .unwrap();
-    assert_eq!(parked.routing_key(), "workflow.advancepay_renewal.parked");
-    assert_eq!(parked.data.reason.as_deref(), Some("outcome_unknown"));
+    assert_eq!(retrying.data.stage.as_deref(), Some("submit"));
+    assert!(retrying.data.error.unwrap().contains("outcome unknown"));
+    let counts = h.call_counts().await;
     assert_eq!(
-        h.call_counts().await.get("SubmitCart"),
+        counts.get("SubmitCart"),
         Some(&1),
-        "never re-sent"
+        "never re-sent: {counts:?}"
     );
-    let dead = h.drain_dead().await;
-    assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].0["x-billflow-reason"], "outcome_unknown");
-    assert_eq!(dead[0].0["x-billflow-stage"], "submit");
+    assert_eq!(counts.get("getOrder"), Some(&1), "one probe: {counts:?}");
+    assert!(h.drain_dead().await.is_empty());
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_call_that_did_not_land_is_sent_again_after_the_probe() {
+    let mut h = Harness::start("notlanded").await;
+    // The first SubmitCart hangs past the client's timeout and is never applied.
+    h.sim_post(
+        "/_sim/faults",
+        json!({"operation": "SubmitCart", "kind": "timeout", "ms": 1500, "count": 1}),
+    )
+    .await;
+    let mut settings = h.worker_settings();
+    settings.costguard.costguard_timeout_ms = 1_000;
+    let worker = h.spawn_worker_with(settings);
+    h.publish(&renewal(
+        "crm-notlanded",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-notlanded"]).await;
+
+    assert_eq!(terminal_count(&h, "crm-notlanded", Outcome::Completed), 1);
+    let counts = h.call_counts().await;
+    assert_eq!(counts.get("SubmitCart"), Some(&2), "{counts:?}");
+    assert_eq!(
+        applied_by_key(&h, "SubmitCart")
+            .await
+            .get("crm-notlanded/submit"),
+        Some(&1),
+        "exactly one took effect"
+    );
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_waits_durably_without_spending_attempts() {
+    let mut h = Harness::start("breaker").await;
+    h.sim_post(
+        "/_sim/faults",
+        json!({"operation": "ServiceNumberDetail", "kind": "http_status", "status": 503, "count": 6}),
+    )
+    .await;
+    let mut settings = h.worker_settings();
+    // Two attempts of three calls each could not outlast six failures on their own.
+    settings.retry_policy.default.max_attempts = 2;
+    settings.api_limits = billflow::engine::protect::LimitsConfig::parse(
+        r#"{"costguard": {"breaker_failures": 2, "breaker_cooldown_ms": 500}}"#,
+    )
+    .unwrap();
+    let worker = h.spawn_worker_with(settings);
+    h.publish(&renewal(
+        "crm-breaker",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-breaker"]).await;
+
+    assert_eq!(terminal_count(&h, "crm-breaker", Outcome::Completed), 1);
+    let waits = h
+        .events_of("crm-breaker")
+        .into_iter()
+        .filter(|e| {
+            e.data
+                .error
+                .as_deref()
+                .is_some_and(|m| m.contains("circuit breaker open for costguard"))
+        })
+        .count();
+    assert!(
+        waits >= 2,
+        "the stage waited on the open breaker {waits} times"
+    );
+    assert_eq!(h.call_counts().await.get("ServiceNumberDetail"), Some(&7));
     worker.stop().await;
     h.cleanup().await;
 }
@@ -479,7 +570,13 @@ async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
     let worker = h.spawn_worker();
     h.wait_terminal(&["crm-orphan"]).await;
     assert_eq!(terminal_count(&h, "crm-orphan", Outcome::Parked), 1);
-    assert_eq!(h.call_counts().await.get("SubmitCart"), None);
+    let counts = h.call_counts().await;
+    assert_eq!(counts.get("SubmitCart"), None);
+    assert_eq!(
+        counts.get("getOrder"),
+        Some(&1),
+        "probed before parking: {counts:?}"
+    );
     worker.stop().await;
     h.cleanup().await;
 }

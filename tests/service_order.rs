@@ -416,17 +416,26 @@ async fn a_worker_killed_after_select_completes_the_order_without_resending() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_inside_complete_order_parks_it_instead_of_resending() {
+async fn a_worker_killed_inside_complete_order_reconciles_from_the_presale() {
     let mut h = Harness::start("so-killc").await;
     kill_during(&mut h, "so-killc", "CompleteOrder").await;
-    let parked = terminal(&h, "so-killc");
-    assert_eq!(parked.data.outcome, Outcome::Parked);
-    assert_eq!(parked.data.reason.as_deref(), Some("outcome_unknown"));
+    // The restarted worker finds CompleteOrder started without a result: it waits for a
+    // call in flight to land, asks GetAccountPresale, and goes on from what it says.
+    assert_eq!(terminal(&h, "so-killc").data.outcome, Outcome::Completed);
     let counts = h.call_counts().await;
-    assert_eq!(count(&counts, "CompleteOrder"), 1, "never re-sent");
+    assert_eq!(count(&counts, "GetAccountPresale"), 1, "{counts:?}");
     assert_eq!(count(&counts, "SelectPackagePlan"), 1);
-    let dead = h.drain_dead().await;
-    assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].0["x-billflow-stage"], "complete_order");
+    let applied = h
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| c["operation"] == "CompleteOrder" && c["applied"] == true)
+        .count();
+    assert_eq!(applied, 1, "the order was completed exactly once");
+    let completed = terminal(&h, "so-killc").data.output.unwrap();
+    assert_eq!(
+        completed["complete_order"]["services"][0]["status"],
+        "PreActive"
+    );
     h.cleanup().await;
 }

@@ -3,14 +3,15 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use billflow::billing::costguard::rest::paths;
+use billflow::billing::costguard::rest::{paths, OrderDetail};
 use billflow::billing::costguard::soap::{self, KeyedId, OrderResponse};
 use billflow::billing::costguard::{CostGuardClient, CostGuardConfig, CostGuardError};
 use billflow::billing::Failure;
 use billflow::secret::Secret;
 use billflow::sim::costguard::{
     ACTIVE_CUSTOMER_ID, ACTIVE_SERVICE, ACTIVE_SERVICE_ID, HOTLINED_CUSTOMER_ID, HOTLINED_SERVICE,
-    HOTLINED_SERVICE_ID, INELIGIBLE_SERVICE, INELIGIBLE_SERVICE_ID, RENEWAL_PRICE, RENEWAL_TAX,
+    HOTLINED_SERVICE_ID, INELIGIBLE_CUSTOMER_ID, INELIGIBLE_SERVICE, INELIGIBLE_SERVICE_ID,
+    RENEWAL_PRICE, RENEWAL_TAX,
 };
 use billflow::sim::Simulator;
 use rust_decimal::Decimal;
@@ -22,6 +23,7 @@ const ENV: &str = "test";
 const RENEWAL_ORDER_TYPE: i64 = 1;
 const RESTORE_ORDER_TYPE: i64 = 1013;
 const REGISTER: i64 = 12;
+const WRAP: &str = "WRAP access_token=\"sim-token\"";
 
 struct Sim {
     base: String,
@@ -107,6 +109,68 @@ impl Sim {
             .find(|s| s["service_id"] == service_id)
             .cloned()
             .unwrap_or_else(|| panic!("service {service_id} not in {state}"))
+    }
+
+    /// An Order Placement call sent by hand, with an `Idempotency-Key` as billflow sends it.
+    async fn order_call(
+        &self,
+        request: &soap::OrderRequest,
+        key: &str,
+        timeout: Duration,
+    ) -> reqwest::Result<reqwest::Response> {
+        let requestor = soap::Requestor {
+            authorization_token: "sim-token".into(),
+            register_id: None,
+        };
+        self.http
+            .post(format!("{}{}", self.base, paths::order_placement(ENV)))
+            .header("Content-Type", soap::content_type(request.operation()))
+            .header("Idempotency-Key", key)
+            .body(request.envelope(&requestor))
+            .timeout(timeout)
+            .send()
+            .await
+    }
+
+    /// A REST call sent by hand with the WRAP token, and a key when given.
+    async fn rest_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("Authorization", WRAP)
+            .timeout(Duration::from_secs(2));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await
+    }
+
+    /// The order lookup: its status and JSON body.
+    async fn order(&self, order_id: i64) -> (u16, Value) {
+        let response = self
+            .rest_call(reqwest::Method::GET, &paths::order(ENV, order_id), None)
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// The order lookup of an order that exists, read into the client's wire type too.
+    async fn open_order(&self, order_id: i64) -> Value {
+        let (status, body) = self.order(order_id).await;
+        assert_eq!(status, 200, "{body}");
+        let typed: OrderDetail = serde_json::from_value(body.clone()).unwrap();
+        assert_eq!(typed.order_id, order_id);
+        body
+    }
+
+    async fn last_call(&self) -> Value {
+        let calls = self.get("/_sim/calls").await;
+        calls["calls"].as_array().unwrap().last().cloned().unwrap()
     }
 
     /// A renewal cart of the active service, renewed and checked out.
@@ -918,4 +982,459 @@ async fn malformed_soap_requests_are_sender_faults() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn call_log_shows_idempotency_key_and_whether_each_call_applied() {
+    // Every call is made by hand, so the keys are the test's own.
+    let sim = start().await;
+    let patience = Duration::from_secs(2);
+    let customer = |id: i64| KeyedId {
+        authenticated_key: "AuthKey".into(),
+        id,
+    };
+    let create = |customer_id| soap::OrderRequest::CreateCart {
+        order_type_id: RENEWAL_ORDER_TYPE,
+        customer: customer(customer_id),
+    };
+    let logged = |call: &Value, operation: &str, key: Value, applied: bool| {
+        assert_eq!(call["operation"], operation, "{call}");
+        assert_eq!(call["idempotency_key"], key, "{call}");
+        assert_eq!(call["applied"], applied, "{call}");
+    };
+
+    // A read, with and without a key.
+    let detail = sim
+        .rest_call(
+            reqwest::Method::GET,
+            &paths::service_number_detail(ENV, ACTIVE_SERVICE),
+            Some("cmd-1/lookup"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(detail.status(), 200);
+    logged(
+        &sim.last_call().await,
+        "ServiceNumberDetail",
+        json!("cmd-1/lookup"),
+        false,
+    );
+    let favorites = sim
+        .rest_call(
+            reqwest::Method::GET,
+            &paths::favorite_price_points(ENV, ACTIVE_SERVICE_ID),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(favorites.status(), 200);
+    logged(
+        &sim.last_call().await,
+        "favoriteAdvancePayPricePoint",
+        Value::Null,
+        false,
+    );
+
+    // An applied SOAP call, then one refused on a business rule.
+    let created = sim
+        .order_call(&create(ACTIVE_CUSTOMER_ID), "cmd-1/create_cart", patience)
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    logged(
+        &sim.last_call().await,
+        "CreateCart",
+        json!("cmd-1/create_cart"),
+        true,
+    );
+    // The first cart takes the seed's first id.
+    let cart_id = 7010;
+    assert_eq!(
+        sim.cart_state(cart_id).await["customer_id"],
+        ACTIVE_CUSTOMER_ID
+    );
+    let refused = sim
+        .order_call(&create(999), "cmd-2/create_cart", patience)
+        .await
+        .unwrap();
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("Customer 999 does not exist"));
+    logged(
+        &sim.last_call().await,
+        "CreateCart",
+        json!("cmd-2/create_cart"),
+        false,
+    );
+
+    // REST: applied, refused, unauthenticated, and accepted without adding anything.
+    let renew = paths::renew_advance_pay(ENV, cart_id, ACTIVE_SERVICE_ID);
+    let renewed = sim
+        .rest_call(reqwest::Method::POST, &renew, Some("cmd-1/renew"))
+        .await
+        .unwrap();
+    assert_eq!(renewed.status(), 200);
+    logged(
+        &sim.last_call().await,
+        "renewAdvancePay",
+        json!("cmd-1/renew"),
+        true,
+    );
+    let unknown = paths::renew_advance_pay(ENV, 424242, ACTIVE_SERVICE_ID);
+    let missing = sim
+        .rest_call(reqwest::Method::POST, &unknown, Some("cmd-3/renew"))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    logged(
+        &sim.last_call().await,
+        "renewAdvancePay",
+        json!("cmd-3/renew"),
+        false,
+    );
+    let unauthenticated = sim
+        .http
+        .post(format!("{}{renew}", sim.base))
+        .header("Idempotency-Key", "cmd-4/renew")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    logged(
+        &sim.last_call().await,
+        "renewAdvancePay",
+        json!("cmd-4/renew"),
+        false,
+    );
+    sim.order_call(
+        &create(INELIGIBLE_CUSTOMER_ID),
+        "cmd-10/create_cart",
+        patience,
+    )
+    .await
+    .unwrap();
+    let nothing_to_renew = sim
+        .rest_call(
+            reqwest::Method::POST,
+            &paths::renew_advance_pay(ENV, cart_id + 1, INELIGIBLE_SERVICE_ID),
+            Some("cmd-10/renew"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(nothing_to_renew.status(), 200);
+    logged(
+        &sim.last_call().await,
+        "renewAdvancePay",
+        json!("cmd-10/renew"),
+        false,
+    );
+
+    // Injected faults: http_status, business_error and timeout do not apply.
+    for (mut fault, key, status) in [
+        (
+            json!({"kind": "http_status", "status": 503}),
+            "cmd-5/checkout",
+            503,
+        ),
+        (
+            json!({"kind": "business_error", "message": "Register closed"}),
+            "cmd-6/checkout",
+            200,
+        ),
+        (json!({"kind": "timeout", "ms": 10}), "cmd-7/checkout", 504),
+    ] {
+        fault["operation"] = json!("Checkout");
+        sim.fault(fault.clone()).await;
+        let checkout = soap::OrderRequest::Checkout {
+            cart: customer(cart_id),
+        };
+        let response = sim.order_call(&checkout, key, patience).await.unwrap();
+        assert_eq!(response.status(), status, "{fault}");
+        logged(&sim.last_call().await, "Checkout", json!(key), false);
+    }
+    assert_eq!(sim.cart_state(cart_id).await["checked_out"], false);
+
+    // drop_response applies: the entry says so while the answer is still held.
+    sim.fault(json!({"operation": "Checkout", "kind": "drop_response"}))
+        .await;
+    let checkout = soap::OrderRequest::Checkout {
+        cart: customer(cart_id),
+    };
+    let dropped = sim
+        .order_call(&checkout, "cmd-8/checkout", Duration::from_millis(300))
+        .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    assert_eq!(sim.cart_state(cart_id).await["checked_out"], true);
+    let held = sim.last_call().await;
+    logged(&held, "Checkout", json!("cmd-8/checkout"), true);
+
+    // REST too, and a later call keeps its place after the held one.
+    sim.fault(json!({"operation": "renewAdvancePay", "kind": "drop_response"}))
+        .await;
+    let dropped = sim
+        .rest_call(reqwest::Method::POST, &renew, Some("cmd-9/renew"))
+        .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    assert_eq!(
+        sim.cart_state(cart_id).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    logged(
+        &sim.last_call().await,
+        "renewAdvancePay",
+        json!("cmd-9/renew"),
+        true,
+    );
+    sim.fault(json!({"operation": "renewAdvancePay", "kind": "http_status", "status": 502}))
+        .await;
+    let failed = sim
+        .rest_call(reqwest::Method::POST, &renew, Some("cmd-9/renew"))
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 502);
+    logged(
+        &sim.last_call().await,
+        "renewAdvancePay",
+        json!("cmd-9/renew"),
+        false,
+    );
+
+    let calls = sim.get("/_sim/calls").await;
+    let seqs: Vec<i64> = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let applied: Vec<(&str, &Value)> = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["applied"] == true)
+        .map(|c| (c["operation"].as_str().unwrap(), &c["idempotency_key"]))
+        .collect();
+    assert_eq!(
+        applied,
+        [
+            ("CreateCart", &json!("cmd-1/create_cart")),
+            ("renewAdvancePay", &json!("cmd-1/renew")),
+            ("CreateCart", &json!("cmd-10/create_cart")),
+            ("Checkout", &json!("cmd-8/checkout")),
+            ("renewAdvancePay", &json!("cmd-9/renew")),
+        ]
+    );
+    // The counts stay as they were: every call, applied or not.
+    assert_eq!(
+        calls["counts"],
+        json!({
+            "ServiceNumberDetail": 1,
+            "favoriteAdvancePayPricePoint": 1,
+            "CreateCart": 3,
+            "renewAdvancePay": 6,
+            "Checkout": 4,
+        })
+    );
+}
+
+#[tokio::test]
+async fn order_lookup_follows_a_restore_cart_in_the_pinned_shape() {
+    let sim = start().await;
+    let cg = sim.client();
+    // A restore order of the active service, as in the pinned example.
+    let cart = cg
+        .create_cart(ENV, ACTIVE_CUSTOMER_ID, RESTORE_ORDER_TYPE, None)
+        .await
+        .unwrap()
+        .cart_id;
+    let mut expected = json!({
+        "orderID": 7010, "customerID": 10, "orderTypeID": 1013, "registerID": null,
+        "status": "Open", "items": [], "tenders": [],
+        "subtotal": null, "taxSubtotal": null, "receiptNumber": null
+    });
+    assert_eq!(cart.id, 7010);
+    assert_eq!(sim.open_order(cart.id).await, expected);
+
+    cg.add_restore_item(ENV, &cart, ACTIVE_SERVICE_ID, 4)
+        .await
+        .unwrap();
+    expected["items"] = json!([
+        {"serviceInformationItemID": 88443, "serviceID": 169053, "actionType": "Restore"}
+    ]);
+    assert_eq!(sim.open_order(cart.id).await, expected);
+
+    cg.checkout(ENV, &cart).await.unwrap();
+    expected["status"] = json!("CheckedOut");
+    expected["subtotal"] = json!("0");
+    expected["taxSubtotal"] = json!("0");
+    assert_eq!(sim.open_order(cart.id).await, expected);
+
+    cg.submit_cart(ENV, &cart).await.unwrap();
+    expected["status"] = json!("Submitted");
+    assert_eq!(sim.open_order(cart.id).await, expected);
+
+    // Reads: logged under getOrder, never applied.
+    let calls = sim.get("/_sim/calls").await;
+    assert_eq!(calls["counts"]["getOrder"], 4);
+    let lookup = sim.last_call().await;
+    assert_eq!(lookup["operation"], "getOrder");
+    assert_eq!(lookup["method"], "GET");
+    assert_eq!(lookup["path"], paths::order(ENV, cart.id));
+    assert_eq!(lookup["applied"], false);
+}
+
+#[tokio::test]
+async fn order_lookup_follows_a_renewal_cart_through_every_state() {
+    let sim = start().await;
+    let cg = sim.client();
+    let cart = cg
+        .create_cart(ENV, ACTIVE_CUSTOMER_ID, RENEWAL_ORDER_TYPE, Some(REGISTER))
+        .await
+        .unwrap()
+        .cart_id;
+    let order = sim.open_order(cart.id).await;
+    assert_eq!(order["status"], "Open");
+    assert_eq!(order["registerID"], REGISTER);
+    assert_eq!(order["orderTypeID"], RENEWAL_ORDER_TYPE);
+    assert_eq!(order["items"], json!([]));
+
+    let first = cg
+        .renew_advance_pay(ENV, cart.id, ACTIVE_SERVICE_ID)
+        .await
+        .unwrap()
+        .service_information_item_id
+        .unwrap();
+    let order = sim.open_order(cart.id).await;
+    assert_eq!(order["status"], "Open");
+    assert_eq!(
+        order["items"],
+        json!([{"serviceInformationItemID": first, "serviceID": ACTIVE_SERVICE_ID, "actionType": "AdvancePayRenewal"}])
+    );
+    assert_eq!(order["subtotal"], Value::Null);
+
+    cg.checkout(ENV, &cart).await.unwrap();
+    let order = sim.open_order(cart.id).await;
+    assert_eq!(order["status"], "CheckedOut");
+    assert_eq!(
+        (&order["subtotal"], &order["taxSubtotal"]),
+        (&json!("11.99"), &json!("2.35"))
+    );
+
+    // A change after checkout reopens the order and unsettles its totals.
+    let second = cg
+        .renew_advance_pay(ENV, cart.id, ACTIVE_SERVICE_ID)
+        .await
+        .unwrap()
+        .service_information_item_id
+        .unwrap();
+    let order = sim.open_order(cart.id).await;
+    assert_eq!(order["status"], "Open");
+    assert_eq!(order["subtotal"], Value::Null);
+    assert_eq!(order["taxSubtotal"], Value::Null);
+    assert_eq!(order["items"][1]["serviceInformationItemID"], second);
+
+    cg.checkout(ENV, &cart).await.unwrap();
+    cg.add_cash_tender(ENV, &cart, dec("28.68"), 2)
+        .await
+        .unwrap();
+    let order = sim.open_order(cart.id).await;
+    assert_eq!(order["status"], "CheckedOut");
+    assert_eq!(
+        (&order["subtotal"], &order["taxSubtotal"]),
+        (&json!("23.98"), &json!("4.70"))
+    );
+    let tender_id =
+        sim.cart_state(cart.id).await["tenders"][0]["tender_information_item_id"].clone();
+    assert_eq!(
+        order["tenders"],
+        json!([{"tenderInformationItemID": tender_id, "amount": "28.68", "tenderTypeID": 2, "tenderStatus": "Captured"}])
+    );
+    assert_eq!(order["receiptNumber"], "STORE-12-0076");
+
+    cg.submit_cart(ENV, &cart).await.unwrap();
+    let order = sim.open_order(cart.id).await;
+    assert_eq!(order["status"], "Submitted");
+    let typed: OrderDetail = serde_json::from_value(order).unwrap();
+    assert_eq!(typed.subtotal, Some(dec("23.98")));
+    assert_eq!(typed.tenders[0].amount, dec("28.68"));
+    assert_eq!(typed.items.len(), 2);
+
+    // Two active favorites renew under one service information item: listed once.
+    let created: Value = sim
+        .post(
+            "/_sim/services",
+            json!({"service_number": "5551239999", "favorites": [{}, {"description": "Data pack"}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (customer_id, service_id) = (
+        created["customer_id"].as_i64().unwrap(),
+        created["service_id"].as_i64().unwrap(),
+    );
+    let cart = cg
+        .create_cart(ENV, customer_id, RENEWAL_ORDER_TYPE, None)
+        .await
+        .unwrap()
+        .cart_id;
+    let renewed = cg
+        .renew_advance_pay(ENV, cart.id, service_id)
+        .await
+        .unwrap();
+    assert_eq!(renewed.renewed_advance_pay_product_count, 2);
+    let order = sim.open_order(cart.id).await;
+    assert_eq!(order["items"].as_array().unwrap().len(), 1, "{order}");
+    cg.checkout(ENV, &cart).await.unwrap();
+    assert_eq!(sim.open_order(cart.id).await["subtotal"], "23.98");
+}
+
+#[tokio::test]
+async fn order_lookup_errors_auth_and_faults() {
+    let sim = start().await;
+    let (status, body) = sim.order(424242).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({"errors": [{"field": "Order", "loggingNumber": null, "message": "Order 424242 was not found"}]})
+    );
+    let response = sim
+        .rest_call(
+            reqwest::Method::GET,
+            &format!("/OrderManagement/2x/{ENV}/api/order/seven"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["field"], "orderId");
+
+    let unauthenticated = sim
+        .http
+        .get(format!("{}{}", sim.base, paths::order(ENV, 7010)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+
+    sim.fault(json!({"operation": "getOrder", "kind": "http_status", "status": 503}))
+        .await;
+    let (status, body) = sim.order(424242).await;
+    assert_eq!(status, 503);
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+    assert_eq!(sim.order(424242).await.0, 404);
+
+    let calls = sim.get("/_sim/calls").await;
+    assert_eq!(calls["counts"], json!({"getOrder": 5}));
+    assert!(calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["applied"] == false));
 }

@@ -4,6 +4,11 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use billflow::billing::emersion::wire::{
+    AccountPresale, CreatedService, GetAccountPresale, PresaleSq,
+};
+use billflow::billing::emersion::{EmersionClient, EmersionConfig, EmersionError};
+use billflow::secret::Secret;
 use billflow::sim::emersion::*;
 use billflow::sim::Simulator;
 use billflow::xml::Element;
@@ -106,6 +111,17 @@ impl Reply {
 
 impl Sim {
     async fn post(&self, service: &str, soap_action: Option<&str>, body: String) -> Reply {
+        self.post_keyed(service, soap_action, None, body).await
+    }
+
+    /// Like [`Sim::post`], with an `Idempotency-Key` as billflow sends it.
+    async fn post_keyed(
+        &self,
+        service: &str,
+        soap_action: Option<&str>,
+        key: Option<&str>,
+        body: String,
+    ) -> Reply {
         let mut request = self
             .http
             .post(format!("{}/{service}", self.base))
@@ -113,6 +129,9 @@ impl Sim {
             .body(body);
         if let Some(soap_action) = soap_action {
             request = request.header("SOAPAction", soap_action);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
@@ -135,6 +154,37 @@ impl Sim {
     async fn call(&self, service: &str, operation: &str, fields: &str) -> Reply {
         let body = envelope(&security(SIM_USERNAME, SIM_PASSWORD), operation, fields);
         self.post(service, Some(&action(operation)), body).await
+    }
+
+    /// A correctly authenticated call with a matching SOAPAction and this key.
+    async fn call_keyed(&self, service: &str, operation: &str, fields: &str, key: &str) -> Reply {
+        let body = envelope(&security(SIM_USERNAME, SIM_PASSWORD), operation, fields);
+        self.post_keyed(service, Some(&action(operation)), Some(key), body)
+            .await
+    }
+
+    /// The real Emersion client, pointed at the simulator.
+    fn client(&self) -> EmersionClient {
+        EmersionClient::new(EmersionConfig {
+            base_url: self.base.clone(),
+            username: SIM_USERNAME.into(),
+            password: Secret::new(SIM_PASSWORD),
+            timeout: Duration::from_secs(2),
+        })
+        .unwrap()
+    }
+
+    async fn presale(&self, presale_id: i64) -> Result<AccountPresale, EmersionError> {
+        self.client()
+            .call(&GetAccountPresale {
+                account_presale_id: presale_id,
+            })
+            .await
+    }
+
+    async fn last_call(&self) -> Value {
+        let calls = self.get("/_sim/calls").await;
+        calls["calls"].as_array().unwrap().last().cloned().unwrap()
     }
 
     /// The `{operation}Response` element of a successful call.
@@ -2188,5 +2238,371 @@ async fn state_joins_costguard_and_emersion() {
     assert_eq!(types.len(), 6);
     assert_eq!(types[0]["check_type"], "NoSQ");
     assert_eq!(types[3]["check_type"], "NWB");
+    sim.stop().await;
+}
+
+/// The message of the Client fault a call was refused with.
+fn client_fault(result: Result<AccountPresale, EmersionError>) -> String {
+    match result {
+        Err(EmersionError::Fault { code, message, .. }) if code == "Client" => message,
+        other => panic!("expected a Client fault, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn call_log_shows_idempotency_key_and_whether_each_call_applied() {
+    let sim = start().await;
+    let logged = |call: &Value, operation: &str, key: Value, applied: bool| {
+        assert_eq!(call["operation"], operation, "{call}");
+        assert_eq!(call["idempotency_key"], key, "{call}");
+        assert_eq!(call["applied"], applied, "{call}");
+    };
+    let account = leaves(&[("AccountID", &ACTIVE_ACCOUNT_ID)]);
+
+    // Applied, refused, read.
+    let started = sim
+        .call_keyed("Orders", "StartOrder", &account, "cmd-1/start_order")
+        .await;
+    assert_eq!(started.status, 200, "{}", started.raw);
+    logged(
+        &sim.last_call().await,
+        "StartOrder",
+        json!("cmd-1/start_order"),
+        true,
+    );
+    let presale_id = FIRST_PRESALE_ID;
+    let refused = sim
+        .call_keyed(
+            "Orders",
+            "StartOrder",
+            &leaves(&[("AccountID", &12345)]),
+            "cmd-2/start_order",
+        )
+        .await;
+    assert_eq!(refused.fault().1, "Invalid account id");
+    logged(
+        &sim.last_call().await,
+        "StartOrder",
+        json!("cmd-2/start_order"),
+        false,
+    );
+    let read = sim
+        .call_keyed(
+            "Orders",
+            "GetAccountPresale",
+            &leaves(&[("AccountPresaleID", &presale_id)]),
+            "cmd-1/probe",
+        )
+        .await;
+    assert_eq!(read.status, 200, "{}", read.raw);
+    logged(
+        &sim.last_call().await,
+        "GetAccountPresale",
+        json!("cmd-1/probe"),
+        false,
+    );
+    sim.ok(
+        "Plans",
+        "GetTermsAndConditions",
+        &terms_fields(BUSINESS_SUPPORT_BASIC_PLAN_ID),
+    )
+    .await;
+    logged(
+        &sim.last_call().await,
+        "GetTermsAndConditions",
+        Value::Null,
+        false,
+    );
+
+    // Refused before the rules: authentication.
+    let unauthenticated = sim
+        .post_keyed(
+            "Orders",
+            Some(&action("StartOrder")),
+            Some("cmd-3/start_order"),
+            envelope("", "StartOrder", &account),
+        )
+        .await;
+    assert_eq!(unauthenticated.fault().1, "Authentication failed");
+    logged(
+        &sim.last_call().await,
+        "StartOrder",
+        json!("cmd-3/start_order"),
+        false,
+    );
+
+    // http_status does not apply; drop_response does, though no answer comes.
+    let sq = sq_fields(presale_id, BUSINESS_SUPPORT_TYPE_ID);
+    sim.fault(json!({"operation": "PerformSimpleSQ", "kind": "http_status", "status": 503}))
+        .await;
+    let failed = sim
+        .call_keyed("Orders", "PerformSimpleSQ", &sq, "cmd-1/sq")
+        .await;
+    assert_eq!(failed.status, 503, "{}", failed.raw);
+    logged(
+        &sim.last_call().await,
+        "PerformSimpleSQ",
+        json!("cmd-1/sq"),
+        false,
+    );
+    assert_eq!(sim.presale_state(presale_id).await["sqs"], json!([]));
+    sim.fault(json!({"operation": "PerformSimpleSQ", "kind": "drop_response"}))
+        .await;
+    let dropped = sim
+        .http
+        .post(format!("{}/Orders", sim.base))
+        .header("SOAPAction", action("PerformSimpleSQ"))
+        .header("Idempotency-Key", "cmd-1/sq")
+        .body(envelope(
+            &security(SIM_USERNAME, SIM_PASSWORD),
+            "PerformSimpleSQ",
+            &sq,
+        ))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    assert_eq!(
+        sim.presale_state(presale_id).await["sqs"][0]["sq_id"],
+        FIRST_SQ_ID
+    );
+    logged(
+        &sim.last_call().await,
+        "PerformSimpleSQ",
+        json!("cmd-1/sq"),
+        true,
+    );
+
+    // Every kind of change is applied, each only when accepted.
+    sim.select(presale_id, BUSINESS_SUPPORT_BASIC_PLAN_ID).await;
+    logged(
+        &sim.last_call().await,
+        "SelectPackagePlan",
+        Value::Null,
+        true,
+    );
+    sim.refused(
+        "Services",
+        "SetServiceConfiguration",
+        &configuration(FIRST_SQ_ID, &[]),
+    )
+    .await;
+    logged(
+        &sim.last_call().await,
+        "SetServiceConfiguration",
+        Value::Null,
+        false,
+    );
+    sim.ok(
+        "Services",
+        "SetServiceConfiguration",
+        &configuration(FIRST_SQ_ID, &[(SITE_NAME_PROPERTY_ID, "Head Office")]),
+    )
+    .await;
+    logged(
+        &sim.last_call().await,
+        "SetServiceConfiguration",
+        Value::Null,
+        true,
+    );
+
+    let calls = sim.get("/_sim/calls").await;
+    let calls = calls["calls"].as_array().unwrap();
+    let seqs: Vec<i64> = calls.iter().map(|c| c["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let applied: Vec<&str> = calls
+        .iter()
+        .filter(|c| c["applied"] == true)
+        .map(|c| c["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        applied,
+        [
+            "StartOrder",
+            "PerformSimpleSQ",
+            "SelectPackagePlan",
+            "SetServiceConfiguration"
+        ]
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn get_account_presale_follows_the_order() {
+    let sim = start().await;
+    let presale_id = sim.start_order().await;
+    let mut expected = AccountPresale {
+        account_presale_id: presale_id,
+        account_id: ACTIVE_ACCOUNT_ID,
+        status: "Open".into(),
+        package_plan_id: None,
+        sqs: vec![],
+        services: vec![],
+    };
+    assert_eq!(sim.presale(presale_id).await.unwrap(), expected);
+
+    let sq_id = sim.simple_sq(presale_id, BUSINESS_SUPPORT_TYPE_ID).await;
+    let nwb = sim
+        .ok(
+            "Orders",
+            "PerformNWBSQ",
+            &nwb_fields(presale_id, NBN_TYPE_ID, MELBOURNE_LOCATION_ID),
+        )
+        .await;
+    let nwb_sq_id: i64 = nwb.parse_at(&["AccountPresaleSQID"]).unwrap();
+    expected.sqs = vec![
+        PresaleSq {
+            account_presale_sq_id: sq_id,
+            service_type_id: BUSINESS_SUPPORT_TYPE_ID,
+            status: "Complete".into(),
+            result: Some("Qualified".into()),
+        },
+        PresaleSq {
+            account_presale_sq_id: nwb_sq_id,
+            service_type_id: NBN_TYPE_ID,
+            status: "Complete".into(),
+            result: Some("NotQualified".into()),
+        },
+    ];
+    assert_eq!(sim.presale(presale_id).await.unwrap(), expected);
+
+    sim.select(presale_id, BUSINESS_SUPPORT_BASIC_PLAN_ID).await;
+    expected.package_plan_id = Some(BUSINESS_SUPPORT_BASIC_PLAN_ID);
+    assert_eq!(sim.presale(presale_id).await.unwrap(), expected);
+
+    sim.ok(
+        "Services",
+        "SetServiceConfiguration",
+        &configuration(sq_id, &[(SITE_NAME_PROPERTY_ID, "Head Office")]),
+    )
+    .await;
+    sim.ok(
+        "Services",
+        "SetServiceContacts",
+        &contacts(sq_id, &[(TECHNICAL_CONTACT_TYPE_ID, "Jane", "Citizen", "")]),
+    )
+    .await;
+    sim.ok(
+        "Orders",
+        "CompleteOrder",
+        &leaves(&[("AccountPresaleID", &presale_id)]),
+    )
+    .await;
+    expected.status = "Complete".into();
+    expected.services = vec![CreatedService {
+        service_id: FIRST_SERVICE_ID,
+        service_type_id: Some(BUSINESS_SUPPORT_TYPE_ID),
+        service_plan_id: Some(BUSINESS_SUPPORT_SERVICE_PLAN_ID),
+        status: "PreActive".into(),
+    }];
+    assert_eq!(sim.presale(presale_id).await.unwrap(), expected);
+
+    // A pending SQ has a status but no result yet.
+    let pending = sim.presale(PENDING_SQ_PRESALE_ID).await.unwrap();
+    assert_eq!(
+        pending.sqs,
+        [PresaleSq {
+            account_presale_sq_id: PENDING_SQ_ID,
+            service_type_id: BUSINESS_SUPPORT_TYPE_ID,
+            status: "Pending".into(),
+            result: None,
+        }]
+    );
+    assert_eq!(pending.package_plan_id, None);
+
+    // The pinned shape, on the seeded completed presale.
+    let raw = sim
+        .call(
+            "Orders",
+            "GetAccountPresale",
+            &leaves(&[("AccountPresaleID", &COMPLETED_PRESALE_ID)]),
+        )
+        .await
+        .raw;
+    let pinned = format!(
+        "<ns1:GetAccountPresaleResponse><ns1:AccountPresale>\
+         <ns1:AccountPresaleID>{COMPLETED_PRESALE_ID}</ns1:AccountPresaleID>\
+         <ns1:AccountID>{ACTIVE_ACCOUNT_ID}</ns1:AccountID>\
+         <ns1:Status>Complete</ns1:Status>\
+         <ns1:PackagePlanID>{BUSINESS_SUPPORT_BASIC_PLAN_ID}</ns1:PackagePlanID>\
+         <ns1:SQs><ns1:SQ><ns1:AccountPresaleSQID>{COMPLETED_SQ_ID}</ns1:AccountPresaleSQID>\
+         <ns1:ServiceTypeID>{BUSINESS_SUPPORT_TYPE_ID}</ns1:ServiceTypeID>\
+         <ns1:Status>Complete</ns1:Status><ns1:Result>Qualified</ns1:Result></ns1:SQ></ns1:SQs>\
+         <ns1:Services><ns1:Service><ns1:ServiceID>{COMPLETED_SERVICE_ID}</ns1:ServiceID>\
+         <ns1:ServiceTypeID>{BUSINESS_SUPPORT_TYPE_ID}</ns1:ServiceTypeID>\
+         <ns1:ServicePlanID>{BUSINESS_SUPPORT_SERVICE_PLAN_ID}</ns1:ServicePlanID>\
+         <ns1:Status>PreActive</ns1:Status></ns1:Service></ns1:Services>\
+         </ns1:AccountPresale></ns1:GetAccountPresaleResponse>"
+    );
+    assert!(raw.contains(&pinned), "{raw}");
+    // Before a plan, PackagePlanID is absent rather than empty.
+    let open = sim
+        .call(
+            "Orders",
+            "GetAccountPresale",
+            &leaves(&[("AccountPresaleID", &PACKAGED_SQ_PRESALE_ID)]),
+        )
+        .await
+        .raw;
+    assert!(!open.contains("PackagePlanID"), "{open}");
+    assert!(open.contains("<ns1:Services></ns1:Services>"), "{open}");
+
+    // Reads: counted, never applied, and faults can be injected on them.
+    sim.fault(json!({"operation": "GetAccountPresale", "kind": "http_status", "status": 503}))
+        .await;
+    match sim.presale(presale_id).await {
+        Err(EmersionError::Fault { code, .. }) => assert_eq!(code, "Server"),
+        other => panic!("{other:?}"),
+    }
+    let calls = sim.get("/_sim/calls").await;
+    assert_eq!(calls["counts"]["GetAccountPresale"], 8);
+    assert!(calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["operation"] == "GetAccountPresale")
+        .all(|c| c["applied"] == false));
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn get_account_presale_refuses_like_perform_simple_sq() {
+    let sim = start().await;
+    for (presale_id, message) in [
+        (0, "Missing account presale id"),
+        (-7, "Missing account presale id"),
+        (12345, "Invalid account presale id"),
+        (199999, "Undefined account presale"),
+    ] {
+        assert_eq!(
+            client_fault(sim.presale(presale_id).await),
+            message,
+            "{presale_id}"
+        );
+    }
+    assert_eq!(
+        sim.refused("Orders", "GetAccountPresale", "").await,
+        "Missing account presale id"
+    );
+    let malformed = sim
+        .refused(
+            "Orders",
+            "GetAccountPresale",
+            &leaves(&[("AccountPresaleID", &"seven")]),
+        )
+        .await;
+    assert!(malformed.contains("AccountPresaleID"), "{malformed}");
+    // Offered by Orders only.
+    let reply = sim
+        .call(
+            "Services",
+            "GetAccountPresale",
+            &leaves(&[("AccountPresaleID", &COMPLETED_PRESALE_ID)]),
+        )
+        .await;
+    assert_eq!(
+        reply.fault().1,
+        "Operation GetAccountPresale is not available on service Services"
+    );
     sim.stop().await;
 }

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod message;
+pub mod protect;
 pub mod retry;
 
 use std::collections::HashSet;
@@ -19,10 +20,11 @@ use crate::billing::Failure;
 use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
 use crate::command::Command;
 use crate::store::{StageRecord, StageState, Store, StoreError};
-use crate::workflow::{Effect, StageError, Workflows};
+use crate::workflow::{Effect, Probe, StageError, Workflows};
 use events::{CloudEvent, EventData, Outcome};
 use message::{header_str, text, StageMessage, STAGE_HEADER};
-use retry::RetryPolicy;
+use protect::{Admission, Guards};
+use retry::{RetryConfig, RetryPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -75,7 +77,9 @@ impl DeadReason {
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub max_message_bytes: usize,
-    pub retry: RetryPolicy,
+    pub retry: RetryConfig,
+    /// How long after a call whose outcome is unknown the platform is asked about it.
+    pub reconcile_delay: Duration,
     /// CloudEvents `source`.
     pub source: String,
 }
@@ -114,6 +118,7 @@ pub struct Engine {
     workflows: Workflows,
     settings: EngineSettings,
     inflight: Inflight,
+    guards: Guards,
 }
 
 impl Engine {
@@ -123,6 +128,7 @@ impl Engine {
         topology: Topology,
         workflows: Workflows,
         settings: EngineSettings,
+        guards: Guards,
     ) -> Self {
         Engine {
             store,
@@ -131,6 +137,7 @@ impl Engine {
             workflows,
             settings,
             inflight: Inflight::default(),
+            guards,
         }
     }
 
@@ -219,44 +226,60 @@ impl Engine {
                 self.dead_letter(&msg, Some(rec), reason, &error).await
             }
             Some(rec) if rec.state == StageState::Started && effect == Effect::NonIdempotent => {
-                let error = "the call was started earlier and its result never recorded; it may have taken effect";
-                self.dead_letter(&msg, Some(rec), DeadReason::OutcomeUnknown, error)
-                    .await
+                self.reconcile(
+                    &msg,
+                    rec,
+                    "the call was started and its result never recorded",
+                )
+                .await
             }
             None if redelivered && effect == Effect::NonIdempotent => {
-                let error = "redelivered with no local record of the stage; another worker may have made the call";
-                self.dead_letter(&msg, None, DeadReason::OutcomeUnknown, error)
+                let why = "redelivered with no local record of the stage; another worker may have made the call";
+                self.reconcile(&msg, StageRecord::started(msg.attempt), why)
                     .await
             }
             _ => self.execute(&msg, effect).await,
         }
     }
 
+    fn policy(&self, msg: &StageMessage) -> &RetryPolicy {
+        self.settings.retry.policy(msg.workflow(), &msg.stage)
+    }
+
+    /// Runs the stage's call: admission by the API's guard, the call, quick retries of
+    /// transient failures, then the outcome.
     async fn execute(&self, msg: &StageMessage, effect: Effect) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
-        let mut rec = StageRecord::started(msg.attempt);
-        self.store.put(cid, &msg.stage, &rec)?;
-        if effect == Effect::NonIdempotent {
-            // The claim must be on disk before the platform can act on the call.
-            self.store.flush().await?;
-        }
-        let mut quick = self.settings.retry.quick_backoff();
-        let mut quick_left = self.settings.retry.quick_retries;
+        let guard = self.guards.get(Workflows::api(&msg.command.body));
+        let policy = self.policy(msg).clone();
+        let mut quick = policy.quick_backoff();
+        let mut quick_left = policy.quick_retries;
+        let mut rec: Option<StageRecord> = None;
         loop {
+            let permit = match guard.admit().await {
+                Admission::Go(permit) => permit,
+                Admission::Open { retry_in } => {
+                    return self.wait_for_api(msg, rec, retry_in).await;
+                }
+            };
+            let started_rec = StageRecord::started(msg.attempt);
+            self.store.put(cid, &msg.stage, &started_rec)?;
+            if effect == Effect::NonIdempotent {
+                // The claim must be on disk before the platform can act on the call.
+                self.store.flush().await?;
+            }
             let started = std::time::Instant::now();
             let result = self
                 .workflows
                 .run(&msg.command, &msg.stage, &msg.outputs)
                 .await;
+            drop(permit);
             let elapsed_ms = started.elapsed().as_millis() as u64;
-            match result {
+            let failure = match result {
                 Ok(done) => {
+                    guard.record_success();
                     info!(elapsed_ms, next = ?done.next, "stage completed");
-                    rec = rec.with_state(StageState::Completed);
-                    rec.output = Some(done.output);
-                    rec.next_stage = done.next.map(str::to_string);
-                    self.store.put(cid, &msg.stage, &rec)?;
-                    return self.forward_success(msg, rec).await;
+                    return self.complete(msg, started_rec, done).await;
                 }
                 Err(StageError { failure, message }) => {
                     // Not knowing whether a repeatable call took effect does not matter.
@@ -264,38 +287,169 @@ impl Engine {
                         (Failure::OutcomeUnknown, Effect::Repeatable) => Failure::Transient,
                         (failure, _) => failure,
                     };
-                    warn!(elapsed_ms, ?failure, error = %message, "stage failed");
                     match failure {
-                        Failure::Transient if quick_left > 0 => {
-                            quick_left -= 1;
-                            let pause = backoff::backoff::Backoff::next_backoff(&mut quick)
-                                .unwrap_or(Duration::from_millis(
-                                    self.settings.retry.quick_delay_ms,
-                                ));
-                            tokio::time::sleep(pause).await;
-                        }
-                        Failure::Transient if msg.attempt < self.settings.retry.max_attempts => {
-                            return self.schedule_retry(msg, rec, &message).await;
-                        }
-                        Failure::Transient => {
-                            return self
-                                .dead_letter(msg, Some(rec), DeadReason::RetriesExhausted, &message)
-                                .await;
-                        }
-                        Failure::Permanent => {
-                            return self
-                                .dead_letter(msg, Some(rec), DeadReason::PermanentError, &message)
-                                .await;
-                        }
-                        Failure::OutcomeUnknown => {
-                            return self
-                                .dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &message)
-                                .await;
-                        }
+                        Failure::Permanent => guard.record_success(),
+                        Failure::Transient | Failure::OutcomeUnknown => guard.record_failure(),
                     }
+                    warn!(elapsed_ms, ?failure, error = %message, "stage failed");
+                    (failure, message)
+                }
+            };
+            rec = Some(started_rec);
+            match failure {
+                (Failure::Transient, _) if quick_left > 0 => {
+                    quick_left -= 1;
+                    let pause = backoff::backoff::Backoff::next_backoff(&mut quick)
+                        .unwrap_or(Duration::from_millis(policy.quick_delay_ms));
+                    // The call did not take effect: a crash during the pause may re-run it.
+                    if let Some(r) = rec.take() {
+                        let r = r.with_state(StageState::Retrying);
+                        self.store.put(cid, &msg.stage, &r)?;
+                        rec = Some(r);
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                (Failure::Transient, message) if msg.attempt < policy.max_attempts => {
+                    let delay = policy.durable_delay(msg.attempt);
+                    return self
+                        .schedule_retry(msg, rec, StageState::Retrying, &message, delay)
+                        .await;
+                }
+                (Failure::Transient, message) => {
+                    return self
+                        .dead_letter(msg, rec, DeadReason::RetriesExhausted, &message)
+                        .await;
+                }
+                (Failure::Permanent, message) => {
+                    return self
+                        .dead_letter(msg, rec, DeadReason::PermanentError, &message)
+                        .await;
+                }
+                (Failure::OutcomeUnknown, message) => {
+                    // Ask the platform later, once a slow call would have landed; the record
+                    // stays "started" so the returning message reconciles.
+                    let error = format!("outcome unknown, will check: {message}");
+                    let delay = policy
+                        .durable_delay(msg.attempt)
+                        .max(self.settings.reconcile_delay);
+                    return self
+                        .schedule_retry(msg, rec, StageState::Started, &error, delay)
+                        .await;
                 }
             }
         }
+    }
+
+    async fn complete(
+        &self,
+        msg: &StageMessage,
+        rec: StageRecord,
+        done: crate::workflow::StageDone,
+    ) -> Result<(), EngineError> {
+        let mut rec = rec.with_state(StageState::Completed);
+        rec.output = Some(done.output);
+        rec.next_stage = done.next.map(str::to_string);
+        self.store.put(&msg.command.command_id, &msg.stage, &rec)?;
+        self.forward_success(msg, rec).await
+    }
+
+    /// A non-idempotent call may have taken effect without its result being recorded.
+    /// Ask the platform with a read-only probe where it has one; never re-send blindly.
+    async fn reconcile(
+        &self,
+        msg: &StageMessage,
+        rec: StageRecord,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        let cid = &msg.command.command_id;
+        // Until the probe has answered, the stage counts as maybe-sent.
+        let rec = rec.with_state(StageState::Started);
+        self.store.put(cid, &msg.stage, &rec)?;
+        self.store.flush().await?;
+        // A call sent moments ago may still be on its way through the platform; a probe
+        // now could miss it and lead to a second call. Look only once it has had time to land.
+        let age = (Utc::now() - rec.started_at).to_std().unwrap_or_default();
+        if age < self.settings.reconcile_delay {
+            let error = format!("{why}; checking once a call in flight would have landed");
+            let wait = self.settings.reconcile_delay - age;
+            return self
+                .schedule_retry(msg, Some(rec), StageState::Started, &error, wait)
+                .await;
+        }
+        let guard = self.guards.get(Workflows::api(&msg.command.body));
+        let permit = match guard.admit().await {
+            Admission::Go(permit) => permit,
+            Admission::Open { retry_in } => {
+                return self.wait_for_api(msg, Some(rec), retry_in).await
+            }
+        };
+        let probe = self
+            .workflows
+            .probe(&msg.command, &msg.stage, &msg.outputs)
+            .await;
+        drop(permit);
+        match probe {
+            Ok(Probe::Applied(done)) => {
+                guard.record_success();
+                info!(why, "reconciled: the call had taken effect");
+                self.complete(msg, rec, done).await
+            }
+            Ok(Probe::NotApplied) => {
+                guard.record_success();
+                info!(why, "reconciled: the call had not taken effect; sending it");
+                self.execute(msg, Effect::NonIdempotent).await
+            }
+            Ok(Probe::Unavailable) => {
+                let error = format!("{why}; the platform has no lookup to check it");
+                self.dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &error)
+                    .await
+            }
+            Err(e)
+                if e.failure != Failure::Permanent
+                    && msg.attempt < self.policy(msg).max_attempts =>
+            {
+                guard.record_failure();
+                let error = format!("{why}; the check failed: {}", e.message);
+                let delay = self.policy(msg).durable_delay(msg.attempt);
+                self.schedule_retry(msg, Some(rec), StageState::Started, &error, delay)
+                    .await
+            }
+            Err(e) => {
+                let error = format!("{why}; the check failed: {}", e.message);
+                self.dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &error)
+                    .await
+            }
+        }
+    }
+
+    /// The API's breaker is open: come back later, durably, without spending an attempt.
+    async fn wait_for_api(
+        &self,
+        msg: &StageMessage,
+        rec: Option<StageRecord>,
+        retry_in: Duration,
+    ) -> Result<(), EngineError> {
+        let api = Workflows::api(&msg.command.body);
+        if let Some(rec) = &rec {
+            self.store.put(&msg.command.command_id, &msg.stage, rec)?;
+            self.store.flush().await?;
+        }
+        let tier = Topology::delay_tier(retry_in.as_millis() as u64);
+        self.publish_stage(msg, &self.topology.delay_queue(tier))
+            .await?;
+        let mut data = self.event_data(msg, Outcome::Retrying, None);
+        data.error = Some(format!("circuit breaker open for {api}; waiting"));
+        data.next_delay_ms = Some(tier);
+        let mut event = CloudEvent::step(&self.settings.source, data);
+        // Waits do not spend an attempt, so they need ids of their own.
+        event.id = format!("{}/circuit/{}", event.id, Utc::now().timestamp_millis());
+        self.publish_event(event).await?;
+        info!(
+            api,
+            delay_ms = tier,
+            "circuit open; stage parked in a delay queue"
+        );
+        Ok(())
     }
 
     /// Publishes a completed stage's event and the next stage (or the terminal event),
@@ -342,19 +496,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Sends the stage back through a delay queue as its next attempt. `state` is what
+    /// the record says meanwhile: `Retrying` (the call did not take effect) or `Started`
+    /// (it may have: the returning message reconciles instead of calling).
     async fn schedule_retry(
         &self,
         msg: &StageMessage,
-        rec: StageRecord,
+        rec: Option<StageRecord>,
+        state: StageState,
         error: &str,
+        delay: Duration,
     ) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
-        let mut rec = rec.with_state(StageState::Retrying);
+        let mut rec = rec
+            .unwrap_or_else(|| StageRecord::started(msg.attempt))
+            .with_state(state);
         rec.error = Some(error.to_string());
         self.store.put(cid, &msg.stage, &rec)?;
-        // Durable before the retry can come back: a Started record would read as "maybe sent".
+        // Durable before the retry can come back.
         self.store.flush().await?;
-        let delay = self.settings.retry.durable_delay(msg.attempt);
         let tier = Topology::delay_tier(delay.as_millis() as u64);
         let retry = StageMessage {
             attempt: msg.attempt + 1,

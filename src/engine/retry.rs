@@ -1,6 +1,7 @@
 //! Retry policy for transient failures: a few quick in-process retries, then durable
 //! delayed retries through the delay queues, then the dead queue.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,61 @@ impl RetryPolicy {
     }
 }
 
+/// The retry policy of every stage: a default, and overrides by `<workflow>.<stage>`.
+/// Configured as one JSON object: the default's fields at the top, overrides under
+/// `stages`, each inheriting what it leaves out from the default:
+/// `{"max_attempts": 5, "stages": {"advancepay_renewal.submit": {"max_attempts": 10}}}`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RetryConfig {
+    pub default: RetryPolicy,
+    pub stages: BTreeMap<String, RetryPolicy>,
+}
+
+impl RetryConfig {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let mut value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("invalid retry policy JSON: {e}"))?;
+        let object = value
+            .as_object_mut()
+            .ok_or("the retry policy must be a JSON object")?;
+        let stages = object.remove("stages").unwrap_or_default();
+        let default: RetryPolicy =
+            serde_json::from_value(value).map_err(|e| format!("invalid retry policy: {e}"))?;
+        let mut config = RetryConfig {
+            default: default.clone(),
+            stages: BTreeMap::new(),
+        };
+        let stages = match stages {
+            serde_json::Value::Null => serde_json::Map::new(),
+            serde_json::Value::Object(map) => map,
+            _ => return Err("retry policy `stages` must be an object".into()),
+        };
+        for (stage, overrides) in stages {
+            if !stage.contains('.') {
+                return Err(format!(
+                    "retry policy stage {stage:?} must be <workflow>.<stage>, e.g. advancepay_renewal.submit"
+                ));
+            }
+            let mut merged =
+                serde_json::to_value(&default).map_err(|e| format!("retry policy: {e}"))?;
+            match (merged.as_object_mut(), overrides) {
+                (Some(base), serde_json::Value::Object(fields)) => base.extend(fields),
+                _ => return Err(format!("retry policy for {stage:?} must be an object")),
+            }
+            let policy: RetryPolicy = serde_json::from_value(merged)
+                .map_err(|e| format!("invalid retry policy for {stage:?}: {e}"))?;
+            config.stages.insert(stage, policy);
+        }
+        Ok(config)
+    }
+
+    pub fn policy(&self, workflow: &str, stage: &str) -> &RetryPolicy {
+        self.stages
+            .get(&format!("{workflow}.{stage}"))
+            .unwrap_or(&self.default)
+    }
+}
+
 fn jittered(base: f64, jitter: f64) -> f64 {
     let jitter = jitter.clamp(0.0, 1.0);
     // uuid's v4 randomness is already a dependency; two bytes are plenty for spreading retries.
@@ -89,5 +145,24 @@ mod tests {
         assert_eq!(p.max_attempts, 3);
         assert_eq!(p.quick_retries, RetryPolicy::default().quick_retries);
         assert!(serde_json::from_str::<RetryPolicy>(r#"{"max_atempts": 3}"#).is_err());
+    }
+
+    #[test]
+    fn stage_overrides_inherit_from_the_configured_default() {
+        let config = RetryConfig::parse(
+            r#"{"max_attempts": 3, "jitter": 0.0,
+                "stages": {"advancepay_renewal.submit": {"max_attempts": 10}}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.policy("advancepay_renewal", "renew").max_attempts, 3);
+        let submit = config.policy("advancepay_renewal", "submit");
+        assert_eq!(submit.max_attempts, 10);
+        assert_eq!(
+            submit.jitter, 0.0,
+            "inherited from the default, not the built-in"
+        );
+        assert!(RetryConfig::parse(r#"{"stages": {"submit": {}}}"#).is_err());
+        assert!(RetryConfig::parse(r#"{"stages": {"a.b": {"max_atempts": 1}}}"#).is_err());
+        assert_eq!(RetryConfig::parse("{}").unwrap(), RetryConfig::default());
     }
 }

@@ -1,5 +1,6 @@
 //! Simulated CostGuard (IDI Billing): services with favorite AdvancePay price points, and
-//! Order Placement carts with the rules of the renewal and restore orders (seed 003).
+//! Order Placement carts with the rules of the renewal and restore orders (seed 003), which
+//! the order lookup shows as orders.
 
 mod orders;
 mod rest;
@@ -40,10 +41,11 @@ const CATALOG_ID: i64 = 18;
 const PRICE_POINT_ID: i64 = 77;
 
 /// Operation names in the call log and the fault queue.
-pub const OPERATIONS: [&str; 7] = [
+pub const OPERATIONS: [&str; 8] = [
     "ServiceNumberDetail",
     "favoriteAdvancePayPricePoint",
     "renewAdvancePay",
+    "getOrder",
     "CreateCart",
     "ModifyCart",
     "Checkout",
@@ -355,6 +357,10 @@ pub(super) fn routes() -> Router<Simulator> {
         .route(
             "/ServiceAndFeatureManagement/2x/{env}/api/service/{service_id}/favoriteAdvancePayPricePoint",
             get(rest::favorite_price_points),
+        )
+        .route(
+            "/OrderManagement/2x/{env}/api/order/{order_id}",
+            get(rest::order),
         )
         .route(
             "/OrderManagement/2x/{env}/api/order/{order_id}/renewAdvancePay/{service_id}",

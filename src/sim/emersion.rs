@@ -179,6 +179,7 @@ impl Service {
                 "GetAvailablePackages",
                 "SelectPackagePlan",
                 "CompleteOrder",
+                "GetAccountPresale",
             ],
             Service::Services => &[
                 "GetServiceConfigurationRequirements",

@@ -3,8 +3,8 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{output_of, Effect, Outputs, StageDone, StageError};
-use crate::billing::costguard::soap::KeyedId;
+use super::{output_of, Effect, Outputs, Probe, StageDone, StageError};
+use crate::billing::costguard::soap::{KeyedId, ServiceDetail};
 use crate::billing::costguard::{rest::FavoritePricePoint, CostGuardClient, CostGuardError};
 use crate::command::RenewData;
 
@@ -248,5 +248,106 @@ fn submitted(
         cart_item_count: summary.as_ref().map(|s| s.cart_item_count),
         subtotal: summary.as_ref().map(|s| s.subtotal),
         tax_subtotal: summary.as_ref().map(|s| s.tax_subtotal),
+    }
+}
+
+/// Reconciles a non-idempotent stage from the order it worked on: CostGuard's order
+/// lookup shows items, tenders and whether the order was submitted. A cart that may or
+/// may not have been created has no id to look up.
+pub async fn probe(
+    client: &CostGuardClient,
+    env: &str,
+    stage: &str,
+    outputs: &Outputs,
+) -> Result<Probe, StageError> {
+    let cart_stage = match stage {
+        "restore_add_item" | "restore_submit" => "restore_create_cart",
+        "renew" | "tender" | "submit" => "create_cart",
+        _ => return Ok(Probe::Unavailable),
+    };
+    let created: CartCreated = output_of(outputs, cart_stage)?;
+    let order = client.get_order(env, created.cart.id).await?;
+    let service_id = || output_of::<ServiceFound>(outputs, "lookup_service").map(|f| f.service_id);
+    let applied = |output: Result<StageDone, StageError>| output.map(Probe::Applied);
+    match stage {
+        "restore_add_item" => {
+            let service_id = service_id()?;
+            let items: Vec<ServiceDetail> = order
+                .items
+                .iter()
+                .filter(|i| i.action_type == "Restore" && i.service_id == service_id)
+                .map(|i| ServiceDetail {
+                    action_type: Some(i.action_type.clone()),
+                    service_id: Some(i.service_id),
+                    service_number: None,
+                    service_information_item_id: Some(i.service_information_item_id),
+                })
+                .collect();
+            if items.is_empty() {
+                return Ok(Probe::NotApplied);
+            }
+            applied(done(
+                serde_json::json!({ "service_details": items }),
+                Some("restore_checkout"),
+            ))
+        }
+        "renew" => {
+            let service_id = service_id()?;
+            let renewed: Vec<_> = order
+                .items
+                .iter()
+                .filter(|i| i.action_type == "AdvancePayRenewal" && i.service_id == service_id)
+                .collect();
+            match renewed.first() {
+                None => Ok(Probe::NotApplied),
+                Some(first) => applied(done(
+                    Renewed {
+                        renewed_product_count: renewed.len() as i64,
+                        service_information_item_id: Some(first.service_information_item_id),
+                    },
+                    Some("checkout"),
+                )),
+            }
+        }
+        "tender" => {
+            let checked: CheckedOut = output_of(outputs, "checkout")?;
+            let tendered: Decimal = order.tenders.iter().map(|t| t.amount).sum();
+            if order.tenders.is_empty() {
+                return Ok(Probe::NotApplied);
+            }
+            if tendered != checked.amount_due {
+                return Err(StageError::permanent(format!(
+                    "order {} holds tenders of {tendered}, not the {} due: a person must look",
+                    created.cart.id, checked.amount_due
+                )));
+            }
+            applied(done(
+                Tendered {
+                    amount: tendered,
+                    receipt_number: order.receipt_number.clone(),
+                },
+                Some("submit"),
+            ))
+        }
+        _ => {
+            // restore_submit, submit
+            if order.status != "Submitted" {
+                return Ok(Probe::NotApplied);
+            }
+            let next = if stage == "submit" {
+                None
+            } else {
+                Some("create_cart")
+            };
+            applied(done(
+                Submitted {
+                    cart_id: created.cart.id,
+                    cart_item_count: Some(order.items.len() as i64),
+                    subtotal: order.subtotal,
+                    tax_subtotal: order.tax_subtotal,
+                },
+                next,
+            ))
+        }
     }
 }

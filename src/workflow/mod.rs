@@ -33,6 +33,17 @@ pub struct StageDone {
     pub next: Option<&'static str>,
 }
 
+/// What a read-only probe says about a non-idempotent call whose outcome is unknown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// It took effect; this is what the stage would have returned.
+    Applied(StageDone),
+    /// It did not: sending it now is safe.
+    NotApplied,
+    /// The platform has no lookup that tells: a person must decide.
+    Unavailable,
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct StageError {
@@ -95,6 +106,14 @@ impl Workflows {
         }
     }
 
+    /// The API a command's stages call: the key of its concurrency, rate and breaker guard.
+    pub fn api(body: &CommandBody) -> &'static str {
+        match body {
+            CommandBody::AdvancePayRenew(_) => "costguard",
+            CommandBody::ServiceOrderSubmit(_) => "emersion",
+        }
+    }
+
     /// Workflow name of a command type, for events about commands that failed to parse.
     pub fn name_of_type(command_type: &str) -> Option<&'static str> {
         match command_type {
@@ -120,6 +139,34 @@ impl Workflows {
         stages.iter().find(|(s, _)| *s == stage).map(|(_, e)| *e)
     }
 
+    fn costguard(&self, command: &Command, stage: &str) -> Result<CostGuardClient, StageError> {
+        self.costguard
+            .as_ref()
+            .map(|c| c.with_idempotency_key(idempotency_key(command, stage)))
+            .ok_or_else(|| {
+                StageError::permanent(
+                    "CostGuard is not configured on this worker (COSTGUARD_TOKEN)",
+                )
+            })
+    }
+
+    fn emersion(&self, command: &Command, stage: &str) -> Result<EmersionClient, StageError> {
+        self.emersion
+            .as_ref()
+            .map(|c| c.with_idempotency_key(idempotency_key(command, stage)))
+            .ok_or_else(|| {
+                StageError::permanent(
+                    "Emersion is not configured on this worker (EMERSION_USERNAME)",
+                )
+            })
+    }
+
+    fn environment<'a>(&'a self, data: &'a crate::command::RenewData) -> &'a str {
+        data.environment
+            .as_deref()
+            .unwrap_or(&self.costguard_environment)
+    }
+
     pub async fn run(
         &self,
         command: &Command,
@@ -128,25 +175,36 @@ impl Workflows {
     ) -> Result<StageDone, StageError> {
         match &command.body {
             CommandBody::AdvancePayRenew(data) => {
-                let client = self.costguard.as_ref().ok_or_else(|| {
-                    StageError::permanent(
-                        "CostGuard is not configured on this worker (COSTGUARD_TOKEN)",
-                    )
-                })?;
-                let env = data
-                    .environment
-                    .as_deref()
-                    .unwrap_or(&self.costguard_environment);
-                advancepay::run(client, env, data, stage, outputs).await
+                let client = self.costguard(command, stage)?;
+                advancepay::run(&client, self.environment(data), data, stage, outputs).await
             }
             CommandBody::ServiceOrderSubmit(data) => {
-                let client = self.emersion.as_ref().ok_or_else(|| {
-                    StageError::permanent(
-                        "Emersion is not configured on this worker (EMERSION_USERNAME)",
-                    )
-                })?;
-                service_order::run(client, data, stage, outputs).await
+                service_order::run(&self.emersion(command, stage)?, data, stage, outputs).await
             }
         }
     }
+
+    /// Asks the platform whether the stage's call took effect (see [`Probe`]).
+    pub async fn probe(
+        &self,
+        command: &Command,
+        stage: &str,
+        outputs: &Outputs,
+    ) -> Result<Probe, StageError> {
+        match &command.body {
+            CommandBody::AdvancePayRenew(data) => {
+                let client = self.costguard(command, stage)?;
+                advancepay::probe(&client, self.environment(data), stage, outputs).await
+            }
+            CommandBody::ServiceOrderSubmit(data) => {
+                service_order::probe(&self.emersion(command, stage)?, data, stage, outputs).await
+            }
+        }
+    }
+}
+
+/// Sent as `Idempotency-Key` on every call of a stage, so the platform's logs (and
+/// platforms that honour the header) can tie a call to its command and stage.
+fn idempotency_key(command: &Command, stage: &str) -> String {
+    format!("{}/{stage}", command.command_id)
 }

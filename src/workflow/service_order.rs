@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{output_of, Effect, Outputs, StageDone, StageError};
+use super::{output_of, Effect, Outputs, Probe, StageDone, StageError};
 use crate::billing::emersion::wire::{
     self, Address, ContactRequirement, CreatedService, FeatureRequirement, IdentifierRequirement,
     PackagePlan, PropertyRequirement, Terms,
@@ -548,6 +548,53 @@ pub async fn run(
         other => Err(StageError::permanent(format!(
             "{WORKFLOW} has no stage {other:?}"
         ))),
+    }
+}
+
+/// Reconciles a non-idempotent stage from the presale: GetAccountPresale shows the
+/// selected package and whether the order was completed. A presale that may or may not
+/// have been started, and notes and payments, have nothing to look up by.
+pub async fn probe(
+    client: &EmersionClient,
+    data: &ServiceOrderData,
+    stage: &str,
+    outputs: &Outputs,
+) -> Result<Probe, StageError> {
+    if !matches!(stage, "select_package" | "complete_order") {
+        return Ok(Probe::Unavailable);
+    }
+    let account_presale_id = presale_id(data, outputs)?;
+    let presale = client
+        .call(&wire::GetAccountPresale { account_presale_id })
+        .await?;
+    match stage {
+        "select_package" => {
+            let chosen: PackageChosen = output_of(outputs, "get_packages")?;
+            match presale.package_plan_id {
+                None => Ok(Probe::NotApplied),
+                Some(id) if id == chosen.package.id => {
+                    done(chosen, Some("get_requirements")).map(Probe::Applied)
+                }
+                Some(other) => Err(StageError::permanent(format!(
+                    "presale {account_presale_id} holds package plan {other}, not the chosen {}: a person must look",
+                    chosen.package.id
+                ))),
+            }
+        }
+        _ => {
+            if !presale.status.eq_ignore_ascii_case("Complete") {
+                return Ok(Probe::NotApplied);
+            }
+            done(
+                OrderCompleted {
+                    account_presale_id,
+                    status: presale.status,
+                    services: presale.services,
+                },
+                after_complete(data),
+            )
+            .map(Probe::Applied)
+        }
     }
 }
 

@@ -11,7 +11,8 @@ use billflow::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
 };
 use billflow::engine::events::CloudEvent;
-use billflow::engine::retry::RetryPolicy;
+use billflow::engine::protect::LimitsConfig;
+use billflow::engine::retry::{RetryConfig, RetryPolicy};
 use billflow::secret::Secret;
 use billflow::sim::Simulator;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
@@ -23,6 +24,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Reconcile delay of test workers: longer than any latency a test injects (3 s).
+pub const RECONCILE_DELAY_MS: u64 = 3_500;
 
 static BROKER_URL: OnceCell<String> = OnceCell::const_new();
 
@@ -169,11 +173,16 @@ impl Harness {
             prefetch: 16,
             max_message_bytes: 64 * 1024,
             shutdown_grace_ms: 5_000,
-            retry_policy: RetryPolicy {
-                quick_delay_ms: 20,
-                initial_delay_ms: 500,
-                ..RetryPolicy::default()
+            retry_policy: RetryConfig {
+                default: RetryPolicy {
+                    quick_delay_ms: 20,
+                    initial_delay_ms: 500,
+                    ..RetryPolicy::default()
+                },
+                stages: Default::default(),
             },
+            api_limits: LimitsConfig::default(),
+            reconcile_delay_ms: RECONCILE_DELAY_MS,
             costguard: CostGuardSettings {
                 costguard_url: self.sim_url.clone(),
                 costguard_token: Secret::new("test-token"),
@@ -202,18 +211,33 @@ impl Harness {
 
     /// `billflow worker` as its own process on this test's prefix and data dir.
     pub fn spawn_worker_process(&self) -> Child {
+        self.worker_process()
+            .spawn()
+            .expect("spawn billflow worker")
+    }
+
+    /// The `billflow worker` command of this test, ready to spawn.
+    pub fn worker_process(&self) -> Process {
         let settings = self.worker_settings();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.data_dir.path().join("worker.log"))
             .expect("worker log");
-        Process::new(env!("CARGO_BIN_EXE_billflow"))
-            .arg("worker")
+        let mut cmd = Process::new(env!("CARGO_BIN_EXE_billflow"));
+        cmd.arg("worker")
             .env("AMQP_URL", &self.amqp_url)
             .env("BILLFLOW_PREFIX", &self.prefix)
             .env("BILLFLOW_DATA_DIR", &settings.data_dir)
             .env("BILLFLOW_LOG_FORMAT", "text")
+            .env(
+                "BILLFLOW_RECONCILE_DELAY_MS",
+                RECONCILE_DELAY_MS.to_string(),
+            )
+            .env(
+                "BILLFLOW_RETRY_POLICY",
+                r#"{"quick_delay_ms": 20, "initial_delay_ms": 500}"#,
+            )
             .env("COSTGUARD_URL", &self.sim_url)
             .env("COSTGUARD_TOKEN", "test-token")
             .env("COSTGUARD_AUTHENTICATED_KEY", "AuthKey")
@@ -222,9 +246,8 @@ impl Harness {
             .env("EMERSION_USERNAME", billflow::sim::emersion::SIM_USERNAME)
             .env("EMERSION_PASSWORD", billflow::sim::emersion::SIM_PASSWORD)
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn billflow worker")
+            .stderr(log);
+        cmd
     }
 
     pub fn worker_log(&self) -> String {
@@ -372,11 +395,22 @@ impl Harness {
 
     pub async fn cleanup(self) {
         self.sim_shutdown.cancel();
-        if let Ok(channel) = self.connection.create_channel().await {
+        // The test's connection may be gone (a broker restart): clean up on a fresh one.
+        let connection = match self.connection.create_channel().await {
+            Ok(channel) => {
+                let _ = channel.close(200, "probe".into()).await;
+                self.connection
+            }
+            Err(_) => match broker::connect(&self.amqp_url, "billflow-test-cleanup").await {
+                Ok(c) => c,
+                Err(_) => return,
+            },
+        };
+        if let Ok(channel) = connection.create_channel().await {
             let _ = self.topology.delete(&channel).await;
             let _ = channel.close(200, "clean-up done".into()).await;
         }
-        let _ = self.connection.close(200, "test done".into()).await;
+        let _ = connection.close(200, "test done".into()).await;
     }
 }
 

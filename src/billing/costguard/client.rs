@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::CostGuardError;
 use super::rest::{
-    self, Collection, FavoritePricePoint, RenewAdvancePayResult, ServiceNumberDetail,
+    self, Collection, FavoritePricePoint, OrderDetail, RenewAdvancePayResult, ServiceNumberDetail,
 };
 use super::soap::{self, Cart, CartSummary, OrderRequest, OrderResponse, Requestor};
 use crate::secret::Secret;
@@ -26,6 +26,7 @@ pub struct CostGuardConfig {
 pub struct CostGuardClient {
     http: reqwest::Client,
     config: CostGuardConfig,
+    idempotency_key: Option<String>,
 }
 
 impl CostGuardClient {
@@ -34,7 +35,26 @@ impl CostGuardClient {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .build()?;
-        Ok(CostGuardClient { http, config })
+        Ok(CostGuardClient {
+            http,
+            config,
+            idempotency_key: None,
+        })
+    }
+
+    /// A client whose calls carry `Idempotency-Key: key`.
+    pub fn with_idempotency_key(&self, key: String) -> Self {
+        CostGuardClient {
+            idempotency_key: Some(key),
+            ..self.clone()
+        }
+    }
+
+    fn keyed(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.idempotency_key {
+            Some(key) => request.header("Idempotency-Key", key),
+            None => request,
+        }
     }
 
     pub fn authenticated_key(&self) -> &str {
@@ -95,12 +115,21 @@ impl CostGuardClient {
         Ok(renewed)
     }
 
+    /// The order lookup: items, tenders and status of a cart, for reconciling calls
+    /// whose outcome is unknown.
+    pub async fn get_order(&self, env: &str, order_id: i64) -> Result<OrderDetail, CostGuardError> {
+        const OP: &str = "getOrder";
+        let url = self.url(&rest::paths::order(env, order_id));
+        self.rest(OP, self.http.get(url)).await
+    }
+
     async fn rest<T: DeserializeOwned>(
         &self,
         operation: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<T, CostGuardError> {
-        let response = request
+        let response = self
+            .keyed(request)
             .header(AUTHORIZATION, self.wrap_header())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
@@ -213,8 +242,7 @@ impl CostGuardClient {
             register_id,
         };
         let response = self
-            .http
-            .post(self.url(&rest::paths::order_placement(env)))
+            .keyed(self.http.post(self.url(&rest::paths::order_placement(env))))
             .header(CONTENT_TYPE, soap::content_type(operation))
             .body(request.envelope(&requestor))
             .send()

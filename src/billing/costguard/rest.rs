@@ -1,6 +1,7 @@
 //! CostGuard REST (JSON) wire types, shared by the client and the simulator.
 //! Field names are the platform's; see API-NOTES.md for the pinned shapes.
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// An IDI collection: `{"value": [...]}` (paging links are ignored: lookups by a unique
@@ -41,6 +42,52 @@ pub struct RenewAdvancePayResult {
     pub renewed_advance_pay_product_count: i64,
     #[serde(rename = "serviceInformationItemID")]
     pub service_information_item_id: Option<i64>,
+}
+
+/// An order (a cart of Order Placement) as the order lookup shows it: a read-only probe
+/// of what the order calls did. Money is written as decimal strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderDetail {
+    #[serde(rename = "orderID")]
+    pub order_id: i64,
+    #[serde(rename = "customerID")]
+    pub customer_id: i64,
+    #[serde(rename = "orderTypeID")]
+    pub order_type_id: i64,
+    #[serde(rename = "registerID")]
+    pub register_id: Option<i64>,
+    /// `Open`, `CheckedOut` (checked out and unchanged since) or `Submitted`.
+    pub status: String,
+    pub items: Vec<OrderItem>,
+    pub tenders: Vec<OrderTender>,
+    /// Set once the order is checked out.
+    pub subtotal: Option<Decimal>,
+    #[serde(rename = "taxSubtotal")]
+    pub tax_subtotal: Option<Decimal>,
+    #[serde(rename = "receiptNumber")]
+    pub receipt_number: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderItem {
+    #[serde(rename = "serviceInformationItemID")]
+    pub service_information_item_id: i64,
+    #[serde(rename = "serviceID")]
+    pub service_id: i64,
+    /// `Restore` or `AdvancePayRenewal`.
+    #[serde(rename = "actionType")]
+    pub action_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderTender {
+    #[serde(rename = "tenderInformationItemID")]
+    pub tender_information_item_id: i64,
+    pub amount: Decimal,
+    #[serde(rename = "tenderTypeID")]
+    pub tender_type_id: Option<i64>,
+    #[serde(rename = "tenderStatus")]
+    pub tender_status: String,
 }
 
 /// IDI's REST error body: `{"errors":[{"field":..,"loggingNumber":..,"message":..}]}`.
@@ -124,6 +171,10 @@ pub mod paths {
         )
     }
 
+    pub fn order(env: &str, order_id: i64) -> String {
+        format!("/OrderManagement/2x/{}/api/order/{order_id}", segment(env))
+    }
+
     pub fn order_placement(env: &str) -> String {
         format!("/orderplacement/1xa/{}/", segment(env))
     }
@@ -155,6 +206,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(errors.summary(), "Customer: Not found");
+    }
+
+    #[test]
+    fn order_detail_round_trips_its_pinned_shape() {
+        let pinned = serde_json::json!({
+            "orderID": 7010, "customerID": 10, "orderTypeID": 1013, "registerID": null,
+            "status": "Open",
+            "items": [{"serviceInformationItemID": 88443, "serviceID": 169053, "actionType": "Restore"}],
+            "tenders": [{"tenderInformationItemID": 17, "amount": "14.34", "tenderTypeID": 2, "tenderStatus": "Captured"}],
+            "subtotal": null, "taxSubtotal": null, "receiptNumber": null
+        });
+        let order: OrderDetail = serde_json::from_value(pinned.clone()).unwrap();
+        assert_eq!(order.tenders[0].amount, Decimal::new(1434, 2));
+        assert_eq!(order.items[0].action_type, "Restore");
+        assert_eq!(serde_json::to_value(&order).unwrap(), pinned);
+        assert_eq!(
+            paths::order("test", 7010),
+            "/OrderManagement/2x/test/api/order/7010"
+        );
     }
 
     #[test]

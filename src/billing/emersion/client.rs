@@ -22,6 +22,7 @@ pub struct EmersionConfig {
 pub struct EmersionClient {
     http: reqwest::Client,
     config: EmersionConfig,
+    idempotency_key: Option<String>,
 }
 
 impl EmersionClient {
@@ -30,7 +31,19 @@ impl EmersionClient {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .build()?;
-        Ok(EmersionClient { http, config })
+        Ok(EmersionClient {
+            http,
+            config,
+            idempotency_key: None,
+        })
+    }
+
+    /// A client whose calls carry `Idempotency-Key: key`.
+    pub fn with_idempotency_key(&self, key: String) -> Self {
+        EmersionClient {
+            idempotency_key: Some(key),
+            ..self.clone()
+        }
     }
 
     /// The SOAP 1.1 envelope of a call, with a fresh WS-Security UsernameToken.
@@ -55,9 +68,11 @@ impl EmersionClient {
             self.config.base_url.trim_end_matches('/'),
             O::SERVICE.path()
         );
-        let response = self
-            .http
-            .post(url)
+        let mut request = self.http.post(url);
+        if let Some(key) = &self.idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")
             .header("SOAPAction", format!("\"{API_NS}#{operation}\""))
             .body(self.envelope(op))

@@ -735,6 +735,73 @@ impl Operation for GetTermsAndConditions {
     }
 }
 
+// ---- Orders service: the presale lookup ----
+
+/// The read-only presale lookup: what a worker asks when it cannot tell whether its last
+/// Orders call took effect.
+#[derive(Debug, Clone)]
+pub struct GetAccountPresale {
+    pub account_presale_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresaleSq {
+    pub account_presale_sq_id: i64,
+    pub service_type_id: i64,
+    /// `Pending` or `Complete`.
+    pub status: String,
+    /// `Qualified` or `NotQualified`; absent while the SQ is pending.
+    pub result: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountPresale {
+    pub account_presale_id: i64,
+    pub account_id: i64,
+    /// `Open` or `Complete`.
+    pub status: String,
+    pub package_plan_id: Option<i64>,
+    pub sqs: Vec<PresaleSq>,
+    /// The services CompleteOrder created; empty before.
+    pub services: Vec<CreatedService>,
+}
+
+impl Operation for GetAccountPresale {
+    const NAME: &'static str = "GetAccountPresale";
+    const SERVICE: Service = Service::Orders;
+    type Response = AccountPresale;
+    fn write(&self, w: &mut XmlWriter) {
+        w.leaf("AccountPresaleID", self.account_presale_id);
+    }
+    fn read(r: &Element) -> Result<AccountPresale, XmlError> {
+        let presale = r
+            .descendant("AccountPresale")
+            .ok_or_else(|| XmlError::Missing("AccountPresale".into()))?;
+        Ok(AccountPresale {
+            account_presale_id: presale.parse_at(&["AccountPresaleID"])?,
+            account_id: presale.parse_at(&["AccountID"])?,
+            status: presale.text_at(&["Status"])?.to_string(),
+            package_plan_id: presale.parse_opt(&["PackagePlanID"])?,
+            sqs: collect(presale, "SQ", |sq| {
+                Ok(PresaleSq {
+                    account_presale_sq_id: sq.parse_at(&["AccountPresaleSQID"])?,
+                    service_type_id: sq.parse_at(&["ServiceTypeID"])?,
+                    status: text_of(sq, "Status"),
+                    result: Some(text_of(sq, "Result")).filter(|r| !r.is_empty()),
+                })
+            })?,
+            services: collect(presale, "Service", |s| {
+                Ok(CreatedService {
+                    service_id: s.parse_at(&["ServiceID"])?,
+                    service_type_id: s.parse_opt(&["ServiceTypeID"])?,
+                    service_plan_id: s.parse_opt(&["ServicePlanID"])?,
+                    status: text_of(s, "Status"),
+                })
+            })?,
+        })
+    }
+}
+
 /// A SOAP 1.1 Fault: `faultcode` local part (`Client` or `Server`) and the message,
 /// from `faultstring` or, when that is empty or generic, from `detail`.
 #[derive(Debug, Clone, PartialEq)]
@@ -949,6 +1016,12 @@ mod tests {
                 account_presale_id: 120000,
             },
             fixture!("CompleteOrder.request.xml"),
+        );
+        same(
+            &GetAccountPresale {
+                account_presale_id: 120000,
+            },
+            fixture!("GetAccountPresale.request.xml"),
         );
         same(
             &AddNote {

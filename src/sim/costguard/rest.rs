@@ -1,4 +1,5 @@
-//! The REST (JSON) endpoints: service number lookup, favorite price points, renewAdvancePay.
+//! The REST (JSON) endpoints: service number lookup, favorite price points, renewAdvancePay
+//! and the order lookup.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request, State};
@@ -9,10 +10,12 @@ use axum::Json;
 use percent_encoding::percent_decode_str;
 
 use super::orders::RestRejection;
-use super::Simulator;
+use super::{Cart, Item, Simulator};
 use crate::billing::costguard::rest::{
-    Collection, FavoritePricePoint, RestErrors, ServiceNumberDetail,
+    Collection, FavoritePricePoint, OrderDetail, OrderItem, OrderTender, RestErrors,
+    ServiceNumberDetail,
 };
+use crate::sim::calls::Entry;
 use crate::sim::faults::{FaultCode, Wire};
 
 fn rest_error(status: StatusCode, field: &str, message: impl Into<String>) -> Response {
@@ -70,10 +73,19 @@ impl<S: Send + Sync> FromRequest<S> for Arrival {
 }
 
 impl Arrival {
-    /// Logs the call, then checks its token: a call without one gets this 401.
-    fn refusal(&self, sim: &Simulator, operation: &str) -> Option<Response> {
-        sim.calls()
-            .record(operation, &self.method, &self.uri, &self.body);
+    /// Logs the call; a call refused for its token is logged too.
+    fn record(&self, sim: &Simulator, operation: &str) -> Entry {
+        sim.calls().record(
+            operation,
+            &self.method,
+            &self.uri,
+            &self.headers,
+            &self.body,
+        )
+    }
+
+    /// The 401 for a call without a WRAP token.
+    fn unauthorized(&self) -> Option<Response> {
         if has_wrap_token(&self.headers) {
             return None;
         }
@@ -123,7 +135,8 @@ pub(super) async fn service_number_detail(
     arrival: Arrival,
 ) -> Response {
     const OP: &str = "ServiceNumberDetail";
-    if let Some(response) = arrival.refusal(&sim, OP) {
+    arrival.record(&sim, OP);
+    if let Some(response) = arrival.unauthorized() {
         return response;
     }
     let query = arrival.uri.query().unwrap_or_default();
@@ -157,7 +170,8 @@ pub(super) async fn favorite_price_points(
     arrival: Arrival,
 ) -> Response {
     const OP: &str = "favoriteAdvancePayPricePoint";
-    if let Some(response) = arrival.refusal(&sim, OP) {
+    arrival.record(&sim, OP);
+    if let Some(response) = arrival.unauthorized() {
         return response;
     }
     sim.faults()
@@ -196,7 +210,8 @@ pub(super) async fn renew_advance_pay(
     arrival: Arrival,
 ) -> Response {
     const OP: &str = "renewAdvancePay";
-    if let Some(response) = arrival.refusal(&sim, OP) {
+    let entry = arrival.record(&sim, OP);
+    if let Some(response) = arrival.unauthorized() {
         return response;
     }
     sim.faults()
@@ -215,11 +230,109 @@ pub(super) async fn renew_advance_pay(
                 .lock()
                 .renew_advance_pay(order_id, service_id);
             match renewed {
-                Ok(result) => Json(result).into_response(),
+                Ok(result) => {
+                    // A service without an active favorite adds nothing to the order.
+                    if result.renewed_advance_pay_product_count > 0 {
+                        sim.calls().mark_applied(entry);
+                    }
+                    Json(result).into_response()
+                }
                 Err(r) => refused(r),
             }
         })
         .await
+}
+
+/// The read-only order lookup: what a worker asks when it cannot tell whether its last
+/// call took effect.
+pub(super) async fn order(
+    State(sim): State<Simulator>,
+    Path((_env, order_id)): Path<(String, String)>,
+    arrival: Arrival,
+) -> Response {
+    const OP: &str = "getOrder";
+    arrival.record(&sim, OP);
+    if let Some(response) = arrival.unauthorized() {
+        return response;
+    }
+    sim.faults()
+        .serve(OP, &RestWire, async {
+            let order_id = match id("orderId", &order_id) {
+                Ok(id) => id,
+                Err(r) => return refused(r),
+            };
+            let cg = sim.costguard().lock();
+            match cg.carts.get(&order_id) {
+                Some(cart) => Json(order_detail(cart)).into_response(),
+                None => rest_error(
+                    StatusCode::NOT_FOUND,
+                    "Order",
+                    format!("Order {order_id} was not found"),
+                ),
+            }
+        })
+        .await
+}
+
+fn order_detail(cart: &Cart) -> OrderDetail {
+    let status = if cart.submitted {
+        "Submitted"
+    } else if cart.checked_out_at.is_some() {
+        "CheckedOut"
+    } else {
+        "Open"
+    };
+    let mut items: Vec<OrderItem> = cart
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Restore {
+                service_information_item_id,
+                service_id,
+                ..
+            } => OrderItem {
+                service_information_item_id: *service_information_item_id,
+                service_id: *service_id,
+                action_type: "Restore".into(),
+            },
+            Item::Renewal {
+                service_information_item_id,
+                service_id,
+                ..
+            } => OrderItem {
+                service_information_item_id: *service_information_item_id,
+                service_id: *service_id,
+                action_type: "AdvancePayRenewal".into(),
+            },
+        })
+        .collect();
+    // One renewAdvancePay adds a price point per active favorite under a single service
+    // information item: the order lists that item once.
+    items.dedup();
+    let tenders = cart
+        .tenders
+        .iter()
+        .map(|t| OrderTender {
+            tender_information_item_id: t.tender_information_item_id,
+            amount: t.amount,
+            tender_type_id: t.tender_type_id,
+            tender_status: t.tender_status.clone(),
+        })
+        .collect();
+    // The totals are only settled by a checkout; a change since then clears it.
+    let checked_out = cart.checked_out_at.is_some();
+    OrderDetail {
+        order_id: cart.cart_id,
+        customer_id: cart.customer_id,
+        order_type_id: cart.order_type_id,
+        register_id: cart.register_id,
+        status: status.into(),
+        items,
+        tenders,
+        subtotal: checked_out.then(|| cart.subtotal()),
+        tax_subtotal: checked_out.then(|| cart.tax_subtotal()),
+        receipt_number: cart.receipt_number.clone(),
+    }
 }
 
 /// The service number of `$filter=ServiceNumber eq '<literal>'`.

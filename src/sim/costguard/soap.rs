@@ -71,7 +71,9 @@ pub(super) async fn order_placement(
     body: Bytes,
 ) -> Response {
     let (operation, call) = read(&headers, &body);
-    sim.calls().record(&operation, &method, &uri, &body);
+    let entry = sim
+        .calls()
+        .record(&operation, &method, &uri, &headers, &body);
     let wire = SoapWire {
         operation: &operation,
     };
@@ -79,7 +81,10 @@ pub(super) async fn order_placement(
         .serve(&operation, &wire, async {
             match call {
                 Ok(call) => {
-                    let xml = place(&mut sim.costguard().lock(), &operation, call);
+                    let (xml, applied) = place(&mut sim.costguard().lock(), &operation, call);
+                    if applied {
+                        sim.calls().mark_applied(entry);
+                    }
                     soap(StatusCode::OK, xml)
                 }
                 Err(Invalid(reason)) => wire.fault(FaultCode::Sender, &reason),
@@ -217,8 +222,9 @@ fn tenders(request: &Element) -> Result<Vec<CashTender>, Invalid> {
         .collect()
 }
 
-/// Applies a valid call and writes the response envelope.
-fn place(cg: &mut CostGuard, operation: &str, call: OrderCall) -> String {
+/// Applies a valid call and writes the response envelope; also whether the call was
+/// accepted, as every accepted Order Placement call changes its cart.
+fn place(cg: &mut CostGuard, operation: &str, call: OrderCall) -> (String, bool) {
     let written = match call {
         OrderCall::CreateCart(new) => cg
             .create_cart(new)
@@ -237,15 +243,19 @@ fn place(cg: &mut CostGuard, operation: &str, call: OrderCall) -> String {
             .submit_cart(cart_id)
             .and_then(|()| summary_reply(operation, cg, cart_id, true)),
     };
-    written.unwrap_or_else(|rejection| {
-        reply(
-            operation,
-            |w| {
-                w.empty("Result");
-            },
-            Some((rejection.code, &rejection.text)),
-        )
-    })
+    match written {
+        Ok(xml) => (xml, true),
+        Err(rejection) => {
+            let xml = reply(
+                operation,
+                |w| {
+                    w.empty("Result");
+                },
+                Some((rejection.code, &rejection.text)),
+            );
+            (xml, false)
+        }
+    }
 }
 
 fn cart_reply(operation: &str, cg: &CostGuard, cart_id: i64) -> Result<String, Rejection> {

@@ -132,15 +132,20 @@ impl Emersion {
         Ok(())
     }
 
-    /// Seed 004's end-user checks of the presale an SQ is added to.
-    fn presale_open_for_sq(&self, presale_id: i64) -> Result<&Presale, Rejection> {
+    /// A presale by the id a request gave, with seed 004's checks of that id.
+    pub(super) fn presale_by_id(&self, presale_id: i64) -> Result<&Presale, Rejection> {
         if presale_id < 1 {
             return Err("Missing account presale id".into());
         }
         if presale_id < SIX_DIGITS {
             return Err("Invalid account presale id".into());
         }
-        let presale = self.presale(presale_id)?;
+        self.presale(presale_id)
+    }
+
+    /// Seed 004's end-user checks of the presale an SQ is added to.
+    fn presale_open_for_sq(&self, presale_id: i64) -> Result<&Presale, Rejection> {
+        let presale = self.presale_by_id(presale_id)?;
         if presale.completed {
             return Err("Account presale is not valid for order".into());
         }

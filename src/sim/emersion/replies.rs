@@ -3,7 +3,7 @@
 use super::catalog::ValueType;
 use super::requests::Call;
 use super::soap::{response, Ns1};
-use super::{Emersion, Rejection, SqMethod};
+use super::{CreatedService, Emersion, Rejection, SqMethod, SqResult};
 
 /// The response envelope of an accepted call, or why Emersion refuses it.
 pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<String, Rejection> {
@@ -104,17 +104,48 @@ pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<S
             let services = em.complete_order(presale_id)?;
             reply(&|b| {
                 b.leaf("Status", "Complete")
-                    .leaf("AccountPresaleID", presale_id)
-                    .start("Services");
-                for s in &services {
-                    b.start("Service")
-                        .leaf("ServiceID", s.service_id)
-                        .leaf("ServiceTypeID", s.service_type_id)
-                        .leaf("ServicePlanID", s.service_plan_id)
-                        .leaf("Status", s.status)
-                        .end("Service");
+                    .leaf("AccountPresaleID", presale_id);
+                write_services(b, &services);
+            })
+        }
+        Call::GetAccountPresale { presale_id } => {
+            let presale = em.presale_by_id(presale_id)?;
+            let services: Vec<CreatedService> = em
+                .services
+                .values()
+                .filter(|s| s.presale_id == presale_id)
+                .cloned()
+                .collect();
+            reply(&|b| {
+                let status = if presale.completed {
+                    "Complete"
+                } else {
+                    "Open"
+                };
+                b.start("AccountPresale")
+                    .leaf("AccountPresaleID", presale.presale_id)
+                    .leaf("AccountID", presale.account_id)
+                    .leaf("Status", status);
+                if let Some(plan) = presale.package_plan_id {
+                    b.leaf("PackagePlanID", plan);
                 }
-                b.end("Services");
+                b.start("SQs");
+                for sq in &presale.sqs {
+                    b.start("SQ")
+                        .leaf("AccountPresaleSQID", sq.sq_id)
+                        .leaf("ServiceTypeID", sq.service_type_id);
+                    // A pending SQ has no result yet; a finished one says how it went.
+                    if sq.result == SqResult::Pending {
+                        b.leaf("Status", "Pending");
+                    } else {
+                        b.leaf("Status", "Complete")
+                            .leaf("Result", sq.result.name());
+                    }
+                    b.end("SQ");
+                }
+                b.end("SQs");
+                write_services(b, &services);
+                b.end("AccountPresale");
             })
         }
         Call::GetServiceConfigurationRequirements { service_plan_id } => {
@@ -225,4 +256,18 @@ pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<S
             })
         }
     })
+}
+
+/// `Services` with one `Service` each, as CompleteOrder and GetAccountPresale list them.
+fn write_services(b: &mut Ns1<'_>, services: &[CreatedService]) {
+    b.start("Services");
+    for s in services {
+        b.start("Service")
+            .leaf("ServiceID", s.service_id)
+            .leaf("ServiceTypeID", s.service_type_id)
+            .leaf("ServicePlanID", s.service_plan_id)
+            .leaf("Status", s.status)
+            .end("Service");
+    }
+    b.end("Services");
 }

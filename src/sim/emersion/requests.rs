@@ -57,6 +57,9 @@ pub(super) enum Call {
     CompleteOrder {
         presale_id: i64,
     },
+    GetAccountPresale {
+        presale_id: i64,
+    },
     GetServiceConfigurationRequirements {
         service_plan_id: i64,
     },
@@ -89,6 +92,35 @@ pub(super) enum Call {
     GetTermsAndConditions {
         package_plan_id: i64,
     },
+}
+
+impl Call {
+    /// Whether the call, once accepted, changes the state: the call log's `applied`.
+    /// Every accepted change stores something, even when it repeats an earlier call.
+    pub(super) fn changes_state(&self) -> bool {
+        match self {
+            Call::AddNote(_)
+            | Call::StartOrder(_)
+            | Call::PerformSq { .. }
+            | Call::SelectPackagePlan { .. }
+            | Call::CompleteOrder { .. }
+            | Call::SetServiceConfiguration { .. }
+            | Call::SetServiceFeatures { .. }
+            | Call::SetServiceContacts { .. }
+            | Call::SetServiceIdentifier(_)
+            | Call::CreatePayment(_) => true,
+            Call::GetAccountFromUsernameAndPassword { .. }
+            | Call::FindNwbSqAddress { .. }
+            | Call::GetAvailablePackages { .. }
+            | Call::GetAccountPresale { .. }
+            | Call::GetServiceConfigurationRequirements { .. }
+            | Call::GetServiceFeatureRequirements { .. }
+            | Call::GetServiceContactRequirements { .. }
+            | Call::GetServiceIdentifierRequirements { .. }
+            | Call::GetServiceIdentifierRealms { .. }
+            | Call::GetTermsAndConditions { .. } => false,
+        }
+    }
 }
 
 /// A required int element; absent or not a number is a malformed request.
@@ -196,6 +228,9 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
         },
         "CompleteOrder" => Call::CompleteOrder {
             presale_id: id(el, "AccountPresaleID")?,
+        },
+        "GetAccountPresale" => Call::GetAccountPresale {
+            presale_id: presale()?,
         },
         "GetServiceConfigurationRequirements" => Call::GetServiceConfigurationRequirements {
             service_plan_id: service_plan()?,

@@ -40,12 +40,23 @@ pub(super) async fn endpoint(
         );
     };
     let (operation, call) = read(service, &headers, &body);
-    sim.calls()
-        .record(&operation, &method, &uri, redacted(&body).as_bytes());
+    let entry = sim.calls().record(
+        &operation,
+        &method,
+        &uri,
+        &headers,
+        redacted(&body).as_bytes(),
+    );
     sim.faults()
         .serve(&operation, &SoapWire, async {
             let outcome = call.map_err(|Invalid(text)| text).and_then(|call| {
-                answer(&mut sim.emersion().lock(), &operation, call).map_err(|Rejection(text)| text)
+                let changes_state = call.changes_state();
+                let xml = answer(&mut sim.emersion().lock(), &operation, call)
+                    .map_err(|Rejection(text)| text)?;
+                if changes_state {
+                    sim.calls().mark_applied(entry);
+                }
+                Ok(xml)
             });
             match outcome {
                 Ok(xml) => soap(StatusCode::OK, xml),

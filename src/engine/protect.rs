@@ -1,0 +1,341 @@
+//! Protecting a billing platform from billflow: per-API concurrency limit, token-bucket
+//! rate limit, and a circuit breaker that stops calling an API that keeps failing and
+//! lets a single probe through after a cool-down.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiLimits {
+    /// Calls in flight at once to this API.
+    pub max_concurrency: usize,
+    /// Sustained calls per second (token bucket refill rate).
+    pub rate_per_sec: f64,
+    /// Calls that may go at once after a quiet spell (bucket size).
+    pub burst: u32,
+    /// Consecutive transient failures that open the breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before one probe call is let through.
+    pub breaker_cooldown_ms: u64,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_concurrency: 32,
+            rate_per_sec: 100.0,
+            burst: 100,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 30_000,
+        }
+    }
+}
+
+/// Limits by API name (`costguard`, `emersion`), from JSON such as
+/// `{"costguard": {"rate_per_sec": 20}}`; an API left out gets the defaults.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LimitsConfig(pub BTreeMap<String, ApiLimits>);
+
+impl LimitsConfig {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let limits: BTreeMap<String, ApiLimits> =
+            serde_json::from_str(json).map_err(|e| format!("invalid API limits JSON: {e}"))?;
+        for (api, l) in &limits {
+            if l.max_concurrency == 0
+                || l.burst == 0
+                || l.rate_per_sec.is_nan()
+                || l.rate_per_sec <= 0.0
+            {
+                return Err(format!(
+                    "API limits for {api}: max_concurrency, burst and rate_per_sec must be positive"
+                ));
+            }
+        }
+        Ok(LimitsConfig(limits))
+    }
+
+    pub fn for_api(&self, api: &str) -> ApiLimits {
+        self.0.get(api).cloned().unwrap_or_default()
+    }
+}
+
+/// What the breaker says about a call.
+pub enum Admission {
+    /// Go ahead; keep the permit for the duration of the call.
+    Go(OwnedSemaphorePermit),
+    /// The API is failing: wait this long (durably) and try again, without spending an attempt.
+    Open { retry_in: Duration },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+enum Breaker {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One probe call is out; everyone else waits for its result.
+    HalfOpen,
+}
+
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// Guards one API.
+pub struct ApiGuard {
+    limits: ApiLimits,
+    permits: Arc<Semaphore>,
+    bucket: Mutex<Bucket>,
+    breaker: Mutex<Breaker>,
+}
+
+impl ApiGuard {
+    pub fn new(limits: ApiLimits) -> Self {
+        ApiGuard {
+            permits: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
+            bucket: Mutex::new(Bucket {
+                tokens: f64::from(limits.burst.max(1)),
+                refilled: Instant::now(),
+            }),
+            breaker: Mutex::new(Breaker::Closed { failures: 0 }),
+            limits,
+        }
+    }
+
+    pub fn state(&self) -> BreakerState {
+        match *lock(&self.breaker) {
+            Breaker::Closed { .. } => BreakerState::Closed,
+            Breaker::Open { .. } => BreakerState::Open,
+            Breaker::HalfOpen => BreakerState::HalfOpen,
+        }
+    }
+
+    fn cooldown(&self) -> Duration {
+        Duration::from_millis(self.limits.breaker_cooldown_ms)
+    }
+
+    /// Asks the breaker, then waits for a concurrency slot and a rate token.
+    pub async fn admit(&self) -> Admission {
+        {
+            let mut breaker = lock(&self.breaker);
+            match *breaker {
+                Breaker::Closed { .. } => {}
+                Breaker::Open { until } => {
+                    let now = Instant::now();
+                    if now < until {
+                        return Admission::Open {
+                            retry_in: until - now,
+                        };
+                    }
+                    // Cool-down over: this call is the probe.
+                    *breaker = Breaker::HalfOpen;
+                }
+                Breaker::HalfOpen => {
+                    return Admission::Open {
+                        retry_in: self.cooldown(),
+                    }
+                }
+            }
+        }
+        let permit = match self.permits.clone().acquire_owned().await {
+            Ok(permit) => permit,
+            // The semaphore is never closed; if it were, waiting is the safe answer.
+            Err(_) => {
+                return Admission::Open {
+                    retry_in: self.cooldown(),
+                }
+            }
+        };
+        while let Some(wait) = self.take_token() {
+            tokio::time::sleep(wait).await;
+        }
+        Admission::Go(permit)
+    }
+
+    /// Takes a token, or says how long until one is there.
+    fn take_token(&self) -> Option<Duration> {
+        let mut bucket = lock(&self.bucket);
+        let now = Instant::now();
+        let rate = self.limits.rate_per_sec.max(f64::MIN_POSITIVE);
+        let refill = now.duration_since(bucket.refilled).as_secs_f64() * rate;
+        bucket.tokens = (bucket.tokens + refill).min(f64::from(self.limits.burst.max(1)));
+        bucket.refilled = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+        }
+    }
+
+    /// The API answered (success or a business refusal): it is healthy.
+    pub fn record_success(&self) {
+        *lock(&self.breaker) = Breaker::Closed { failures: 0 };
+    }
+
+    /// The API failed in a way that says it is unwell (transport, 5xx, server fault).
+    pub fn record_failure(&self) {
+        let mut breaker = lock(&self.breaker);
+        let open = Breaker::Open {
+            until: Instant::now() + self.cooldown(),
+        };
+        *breaker = match *breaker {
+            Breaker::Closed { failures } if failures + 1 < self.limits.breaker_failures => {
+                Breaker::Closed {
+                    failures: failures + 1,
+                }
+            }
+            _ => open,
+        };
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One guard per API, created on first use.
+#[derive(Default)]
+pub struct Guards {
+    config: LimitsConfig,
+    guards: Mutex<BTreeMap<String, Arc<ApiGuard>>>,
+}
+
+impl Guards {
+    pub fn new(config: LimitsConfig) -> Self {
+        Guards {
+            config,
+            guards: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn get(&self, api: &str) -> Arc<ApiGuard> {
+        lock(&self.guards)
+            .entry(api.to_string())
+            .or_insert_with(|| Arc::new(ApiGuard::new(self.config.for_api(api))))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ApiLimits {
+        ApiLimits {
+            max_concurrency: 2,
+            rate_per_sec: 1000.0,
+            burst: 1000,
+            breaker_failures: 3,
+            breaker_cooldown_ms: 50,
+        }
+    }
+
+    #[tokio::test]
+    async fn breaker_opens_after_consecutive_failures_and_lets_one_probe_through() {
+        let guard = ApiGuard::new(limits());
+        for _ in 0..2 {
+            guard.record_failure();
+        }
+        assert_eq!(guard.state(), BreakerState::Closed);
+        guard.record_failure();
+        assert_eq!(guard.state(), BreakerState::Open);
+        assert!(matches!(guard.admit().await, Admission::Open { .. }));
+
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let probe = guard.admit().await;
+        assert!(matches!(probe, Admission::Go(_)), "the probe goes");
+        assert_eq!(guard.state(), BreakerState::HalfOpen);
+        assert!(
+            matches!(guard.admit().await, Admission::Open { .. }),
+            "only one probe at a time"
+        );
+        guard.record_failure();
+        assert_eq!(guard.state(), BreakerState::Open, "a failed probe reopens");
+
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(matches!(guard.admit().await, Admission::Go(_)));
+        guard.record_success();
+        assert_eq!(guard.state(), BreakerState::Closed);
+        assert!(matches!(guard.admit().await, Admission::Go(_)));
+    }
+
+    #[tokio::test]
+    async fn a_success_resets_the_failure_count() {
+        let guard = ApiGuard::new(limits());
+        guard.record_failure();
+        guard.record_failure();
+        guard.record_success();
+        guard.record_failure();
+        guard.record_failure();
+        assert_eq!(guard.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn concurrency_is_limited() {
+        let guard = ApiGuard::new(limits());
+        let Admission::Go(a) = guard.admit().await else {
+            panic!()
+        };
+        let Admission::Go(_b) = guard.admit().await else {
+            panic!()
+        };
+        let third = tokio::time::timeout(Duration::from_millis(30), guard.admit()).await;
+        assert!(third.is_err(), "a third call waits for a slot");
+        drop(a);
+        let third = tokio::time::timeout(Duration::from_millis(30), guard.admit()).await;
+        assert!(matches!(third, Ok(Admission::Go(_))));
+    }
+
+    #[tokio::test]
+    async fn the_token_bucket_paces_calls() {
+        let guard = ApiGuard::new(ApiLimits {
+            rate_per_sec: 100.0,
+            burst: 2,
+            max_concurrency: 100,
+            ..limits()
+        });
+        let started = Instant::now();
+        let mut permits = Vec::new();
+        for _ in 0..6 {
+            let Admission::Go(p) = guard.admit().await else {
+                panic!()
+            };
+            permits.push(p);
+        }
+        // Two from the burst, four more at 100/s: at least ~40 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(35),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn limits_parse_with_defaults_and_reject_nonsense() {
+        let config = LimitsConfig::parse(r#"{"costguard": {"rate_per_sec": 20}}"#).unwrap();
+        assert_eq!(config.for_api("costguard").rate_per_sec, 20.0);
+        assert_eq!(
+            config.for_api("costguard").burst,
+            ApiLimits::default().burst
+        );
+        assert_eq!(config.for_api("emersion"), ApiLimits::default());
+        assert!(LimitsConfig::parse(r#"{"costguard": {"max_concurrency": 0}}"#).is_err());
+        assert!(LimitsConfig::parse(r#"{"costguard": {"rate": 1}}"#).is_err());
+    }
+}

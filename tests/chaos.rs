@@ -1,0 +1,471 @@
+//! The chaos suite: many workflows of both kinds while the worker is killed with SIGKILL
+//! at random moments, the broker is restarted, and every fault kind is injected. Then, from
+//! the simulator's call log and the events: no non-idempotent call took effect twice for
+//! one (command, stage), every command has exactly one terminal event, nothing was lost
+//! and nothing is left in the work or delay queues.
+//!
+//! It restarts the shared broker, so it is `#[ignore]`d in the main run and `.ci/run`
+//! runs it on its own afterwards. Size it with CHAOS_COMMANDS, CHAOS_KILLS,
+//! CHAOS_BROKER_RESTARTS and CHAOS_SEED:
+//! `CHAOS_COMMANDS=200 CHAOS_KILLS=10 cargo test --test chaos -- --ignored --nocapture`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command as Process};
+use std::time::{Duration, Instant};
+
+use billflow::broker::{self, Topology};
+use billflow::engine::events::CloudEvent;
+use billflow::sim::{costguard as cg, emersion as em};
+use common::{renewal, Harness};
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::Connection;
+use serde_json::{json, Value};
+
+const NON_IDEMPOTENT: [&str; 9] = [
+    "CreateCart",
+    "ModifyCart",
+    "renewAdvancePay",
+    "SubmitCart",
+    "StartOrder",
+    "SelectPackagePlan",
+    "CompleteOrder",
+    "AddNote",
+    "CreatePayment",
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small deterministic generator: the seed is printed, so a run can be repeated.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn sign_up(id: &str, i: usize) -> Value {
+    let contact = json!({"type_id": 700001, "first_name": "Jane", "last_name": "Citizen"});
+    let data = match i % 3 {
+        0 => json!({
+            "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
+            "service_type_id": em::BUSINESS_SUPPORT_TYPE_ID,
+            "sq": {"kind": "simple"},
+            "package": {"plan_id": em::BUSINESS_SUPPORT_BASIC_PLAN_ID},
+            "configuration": [{"type_id": 500001, "value": "HQ"}],
+            "contacts": [contact],
+            "accept_terms": true,
+            "note": {"subject": "chaos", "detail": id},
+            "payment": {"transaction_category": "Credit Card", "reference": id,
+                        "amount": "10.00", "transaction_date": "2026-11-22"}
+        }),
+        1 => json!({
+            "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
+            "service_type_id": em::PHONE_LINE_TYPE_ID,
+            "sq": {"kind": "general_phone", "phone_number": "0299998888"},
+            "package": {"plan_id": em::PHONE_BASIC_PLAN_ID},
+            "configuration": [{"type_id": 500020, "value": "Listed"}]
+        }),
+        _ => json!({
+            "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
+            "service_type_id": em::NBN_TYPE_ID,
+            "sq": {"kind": "nwb", "address": {"street_number": "1", "street_name": "George",
+                   "street_type": "St", "suburb": "Sydney", "state": "NSW", "postcode": "2000"}},
+            "package": {"plan_id": em::NBN_50_PLAN_ID},
+            "configuration": [{"type_id": 500010, "value": "MDM"}],
+            "features": [{"feature_id": 600010, "value": "true"}],
+            "contacts": [contact],
+            "identifier": {"username": "jane", "realm": "nbn.example.net", "password": "long-enough-1"},
+            "accept_terms": true
+        }),
+    };
+    json!({"command_id": id, "type": "service_order.submit", "data": data})
+}
+
+/// Every fault kind, on operations of both platforms.
+fn faults() -> Vec<Value> {
+    vec![
+        json!({"operation": "Checkout", "kind": "latency", "ms": 800, "count": 3}),
+        json!({"operation": "renewAdvancePay", "kind": "http_status", "status": 503, "count": 3}),
+        json!({"operation": "ModifyCart", "kind": "soap_fault", "code": "Receiver", "count": 2}),
+        json!({"operation": "SubmitCart", "kind": "timeout", "ms": 1500, "count": 2}),
+        json!({"operation": "SubmitCart", "kind": "drop_response", "count": 2}),
+        json!({"operation": "favoriteAdvancePayPricePoint", "kind": "business_error", "message": "chaos: price points locked", "count": 1}),
+        json!({"operation": "StartOrder", "kind": "http_status", "status": 502, "count": 2}),
+        json!({"operation": "GetAvailablePackages", "kind": "soap_fault", "code": "Server", "count": 2}),
+        json!({"operation": "SelectPackagePlan", "kind": "drop_response", "count": 1}),
+        json!({"operation": "CompleteOrder", "kind": "latency", "ms": 1200, "count": 2}),
+        json!({"operation": "CompleteOrder", "kind": "drop_response", "count": 1}),
+        json!({"operation": "SetServiceContacts", "kind": "timeout", "ms": 1500, "count": 1}),
+    ]
+}
+
+struct Supervisor {
+    child: Option<Child>,
+    restarts: usize,
+}
+
+impl Supervisor {
+    fn start(h: &Harness) -> Self {
+        Supervisor {
+            child: Some(spawn(h)),
+            restarts: 0,
+        }
+    }
+
+    /// Restarts the worker if it exited (it does when the broker goes away).
+    fn keep_alive(&mut self, h: &Harness) {
+        let exited = match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(_))) | None => true,
+            Some(Ok(None)) => false,
+            Some(Err(_)) => true,
+        };
+        if exited {
+            self.child = Some(spawn(h));
+            self.restarts += 1;
+        }
+    }
+
+    fn kill(&mut self, h: &Harness) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.child = Some(spawn(h));
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM: a graceful stop, so nothing stays unacked on its channel.
+            let _ = Process::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn(h: &Harness) -> Child {
+    let mut cmd = h.worker_process();
+    cmd.env("COSTGUARD_TIMEOUT_MS", "1000")
+        .env("EMERSION_TIMEOUT_MS", "1000")
+        .env("BILLFLOW_SHUTDOWN_GRACE_MS", "3000");
+    cmd.spawn().expect("spawn billflow worker")
+}
+
+fn restart_broker() -> bool {
+    let run = |args: &[&str]| {
+        Process::new("rabbitmqctl")
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    run(&["stop_app"]) && run(&["start_app"]) && run(&["await_startup"])
+}
+
+async fn connect_retry(url: &str) -> Connection {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match broker::connect(url, "billflow-chaos").await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("chaos: broker not back yet: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("the broker did not come back: {e}"),
+        }
+    }
+}
+
+/// Moves what the durable capture queue holds into `events`.
+async fn drain(url: &str, conn: &mut Connection, queue: &str, events: &mut Vec<CloudEvent>) {
+    loop {
+        let channel = match conn.create_channel().await {
+            Ok(c) => c,
+            Err(_) => {
+                *conn = connect_retry(url).await;
+                continue;
+            }
+        };
+        loop {
+            match channel
+                .basic_get(queue.into(), BasicGetOptions::default())
+                .await
+            {
+                Ok(Some(message)) => {
+                    if let Ok(event) = serde_json::from_slice(&message.delivery.data) {
+                        events.push(event);
+                    }
+                    let _ = message.delivery.ack(BasicAckOptions::default()).await;
+                }
+                Ok(None) => {
+                    let _ = channel.close(200, "drained".into()).await;
+                    return;
+                }
+                Err(_) => break,
+            }
+        }
+        *conn = connect_retry(url).await;
+    }
+}
+
+async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
+    let channel = conn.create_channel().await.expect("channel");
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let depth = channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .map(|q| q.message_count())
+        .unwrap_or(u32::MAX);
+    let _ = channel.close(200, "counted".into()).await;
+    depth
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "restarts the shared broker: run alone, as .ci/run does"]
+async fn chaos() {
+    let commands = env_usize("CHAOS_COMMANDS", 24);
+    let kills = env_usize("CHAOS_KILLS", 3);
+    let broker_restarts = env_usize("CHAOS_BROKER_RESTARTS", 1);
+    let seed = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 | 1)
+                .unwrap_or(0x9e37_79b9)
+        });
+    let mut rng = Rng(seed);
+    println!(
+        "chaos: seed {seed}, {commands} commands, {kills} kills, {broker_restarts} broker restarts"
+    );
+
+    let h = Harness::start("chaos").await;
+    let url = h.amqp_url.clone();
+    let topology: Topology = h.topology.clone();
+    // A durable, replicated capture of every event: it outlives broker restarts.
+    let capture = format!("{}.chaos-events", h.prefix);
+    {
+        let channel = h.connection.create_channel().await.unwrap();
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(capture.as_str().into(), durable, args)
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                capture.as_str().into(),
+                topology.events_exchange().as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut injected = 0;
+    for fault in faults() {
+        injected += fault["count"].as_u64().unwrap_or(1);
+        h.sim_post("/_sim/faults", fault).await;
+    }
+
+    let services = [
+        cg::ACTIVE_SERVICE,
+        cg::HOTLINED_SERVICE,
+        cg::INELIGIBLE_SERVICE,
+    ];
+    let mut ids = Vec::new();
+    for i in 0..commands {
+        let id = format!("chaos-{i}");
+        let command = if i % 2 == 0 {
+            renewal(&id, services[(i / 2) % services.len()])
+        } else {
+            sign_up(&id, i / 2)
+        };
+        h.publish(&command).await;
+        ids.push(id);
+    }
+
+    let mut supervisor = Supervisor::start(&h);
+    let mut conn = connect_retry(&url).await;
+    let mut events: Vec<CloudEvent> = Vec::new();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(240);
+    let mut kills_done = 0;
+    let mut restarts_done = 0;
+    let mut restart_attempts = 0;
+    let mut next_chaos = Instant::now() + Duration::from_millis(300 + rng.below(1200));
+    let terminal_ids = |events: &[CloudEvent]| -> BTreeSet<String> {
+        events
+            .iter()
+            .filter(|e| e.is_terminal())
+            .map(|e| e.subject.clone())
+            .collect()
+    };
+    while Instant::now() < deadline {
+        supervisor.keep_alive(&h);
+        drain(&url, &mut conn, &capture, &mut events).await;
+        let done = terminal_ids(&events);
+        let pending_chaos = kills_done < kills || restart_attempts < broker_restarts;
+        if ids.iter().all(|id| done.contains(id)) && !pending_chaos {
+            break;
+        }
+        if Instant::now() >= next_chaos && pending_chaos {
+            let restart_now =
+                restart_attempts < broker_restarts && (kills_done >= kills || rng.below(3) == 0);
+            if restart_now {
+                restart_attempts += 1;
+                println!(
+                    "chaos: +{:.1}s restarting the broker",
+                    started.elapsed().as_secs_f64()
+                );
+                if restart_broker() {
+                    restarts_done += 1;
+                } else {
+                    println!(
+                        "chaos: rabbitmqctl could not restart the broker (not local, or no rights)"
+                    );
+                }
+                conn = connect_retry(&url).await;
+            } else {
+                kills_done += 1;
+                println!(
+                    "chaos: +{:.1}s kill -9 the worker",
+                    started.elapsed().as_secs_f64()
+                );
+                supervisor.kill(&h);
+            }
+            next_chaos = Instant::now() + Duration::from_millis(500 + rng.below(2500));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    supervisor.stop();
+    drain(&url, &mut conn, &capture, &mut events).await;
+
+    // Dedup by event id, as consumers do; then count terminal outcomes per command.
+    let mut by_id: BTreeMap<String, CloudEvent> = BTreeMap::new();
+    for event in events {
+        by_id.entry(event.id.clone()).or_insert(event);
+    }
+    let mut terminals: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for event in by_id.values().filter(|e| e.is_terminal()) {
+        terminals
+            .entry(event.subject.clone())
+            .or_default()
+            .push(event.data.outcome.as_str().to_string());
+    }
+    let lost: Vec<&String> = ids
+        .iter()
+        .filter(|id| !terminals.contains_key(*id))
+        .collect();
+    let multiple: Vec<(&String, &Vec<String>)> =
+        terminals.iter().filter(|(_, t)| t.len() > 1).collect();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for t in terminals.values() {
+        for outcome in t {
+            *outcomes.entry(outcome.clone()).or_default() += 1;
+        }
+    }
+
+    let mut applied: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for call in h.calls().await {
+        let op = call["operation"].as_str().unwrap_or_default().to_string();
+        if call["applied"] == true && NON_IDEMPOTENT.contains(&op.as_str()) {
+            let key = call["idempotency_key"]
+                .as_str()
+                .unwrap_or("(none)")
+                .to_string();
+            *applied.entry((key, op)).or_default() += 1;
+        }
+    }
+    let duplicates: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).collect();
+    let mut left = 0;
+    for queue in [topology.work_queue()].into_iter().chain(
+        billflow::broker::DELAY_TIERS
+            .iter()
+            .map(|t| topology.delay_queue(*t)),
+    ) {
+        let depth = queue_depth(&conn, &queue).await;
+        if depth > 0 {
+            println!("chaos: {queue} still holds {depth} message(s)");
+            left += depth;
+        }
+    }
+
+    println!();
+    println!("| commands | kills | broker restarts | worker restarts | faults injected | duplicate effects | lost commands | multiple terminals | left in queues | seconds |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+        ids.len(),
+        kills_done,
+        restarts_done,
+        supervisor.restarts,
+        injected,
+        duplicates.len(),
+        lost.len(),
+        multiple.len(),
+        left,
+        started.elapsed().as_secs_f64()
+    );
+    println!("outcomes: {outcomes:?}");
+
+    // Clean up before asserting, so a failure leaves no queues behind.
+    if let Ok(channel) = conn.create_channel().await {
+        let _ = channel
+            .queue_delete(capture.as_str().into(), Default::default())
+            .await;
+        let _ = channel.close(200, "done".into()).await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    h.cleanup().await;
+
+    assert!(
+        duplicates.is_empty(),
+        "non-idempotent calls applied twice: {duplicates:?}"
+    );
+    assert!(
+        lost.is_empty(),
+        "commands without a terminal event: {lost:?}"
+    );
+    assert!(
+        multiple.is_empty(),
+        "commands with several terminal events: {multiple:?}"
+    );
+    assert_eq!(left, 0, "messages left in the work or delay queues");
+    assert_eq!(kills_done, kills, "every planned kill happened");
+}
