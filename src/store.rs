@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub enum StoreError {
     #[error("stage store: {0}")]
     Sled(#[from] sled::Error),
+    #[error("stage store flush failed: {0}")]
+    Flush(String),
     #[error("stage store record {key:?} is unreadable: {source}")]
     Corrupt {
         key: String,
@@ -73,10 +75,13 @@ impl StageRecord {
     }
 }
 
+type FlushRequest = (sled::Db, tokio::sync::oneshot::Sender<Result<(), String>>);
+
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     stages: sled::Tree,
+    flusher: std::sync::mpsc::Sender<FlushRequest>,
 }
 
 impl Store {
@@ -84,7 +89,11 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
         let stages = db.open_tree("stages")?;
-        Ok(Store { db, stages })
+        Ok(Store {
+            db,
+            stages,
+            flusher: spawn_flusher(),
+        })
     }
 
     fn key(command_id: &str, stage: &str) -> Vec<u8> {
@@ -132,11 +141,40 @@ impl Store {
             .collect()
     }
 
-    /// Makes every earlier write durable.
+    /// Makes every earlier write durable. Concurrent callers share one flush.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.flusher
+            .send((self.db.clone(), done))
+            .map_err(|_| StoreError::Flush("the flusher has stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Flush("the flusher has stopped".into()))?
+            .map_err(StoreError::Flush)
     }
+}
+
+/// One thread makes every flush, and a flush serves every request queued when it starts
+/// (group commit). sled 0.34's `flush_async` can deadlock when called concurrently
+/// (spacejam/sled#1308), so its blocking `flush` is used, off the async runtime. The
+/// thread holds the database only while flushing, so closing the store frees its lock.
+fn spawn_flusher() -> std::sync::mpsc::Sender<FlushRequest> {
+    let (tx, rx) = std::sync::mpsc::channel::<FlushRequest>();
+    std::thread::Builder::new()
+        .name("billflow-store-flush".into())
+        .spawn(move || {
+            while let Ok((db, first)) = rx.recv() {
+                let mut waiting = vec![first];
+                waiting.extend(rx.try_iter().map(|(_, waiter)| waiter));
+                let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+                drop(db);
+                for waiter in waiting {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the store flusher"));
+    tx
 }
 
 fn decode(raw: &[u8], command_id: &str, stage: &str) -> Result<StageRecord, StoreError> {

@@ -16,7 +16,7 @@ use std::process::{Child, Command as Process};
 use std::time::{Duration, Instant};
 
 use billflow::broker::{self, Topology};
-use billflow::engine::events::CloudEvent;
+use billflow::engine::events::{CloudEvent, Outcome};
 use billflow::sim::{costguard as cg, emersion as em};
 use common::{renewal, Harness};
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
@@ -231,6 +231,17 @@ async fn drain(url: &str, conn: &mut Connection, queue: &str, events: &mut Vec<C
     }
 }
 
+/// The queues stage messages wait in.
+fn stage_queues(topology: &Topology) -> Vec<String> {
+    std::iter::once(topology.work_queue())
+        .chain(
+            billflow::broker::DELAY_TIERS
+                .iter()
+                .map(|t| topology.delay_queue(*t)),
+        )
+        .collect()
+}
+
 async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
     let channel = conn.create_channel().await.expect("channel");
     let passive = QueueDeclareOptions {
@@ -328,6 +339,7 @@ async fn chaos() {
     let mut kills_done = 0;
     let mut restarts_done = 0;
     let mut restart_attempts = 0;
+    let mut quiet_checks = 0;
     let mut next_chaos = Instant::now() + Duration::from_millis(300 + rng.below(1200));
     let terminal_ids = |events: &[CloudEvent]| -> BTreeSet<String> {
         events
@@ -342,7 +354,16 @@ async fn chaos() {
         let done = terminal_ids(&events);
         let pending_chaos = kills_done < kills || restart_attempts < broker_restarts;
         if ids.iter().all(|id| done.contains(id)) && !pending_chaos {
-            break;
+            // Late duplicates may still wait in a delay queue; they are dropped when they
+            // come back, so wait until the queues have stayed empty for a while.
+            let mut queued = 0;
+            for queue in stage_queues(&topology) {
+                queued += queue_depth(&conn, &queue).await;
+            }
+            quiet_checks = if queued == 0 { quiet_checks + 1 } else { 0 };
+            if quiet_checks >= 20 {
+                break;
+            }
         }
         if Instant::now() >= next_chaos && pending_chaos {
             let restart_now =
@@ -400,6 +421,28 @@ async fn chaos() {
             *outcomes.entry(outcome.clone()).or_default() += 1;
         }
     }
+    // Why commands did not complete, by the stage that ended them.
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for event in by_id.values().filter(|e| !e.is_terminal()) {
+        let outcome = event.data.outcome;
+        if matches!(
+            outcome,
+            Outcome::Failed | Outcome::DeadLettered | Outcome::Parked
+        ) {
+            let error: String = event
+                .data
+                .error
+                .clone()
+                .unwrap_or_default()
+                .chars()
+                .take(100)
+                .collect();
+            let stage = event.data.stage.clone().unwrap_or_default();
+            *reasons
+                .entry(format!("{} at {stage}: {error}", outcome.as_str()))
+                .or_default() += 1;
+        }
+    }
 
     let mut applied: BTreeMap<(String, String), usize> = BTreeMap::new();
     for call in h.calls().await {
@@ -443,6 +486,25 @@ async fn chaos() {
         started.elapsed().as_secs_f64()
     );
     println!("outcomes: {outcomes:?}");
+    for (id, t) in &multiple {
+        println!("  {id} ended {t:?}:");
+        for e in by_id.values().filter(|e| &e.subject == *id) {
+            println!("    {} {:?}", e.routing_key(), e.data.error);
+        }
+    }
+    for (reason, n) in &reasons {
+        println!("  {n:>3} × {reason}");
+    }
+
+    let healthy = duplicates.is_empty() && lost.is_empty() && multiple.is_empty() && left == 0;
+    if !healthy {
+        let log = h.worker_log();
+        let tail: Vec<&str> = log.lines().rev().take(80).collect();
+        println!("--- last lines of the worker log ---");
+        for line in tail.into_iter().rev() {
+            println!("{line}");
+        }
+    }
 
     // Clean up before asserting, so a failure leaves no queues behind.
     if let Ok(channel) = conn.create_channel().await {

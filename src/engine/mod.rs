@@ -350,6 +350,9 @@ impl Engine {
         rec.output = Some(done.output);
         rec.next_stage = done.next.map(str::to_string);
         self.store.put(&msg.command.command_id, &msg.stage, &rec)?;
+        // On disk before the next stage carries this output: after a crash the stage is
+        // re-forwarded with the same output, never re-run into a different one.
+        self.store.flush().await?;
         self.forward_success(msg, rec).await
     }
 
@@ -374,6 +377,12 @@ impl Engine {
             let wait = self.settings.reconcile_delay - age;
             return self
                 .schedule_retry(msg, Some(rec), StageState::Started, &error, wait)
+                .await;
+        }
+        if !Workflows::has_probe(&msg.command.body, &msg.stage) {
+            let error = format!("{why}; the platform has no lookup to check it");
+            return self
+                .dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &error)
                 .await;
         }
         let guard = self.guards.get(Workflows::api(&msg.command.body));
@@ -415,6 +424,10 @@ impl Engine {
                     .await
             }
             Err(e) => {
+                match e.failure {
+                    Failure::Permanent => guard.record_success(),
+                    Failure::Transient | Failure::OutcomeUnknown => guard.record_failure(),
+                }
                 let error = format!("{why}; the check failed: {}", e.message);
                 self.dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &error)
                     .await
@@ -552,6 +565,9 @@ impl Engine {
         rec.error = Some(error.to_string());
         rec.reason = Some(reason.as_str().to_string());
         self.store.put(cid, &msg.stage, &rec)?;
+        // On disk before anything is published: after a crash the same failure is
+        // re-published, and the stage is never run again into another outcome.
+        self.store.flush().await?;
 
         let now = Utc::now();
         let mut headers = msg.headers();

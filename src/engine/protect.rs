@@ -87,8 +87,11 @@ enum Breaker {
     Open {
         until: Instant,
     },
-    /// One probe call is out; everyone else waits for its result.
-    HalfOpen,
+    /// One probe call is out since then; everyone else waits for its result (or, should
+    /// it never report, for another cool-down).
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 struct Bucket {
@@ -121,7 +124,7 @@ impl ApiGuard {
         match *lock(&self.breaker) {
             Breaker::Closed { .. } => BreakerState::Closed,
             Breaker::Open { .. } => BreakerState::Open,
-            Breaker::HalfOpen => BreakerState::HalfOpen,
+            Breaker::HalfOpen { .. } => BreakerState::HalfOpen,
         }
     }
 
@@ -143,9 +146,14 @@ impl ApiGuard {
                         };
                     }
                     // Cool-down over: this call is the probe.
-                    *breaker = Breaker::HalfOpen;
+                    *breaker = Breaker::HalfOpen { since: now };
                 }
-                Breaker::HalfOpen => {
+                Breaker::HalfOpen { since } if since.elapsed() >= self.cooldown() => {
+                    *breaker = Breaker::HalfOpen {
+                        since: Instant::now(),
+                    };
+                }
+                Breaker::HalfOpen { .. } => {
                     return Admission::Open {
                         retry_in: self.cooldown(),
                     }

@@ -251,6 +251,15 @@ fn submitted(
     }
 }
 
+/// The non-idempotent stages [`probe`] can settle.
+pub const PROBED: &[&str] = &[
+    "restore_add_item",
+    "restore_submit",
+    "renew",
+    "tender",
+    "submit",
+];
+
 /// Reconciles a non-idempotent stage from the order it worked on: CostGuard's order
 /// lookup shows items, tenders and whether the order was submitted. A cart that may or
 /// may not have been created has no id to look up.

@@ -130,6 +130,14 @@ impl Workflows {
         }
     }
 
+    /// Whether the platform has a read-only lookup that tells if the stage's call took effect.
+    pub fn has_probe(body: &CommandBody, stage: &str) -> bool {
+        match body {
+            CommandBody::AdvancePayRenew(_) => advancepay::PROBED.contains(&stage),
+            CommandBody::ServiceOrderSubmit(_) => service_order::PROBED.contains(&stage),
+        }
+    }
+
     /// The effect of a stage, or `None` for a stage the workflow does not have.
     pub fn effect(body: &CommandBody, stage: &str) -> Option<Effect> {
         let stages = match body {

@@ -17,12 +17,12 @@ pub const WORKFLOW: &str = "service_order";
 pub const STAGES: &[(&str, Effect)] = &[
     ("resolve_account", Effect::Repeatable),
     ("start_order", Effect::NonIdempotent),
-    // A new SQ for the same service type replaces the earlier one until a package is
-    // selected, so the SQ calls may be repeated.
-    ("simple_sq", Effect::Repeatable),
-    ("phone_sq", Effect::Repeatable),
+    // A repeated SQ replaces the earlier one under a new id, while the next stages may
+    // already carry the old id: the SQ calls are made once, and reconciled from the presale.
+    ("simple_sq", Effect::NonIdempotent),
+    ("phone_sq", Effect::NonIdempotent),
     ("find_address", Effect::Repeatable),
-    ("nwb_sq", Effect::Repeatable),
+    ("nwb_sq", Effect::NonIdempotent),
     ("get_packages", Effect::Repeatable),
     ("select_package", Effect::NonIdempotent),
     ("get_requirements", Effect::Repeatable),
@@ -551,6 +551,15 @@ pub async fn run(
     }
 }
 
+/// The non-idempotent stages [`probe`] can settle.
+pub const PROBED: &[&str] = &[
+    "simple_sq",
+    "phone_sq",
+    "nwb_sq",
+    "select_package",
+    "complete_order",
+];
+
 /// Reconciles a non-idempotent stage from the presale: GetAccountPresale shows the
 /// selected package and whether the order was completed. A presale that may or may not
 /// have been started, and notes and payments, have nothing to look up by.
@@ -560,7 +569,7 @@ pub async fn probe(
     stage: &str,
     outputs: &Outputs,
 ) -> Result<Probe, StageError> {
-    if !matches!(stage, "select_package" | "complete_order") {
+    if !PROBED.contains(&stage) {
         return Ok(Probe::Unavailable);
     }
     let account_presale_id = presale_id(data, outputs)?;
@@ -568,6 +577,30 @@ pub async fn probe(
         .call(&wire::GetAccountPresale { account_presale_id })
         .await?;
     match stage {
+        "simple_sq" | "phone_sq" | "nwb_sq" => {
+            let Some(sq) = presale
+                .sqs
+                .iter()
+                .find(|sq| sq.service_type_id == data.service_type_id)
+            else {
+                return Ok(Probe::NotApplied);
+            };
+            if stage == "nwb_sq" && sq.result.as_deref() != Some("Qualified") {
+                return Err(StageError::permanent(format!(
+                    "SQ {} of presale {account_presale_id} did not qualify: {}",
+                    sq.account_presale_sq_id,
+                    sq.result.as_deref().unwrap_or(&sq.status)
+                )));
+            }
+            done(
+                Qualified {
+                    account_presale_sq_id: sq.account_presale_sq_id,
+                    result: sq.result.clone().filter(|_| stage == "nwb_sq"),
+                },
+                Some("get_packages"),
+            )
+            .map(Probe::Applied)
+        }
         "select_package" => {
             let chosen: PackageChosen = output_of(outputs, "get_packages")?;
             match presale.package_plan_id {

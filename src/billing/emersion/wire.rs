@@ -377,6 +377,17 @@ pub struct CreatedService {
     pub status: String,
 }
 
+impl CreatedService {
+    fn read(s: &Element) -> Result<Self, XmlError> {
+        Ok(CreatedService {
+            service_id: s.parse_at(&["ServiceID"])?,
+            service_type_id: s.parse_opt(&["ServiceTypeID"])?,
+            service_plan_id: s.parse_opt(&["ServicePlanID"])?,
+            status: text_of(s, "Status"),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompletedOrder {
     pub status: String,
@@ -393,14 +404,7 @@ impl Operation for CompleteOrder {
     fn read(r: &Element) -> Result<CompletedOrder, XmlError> {
         Ok(CompletedOrder {
             status: r.text_at(&["Status"])?.to_string(),
-            services: collect(r, "Service", |s| {
-                Ok(CreatedService {
-                    service_id: s.parse_at(&["ServiceID"])?,
-                    service_type_id: s.parse_opt(&["ServiceTypeID"])?,
-                    service_plan_id: s.parse_opt(&["ServicePlanID"])?,
-                    status: text_of(s, "Status"),
-                })
-            })?,
+            services: collect(r, "Service", CreatedService::read)?,
         })
     }
 }
@@ -790,14 +794,7 @@ impl Operation for GetAccountPresale {
                     result: Some(text_of(sq, "Result")).filter(|r| !r.is_empty()),
                 })
             })?,
-            services: collect(presale, "Service", |s| {
-                Ok(CreatedService {
-                    service_id: s.parse_at(&["ServiceID"])?,
-                    service_type_id: s.parse_opt(&["ServiceTypeID"])?,
-                    service_plan_id: s.parse_opt(&["ServicePlanID"])?,
-                    status: text_of(s, "Status"),
-                })
-            })?,
+            services: collect(presale, "Service", CreatedService::read)?,
         })
     }
 }
