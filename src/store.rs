@@ -202,7 +202,17 @@ mod tests {
                 .unwrap();
             store.flush().await.unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        // sled's own background thread lets go of the directory lock a moment after the
+        // last handle is dropped.
+        let mut reopened = Store::open(dir.path());
+        for _ in 0..100 {
+            if reopened.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            reopened = Store::open(dir.path());
+        }
+        let store = reopened.unwrap();
         let rec = store.get("c-1", "create_cart").unwrap().unwrap();
         assert_eq!(rec.state, StageState::Completed);
         assert_eq!(rec.output, Some(serde_json::json!({"cart_id": 11})));

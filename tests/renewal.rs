@@ -290,13 +290,30 @@ async fn bad_input_is_dead_lettered_and_the_worker_keeps_serving() {
         Some("application/xml"),
     )
     .await;
+    // Larger than the harness's 64 KiB limit.
+    let mut huge = renewal("crm-huge", billflow::sim::costguard::ACTIVE_SERVICE);
+    huge["padding"] = json!("x".repeat(70 * 1024));
+    h.publish(&huge).await;
     h.publish(&renewal(
         "crm-after",
         billflow::sim::costguard::ACTIVE_SERVICE,
     ))
     .await;
-    h.wait_terminal(&["crm-missing", "crm-unknown", "crm-xml", "crm-after"])
-        .await;
+    h.wait_terminal(&[
+        "crm-missing",
+        "crm-unknown",
+        "crm-xml",
+        "crm-huge",
+        "crm-after",
+    ])
+    .await;
+    let huge = h.events_of("crm-huge");
+    assert!(huge[0]
+        .data
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("exceeds the limit"));
 
     assert_eq!(terminal_count(&h, "crm-after", Outcome::Completed), 1);
     let missing = h.events_of("crm-missing");
@@ -316,7 +333,7 @@ async fn bad_input_is_dead_lettered_and_the_worker_keeps_serving() {
         .contains("unknown command type"));
 
     let dead = h.drain_dead().await;
-    assert_eq!(dead.len(), 4, "{dead:?}");
+    assert_eq!(dead.len(), 5, "{dead:?}");
     for (headers, _) in &dead {
         assert_eq!(headers["x-billflow-reason"], "invalid_message");
         assert!(!headers["x-billflow-error"].is_empty());
