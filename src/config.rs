@@ -132,6 +132,9 @@ pub struct WorkerSettings {
     /// Directory of the stage store (sled). One worker per directory.
     #[arg(long, env = "BILLFLOW_DATA_DIR", default_value = "./billflow-data")]
     pub data_dir: PathBuf,
+    /// Address of the admin HTTP API (/healthz, /readyz, /metrics, /workflows/{id}); unset: none.
+    #[arg(long, env = "BILLFLOW_HTTP_ADDR")]
+    pub http_addr: Option<std::net::SocketAddr>,
     /// Deliveries in flight at once (AMQP prefetch); each runs concurrently.
     #[arg(long, env = "BILLFLOW_PREFETCH", default_value_t = 64)]
     pub prefetch: u16,

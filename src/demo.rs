@@ -178,6 +178,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
             prefix: settings.prefix.clone(),
         },
         data_dir: data_dir.clone(),
+        http_addr: None,
         prefetch: 16,
         max_message_bytes: 256 * 1024,
         shutdown_grace_ms: 5_000,

@@ -1,5 +1,6 @@
 //! billflow: telecom billing workflows driven from RabbitMQ, one durable stage per call.
 
+pub mod admin;
 pub mod billing;
 pub mod broker;
 pub mod command;
@@ -10,6 +11,7 @@ pub mod publish;
 pub mod schemas;
 pub mod secret;
 pub mod sim;
+pub mod status;
 pub mod store;
 pub mod worker;
 pub mod workflow;

@@ -39,6 +39,15 @@ enum Commands {
         #[command(flatten)]
         broker: BrokerSettings,
     },
+    /// Print a command's stages as this worker recorded them: a timeline with times,
+    /// attempts, outputs and errors (from the worker's admin API).
+    Status {
+        /// The command_id.
+        command_id: String,
+        /// The worker's admin API address.
+        #[arg(long, env = "BILLFLOW_HTTP_ADDR", default_value = "127.0.0.1:9090")]
+        http_addr: String,
+    },
     /// Run the simulator and a worker in this process, publish sample renewals (Active,
     /// Hotlined, ineligible), print every event as it arrives and a summary.
     Demo(billflow::demo::DemoSettings),
@@ -134,6 +143,13 @@ async fn main() -> anyhow::Result<()> {
             billflow::publish::publish(&publisher, &topology, &command).await?;
             println!("{}", command.command_id);
             let _ = connection.close(200, "done".into()).await;
+        }
+        Commands::Status {
+            command_id,
+            http_addr,
+        } => {
+            let timeline = billflow::status::fetch(&http_addr, &command_id).await?;
+            print!("{}", billflow::status::render(&timeline));
         }
         Commands::Demo(settings) => {
             // The demo prints events on stdout; only problems are logged.

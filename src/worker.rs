@@ -1,12 +1,15 @@
 //! `billflow worker`: wires store, broker, clients and engine, and runs the consume loop
-//! until shut down.
+//! until shut down, reconnecting to the broker whenever the connection is lost.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use backoff::backoff::Backoff;
 use futures_util::StreamExt;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use lapin::Connection;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -16,7 +19,7 @@ use crate::billing::emersion::EmersionClient;
 use crate::broker::{self, BrokerError, Publisher, Topology};
 use crate::config::{ConfigError, WorkerSettings};
 use crate::engine::protect::Guards;
-use crate::engine::{Engine, EngineSettings};
+use crate::engine::{Engine, EngineSettings, Inflight};
 use crate::store::{Store, StoreError};
 use crate::workflow::Workflows;
 
@@ -30,8 +33,6 @@ pub enum WorkerError {
     Broker(#[from] BrokerError),
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    #[error("the broker ended the consumer (queue deleted or connection lost)")]
-    ConsumerEnded,
 }
 
 impl From<lapin::Error> for WorkerError {
@@ -40,9 +41,37 @@ impl From<lapin::Error> for WorkerError {
     }
 }
 
+/// What the worker shares across broker connections.
+struct Shared {
+    settings: WorkerSettings,
+    store: Store,
+    topology: Topology,
+    workflows: Workflows,
+    guards: Arc<Guards>,
+    inflight: Inflight,
+    /// Connected and consuming: what `/readyz` reports.
+    ready: Arc<AtomicBool>,
+}
+
+/// Why one connection's consume loop ended.
+enum Ended {
+    Shutdown,
+    Lost(WorkerError),
+}
+
 /// Runs a worker until `shutdown` fires; then stops consuming, lets in-flight stages
-/// finish within the grace period, flushes and closes.
+/// finish within the grace period, flushes and closes. A lost broker connection is
+/// re-established with backoff; the topology is declared again each time.
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    run_with(settings, shutdown, Arc::new(AtomicBool::new(false))).await
+}
+
+/// [`run`], reporting readiness through `ready`.
+pub async fn run_with(
+    settings: WorkerSettings,
+    shutdown: CancellationToken,
+    ready: Arc<AtomicBool>,
+) -> Result<(), WorkerError> {
     let costguard = settings
         .costguard
         .client_config()?
@@ -60,66 +89,164 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> Resul
         dir: settings.data_dir.display().to_string(),
         source,
     })?;
-    let topology = Topology::new(&settings.broker.prefix);
-    let connection = broker::connect(settings.broker.amqp_url.expose(), "billflow-worker").await?;
-    topology
-        .declare(&connection.create_channel().await?)
-        .await?;
-    let publisher = Publisher::open(&connection).await?;
-
-    let consume = connection.create_channel().await?;
-    consume
-        .basic_qos(settings.prefetch, BasicQosOptions::default())
-        .await?;
-    let tag = format!("billflow-worker-{}", std::process::id());
-    let mut consumer = consume
-        .basic_consume(
-            topology.work_queue().as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        publisher,
-        topology.clone(),
-        Workflows {
+    crate::admin::metrics_handle();
+    let admin_stop = shutdown.child_token();
+    let admin = settings.http_addr.map(|addr| {
+        let (ready, store, stop) = (ready.clone(), store.clone(), admin_stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::admin::serve(addr, ready, store, stop).await {
+                tracing::error!(error = %e, %addr, "admin API failed");
+            }
+        })
+    });
+    let shared = Shared {
+        topology: Topology::new(&settings.broker.prefix),
+        workflows: Workflows {
             costguard,
             costguard_environment: settings.costguard.costguard_environment.clone(),
             emersion,
         },
-        EngineSettings {
-            max_message_bytes: settings.max_message_bytes,
-            retry: settings.retry_policy.clone(),
-            reconcile_delay: Duration::from_millis(settings.reconcile_delay_ms),
-            source: format!("billflow/{}", settings.broker.prefix),
-        },
-        Guards::new(settings.api_limits.clone()),
-    ));
-    info!(
-        queue = %topology.work_queue(),
-        prefetch = settings.prefetch,
-        data_dir = %settings.data_dir.display(),
-        "worker consuming"
-    );
+        guards: Arc::new(Guards::new(settings.api_limits.clone())),
+        inflight: Inflight::default(),
+        store: store.clone(),
+        ready,
+        settings,
+    };
 
     let mut tasks = JoinSet::new();
-    let outcome = loop {
+    let mut reconnect = backoff::ExponentialBackoff {
+        initial_interval: Duration::from_millis(500),
+        max_interval: Duration::from_secs(30),
+        max_elapsed_time: None,
+        ..Default::default()
+    };
+    let mut connected_once = false;
+    loop {
+        match serve_connection(&shared, &mut tasks, &shutdown, &mut connected_once).await {
+            Ended::Shutdown => break,
+            // Unreachable at start: say so instead of waiting silently.
+            Ended::Lost(e) if !connected_once => return Err(e),
+            Ended::Lost(e) => {
+                shared.ready.store(false, Ordering::SeqCst);
+                let delay = reconnect.next_backoff().unwrap_or(Duration::from_secs(30));
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker connection lost; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    shared.ready.store(false, Ordering::SeqCst);
+    if let Err(e) = store.flush().await {
+        warn!(error = %e, "final store flush failed");
+    }
+    admin_stop.cancel();
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    info!("worker stopped");
+    Ok(())
+}
+
+/// One connection: declare, consume until shutdown or loss. On shutdown it stops
+/// consuming and drains the in-flight stages while the connection can still ack them.
+async fn serve_connection(
+    shared: &Shared,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+    connected_once: &mut bool,
+) -> Ended {
+    match consume(shared, tasks, shutdown, connected_once).await {
+        Ok(ended) | Err(ended) => ended,
+    }
+}
+
+async fn consume(
+    shared: &Shared,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+    connected_once: &mut bool,
+) -> Result<Ended, Ended> {
+    let lost = |e: WorkerError| Ended::Lost(e);
+    // Named after the prefix, so an operator can tell the workers apart in the broker.
+    let name = format!("billflow-worker {}", shared.settings.broker.prefix);
+    let connection = broker::connect(shared.settings.broker.amqp_url.expose(), &name)
+        .await
+        .map_err(|e| lost(e.into()))?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| lost(e.into()))?;
+    shared
+        .topology
+        .declare(&channel)
+        .await
+        .map_err(|e| lost(e.into()))?;
+    let publisher = Publisher::open(&connection)
+        .await
+        .map_err(|e| lost(e.into()))?;
+    let consume = connection
+        .create_channel()
+        .await
+        .map_err(|e| lost(e.into()))?;
+    consume
+        .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| lost(e.into()))?;
+    let tag = format!("billflow-worker-{}", std::process::id());
+    let mut consumer = consume
+        .basic_consume(
+            shared.topology.work_queue().as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| lost(e.into()))?;
+    let engine = Arc::new(Engine::new(
+        shared.store.clone(),
+        publisher,
+        shared.topology.clone(),
+        shared.workflows.clone(),
+        EngineSettings {
+            max_message_bytes: shared.settings.max_message_bytes,
+            retry: shared.settings.retry_policy.clone(),
+            reconcile_delay: Duration::from_millis(shared.settings.reconcile_delay_ms),
+            source: format!("billflow/{}", shared.settings.broker.prefix),
+        },
+        shared.guards.clone(),
+        shared.inflight.clone(),
+    ));
+    shared.ready.store(true, Ordering::SeqCst);
+    info!(
+        queue = %shared.topology.work_queue(),
+        prefetch = shared.settings.prefetch,
+        data_dir = %shared.settings.data_dir.display(),
+        reconnected = *connected_once,
+        "worker consuming"
+    );
+    *connected_once = true;
+
+    let ended = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
+            _ = shutdown.cancelled() => break Ended::Shutdown,
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
                     let engine = engine.clone();
                     tasks.spawn(async move { engine.process(delivery).await });
                 }
-                Some(Err(e)) => break Err(WorkerError::from(e)),
-                None => break Err(WorkerError::ConsumerEnded),
+                Some(Err(e)) => break Ended::Lost(e.into()),
+                None => break Ended::Lost(BrokerError::ConsumerEnded.into()),
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     };
+    if let Ended::Lost(_) = ended {
+        // Deliveries of this connection can no longer be acked; the broker hands them out
+        // again, and a copy waits for its stale twin to finish before it runs.
+        return Ok(ended);
+    }
 
     info!(in_flight = tasks.len(), "stopping: no new deliveries");
     if let Err(e) = consume
@@ -128,7 +255,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> Resul
     {
         warn!(error = %e, "consumer cancel failed");
     }
-    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let grace = Duration::from_millis(shared.settings.shutdown_grace_ms);
     let drained =
         tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
@@ -138,12 +265,13 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> Resul
         );
         tasks.abort_all();
     }
-    if let Err(e) = store.flush().await {
-        warn!(error = %e, "final store flush failed");
-    }
+    shared.ready.store(false, Ordering::SeqCst);
+    close(connection).await;
+    Ok(Ended::Shutdown)
+}
+
+async fn close(connection: Connection) {
     if let Err(e) = connection.close(200, "worker shutting down".into()).await {
         warn!(error = %e, "closing the broker connection failed");
     }
-    info!("worker stopped");
-    outcome
 }

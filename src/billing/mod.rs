@@ -29,3 +29,31 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     }
     out
 }
+
+/// Records how long one API call took, as `billflow_api_call_duration_seconds`.
+pub(crate) struct CallTimer {
+    api: &'static str,
+    operation: &'static str,
+    started: std::time::Instant,
+}
+
+impl CallTimer {
+    pub(crate) fn start(api: &'static str, operation: &'static str) -> Self {
+        CallTimer {
+            api,
+            operation,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        metrics::histogram!(
+            "billflow_api_call_duration_seconds",
+            "api" => self.api,
+            "operation" => self.operation
+        )
+        .record(self.started.elapsed().as_secs_f64());
+    }
+}

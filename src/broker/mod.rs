@@ -21,6 +21,8 @@ pub enum BrokerError {
         exchange: String,
         routing_key: String,
     },
+    #[error("the broker ended the consumer (queue deleted or connection lost)")]
+    ConsumerEnded,
     #[error("the broker refused the message (nack) on exchange {exchange:?}, routing key {routing_key:?}")]
     Nacked {
         exchange: String,

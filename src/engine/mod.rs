@@ -84,10 +84,10 @@ pub struct EngineSettings {
     pub source: String,
 }
 
-/// (command_id, stage) pairs being worked on in this process: a second copy arriving
-/// meanwhile is a duplicate, not an orphan.
+/// (command_id, stage) pairs being worked on in this process, shared by the engines of
+/// successive broker connections: a second copy arriving meanwhile waits its turn.
 #[derive(Clone, Default)]
-struct Inflight(Arc<Mutex<HashSet<String>>>);
+pub struct Inflight(Arc<Mutex<HashSet<String>>>);
 
 struct InflightGuard {
     set: Inflight,
@@ -118,7 +118,7 @@ pub struct Engine {
     workflows: Workflows,
     settings: EngineSettings,
     inflight: Inflight,
-    guards: Guards,
+    guards: Arc<Guards>,
 }
 
 impl Engine {
@@ -128,7 +128,8 @@ impl Engine {
         topology: Topology,
         workflows: Workflows,
         settings: EngineSettings,
-        guards: Guards,
+        guards: Arc<Guards>,
+        inflight: Inflight,
     ) -> Self {
         Engine {
             store,
@@ -136,7 +137,7 @@ impl Engine {
             topology,
             workflows,
             settings,
-            inflight: Inflight::default(),
+            inflight,
             guards,
         }
     }
@@ -145,7 +146,12 @@ impl Engine {
     /// could not be made durable (broker or disk trouble) the delivery is returned to the
     /// queue after a pause, to be tried again.
     pub async fn process(&self, delivery: Delivery) {
-        match self.handle(&delivery).await {
+        metrics::counter!("billflow_messages_consumed_total").increment(1);
+        let in_flight = metrics::gauge!("billflow_in_flight");
+        in_flight.increment(1.0);
+        let outcome = self.handle(&delivery).await;
+        in_flight.decrement(1.0);
+        match outcome {
             Ok(()) => {
                 if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
                     // The broker will redeliver; the store turns that into a duplicate.
@@ -201,9 +207,14 @@ impl Engine {
 
     async fn run(&self, msg: StageMessage, redelivered: bool) -> Result<(), EngineError> {
         let cid = msg.command.command_id.clone();
-        let Some(_guard) = self.inflight.claim(format!("{cid}\0{}", msg.stage)) else {
-            info!("duplicate of a stage in progress here; dropped");
-            return Ok(());
+        // A second copy waits for the one in progress (it may belong to a connection
+        // that is gone and can never ack), then reads what that one recorded.
+        let key = format!("{cid}\0{}", msg.stage);
+        let _guard = loop {
+            match self.inflight.claim(key.clone()) {
+                Some(guard) => break guard,
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         };
         let effect =
             Workflows::effect(&msg.command.body, &msg.stage).unwrap_or(Effect::NonIdempotent);
@@ -541,6 +552,8 @@ impl Engine {
         data.next_delay_ms = Some(tier);
         self.publish_event(CloudEvent::step(&self.settings.source, data))
             .await?;
+        metrics::counter!("billflow_retries_total", "workflow" => msg.workflow(), "stage" => msg.stage.clone())
+            .increment(1);
         info!(
             next_attempt = retry.attempt,
             delay_ms = tier,
@@ -595,6 +608,7 @@ impl Engine {
         data.attempt = None;
         self.publish_event(CloudEvent::workflow(&self.settings.source, data))
             .await?;
+        metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str()).increment(1);
         warn!(reason = reason.as_str(), error, "stage dead-lettered");
 
         rec.forwarded = true;
@@ -618,6 +632,8 @@ impl Engine {
             .and_then(|t| Workflows::name_of_type(&t))
             .unwrap_or("unknown");
         warn!(%command_id, error, "invalid message");
+        metrics::counter!("billflow_dead_lettered_total", "reason" => DeadReason::InvalidMessage.as_str())
+            .increment(1);
 
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         dead_headers(&mut headers, DeadReason::InvalidMessage, error);
@@ -683,6 +699,23 @@ impl Engine {
     }
 
     async fn publish_event(&self, event: CloudEvent) -> Result<(), EngineError> {
+        let outcome = event.data.outcome.as_str();
+        match (&event.data.stage, event.is_terminal()) {
+            (_, true) => metrics::counter!(
+                "billflow_workflow_outcomes_total",
+                "workflow" => event.data.workflow.clone(),
+                "outcome" => outcome
+            )
+            .increment(1),
+            (Some(stage), false) => metrics::counter!(
+                "billflow_stage_outcomes_total",
+                "workflow" => event.data.workflow.clone(),
+                "stage" => stage.clone(),
+                "outcome" => outcome
+            )
+            .increment(1),
+            (None, false) => {}
+        }
         let body = serde_json::to_vec(&event)
             .expect("an event (strings, numbers, JSON values) always serializes");
         let mut out = Outgoing::json(&self.topology.events_exchange(), &event.routing_key(), body);

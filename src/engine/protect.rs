@@ -101,6 +101,7 @@ struct Bucket {
 
 /// Guards one API.
 pub struct ApiGuard {
+    name: String,
     limits: ApiLimits,
     permits: Arc<Semaphore>,
     bucket: Mutex<Bucket>,
@@ -108,8 +109,9 @@ pub struct ApiGuard {
 }
 
 impl ApiGuard {
-    pub fn new(limits: ApiLimits) -> Self {
+    pub fn new(name: &str, limits: ApiLimits) -> Self {
         ApiGuard {
+            name: name.to_string(),
             permits: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
             bucket: Mutex::new(Bucket {
                 tokens: f64::from(limits.burst.max(1)),
@@ -118,6 +120,16 @@ impl ApiGuard {
             breaker: Mutex::new(Breaker::Closed { failures: 0 }),
             limits,
         }
+    }
+
+    /// Exports the breaker state: 0 closed, 1 half-open, 2 open.
+    fn report(&self, state: BreakerState) {
+        let value = match state {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            BreakerState::Open => 2.0,
+        };
+        metrics::gauge!("billflow_circuit_breaker_state", "api" => self.name.clone()).set(value);
     }
 
     pub fn state(&self) -> BreakerState {
@@ -147,6 +159,7 @@ impl ApiGuard {
                     }
                     // Cool-down over: this call is the probe.
                     *breaker = Breaker::HalfOpen { since: now };
+                    self.report(BreakerState::HalfOpen);
                 }
                 Breaker::HalfOpen { since } if since.elapsed() >= self.cooldown() => {
                     *breaker = Breaker::HalfOpen {
@@ -194,6 +207,7 @@ impl ApiGuard {
     /// The API answered (success or a business refusal): it is healthy.
     pub fn record_success(&self) {
         *lock(&self.breaker) = Breaker::Closed { failures: 0 };
+        self.report(BreakerState::Closed);
     }
 
     /// The API failed in a way that says it is unwell (transport, 5xx, server fault).
@@ -210,6 +224,9 @@ impl ApiGuard {
             }
             _ => open,
         };
+        if let Breaker::Open { .. } = *breaker {
+            self.report(BreakerState::Open);
+        }
     }
 }
 
@@ -235,7 +252,7 @@ impl Guards {
     pub fn get(&self, api: &str) -> Arc<ApiGuard> {
         lock(&self.guards)
             .entry(api.to_string())
-            .or_insert_with(|| Arc::new(ApiGuard::new(self.config.for_api(api))))
+            .or_insert_with(|| Arc::new(ApiGuard::new(api, self.config.for_api(api))))
             .clone()
     }
 }
@@ -256,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn breaker_opens_after_consecutive_failures_and_lets_one_probe_through() {
-        let guard = ApiGuard::new(limits());
+        let guard = ApiGuard::new("test", limits());
         for _ in 0..2 {
             guard.record_failure();
         }
@@ -285,7 +302,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_success_resets_the_failure_count() {
-        let guard = ApiGuard::new(limits());
+        let guard = ApiGuard::new("test", limits());
         guard.record_failure();
         guard.record_failure();
         guard.record_success();
@@ -296,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrency_is_limited() {
-        let guard = ApiGuard::new(limits());
+        let guard = ApiGuard::new("test", limits());
         let Admission::Go(a) = guard.admit().await else {
             panic!()
         };
@@ -312,12 +329,15 @@ mod tests {
 
     #[tokio::test]
     async fn the_token_bucket_paces_calls() {
-        let guard = ApiGuard::new(ApiLimits {
-            rate_per_sec: 100.0,
-            burst: 2,
-            max_concurrency: 100,
-            ..limits()
-        });
+        let guard = ApiGuard::new(
+            "test",
+            ApiLimits {
+                rate_per_sec: 100.0,
+                burst: 2,
+                max_concurrency: 100,
+                ..limits()
+            },
+        );
         let started = Instant::now();
         let mut permits = Vec::new();
         for _ in 0..6 {

@@ -170,6 +170,7 @@ impl Harness {
                 prefix: self.prefix.clone(),
             },
             data_dir: self.data_dir.path().join("store"),
+            http_addr: None,
             prefetch: 16,
             max_message_bytes: 64 * 1024,
             shutdown_grace_ms: 5_000,

@@ -128,6 +128,7 @@ impl CostGuardClient {
         operation: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<T, CostGuardError> {
+        let _timer = crate::billing::CallTimer::start("costguard", operation);
         let response = self
             .keyed(request)
             .header(AUTHORIZATION, self.wrap_header())
@@ -241,6 +242,7 @@ impl CostGuardClient {
             authorization_token: self.config.token.expose().to_string(),
             register_id,
         };
+        let _timer = crate::billing::CallTimer::start("costguard", operation);
         let response = self
             .keyed(self.http.post(self.url(&rest::paths::order_placement(env))))
             .header(CONTENT_TYPE, soap::content_type(operation))

@@ -68,6 +68,7 @@ impl EmersionClient {
             self.config.base_url.trim_end_matches('/'),
             O::SERVICE.path()
         );
+        let _timer = crate::billing::CallTimer::start("emersion", operation);
         let mut request = self.http.post(url);
         if let Some(key) = &self.idempotency_key {
             request = request.header("Idempotency-Key", key);

@@ -1,0 +1,63 @@
+//! `billflow status COMMAND_ID`: a command's stage timeline, read from a worker's admin API.
+
+use anyhow::{bail, Context};
+
+use crate::admin::Timeline;
+
+pub async fn fetch(http_addr: &str, command_id: &str) -> anyhow::Result<Timeline> {
+    let base = if http_addr.starts_with("http") {
+        http_addr.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{http_addr}")
+    };
+    let id = percent_encoding::utf8_percent_encode(command_id, percent_encoding::NON_ALPHANUMERIC);
+    let url = format!("{base}/workflows/{id}");
+    let response = reqwest::get(&url).await.with_context(|| {
+        format!("cannot reach the worker's admin API at {base} (BILLFLOW_HTTP_ADDR)")
+    })?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        bail!("the worker at {base} has no record of command {command_id:?}");
+    }
+    if !status.is_success() {
+        bail!(
+            "{url}: HTTP {status}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    response
+        .json()
+        .await
+        .with_context(|| format!("{url} did not answer with a timeline"))
+}
+
+/// One line per stage: when it started, how long it took, its state and attempt, and
+/// its error or output.
+pub fn render(timeline: &Timeline) -> String {
+    let mut out = format!("command {}\n", timeline.command_id);
+    for s in &timeline.stages {
+        let r = &s.record;
+        let took = (r.updated_at - r.started_at).num_milliseconds();
+        let detail = match (&r.error, &r.output) {
+            (Some(error), _) => format!(
+                "{}{error}",
+                r.reason
+                    .as_deref()
+                    .map(|x| format!("[{x}] "))
+                    .unwrap_or_default()
+            ),
+            (None, Some(output)) => output.to_string(),
+            (None, None) => String::new(),
+        };
+        out.push_str(&format!(
+            "{}  {:<20} {:<10} attempt {}  {:>6} ms  {}\n",
+            r.started_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            s.stage,
+            format!("{:?}", r.state).to_lowercase(),
+            r.attempt,
+            took,
+            detail
+        ));
+    }
+    out
+}

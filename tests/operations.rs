@@ -1,0 +1,217 @@
+//! Running workers: the admin API, `billflow status`, and reconnecting after the broker
+//! drops the connection.
+
+mod common;
+
+use std::time::Duration;
+
+use billflow::engine::events::Outcome;
+use common::{renewal, Harness};
+
+fn free_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+async fn wait_for(url: &str, status: u16) {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while get(url).await.0 != status {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} never answered {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_and_status_show_health_metrics_and_the_timeline() {
+    let mut h = Harness::start("admin").await;
+    let addr = free_addr();
+    let base = format!("http://{addr}");
+    let mut settings = h.worker_settings();
+    settings.http_addr = Some(addr);
+    let worker = h.spawn_worker_with(settings);
+    wait_for(&format!("{base}/readyz"), 200).await;
+    assert_eq!(get(&format!("{base}/healthz")).await.0, 200);
+
+    h.publish(&renewal(
+        "crm-admin",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-admin"]).await;
+
+    let (status, body) = get(&format!("{base}/workflows/crm-admin")).await;
+    assert_eq!(status, 200, "{body}");
+    let timeline: billflow::admin::Timeline = serde_json::from_str(&body).unwrap();
+    let stages: Vec<&str> = timeline.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(
+        stages,
+        [
+            "lookup_service",
+            "check_favorites",
+            "create_cart",
+            "renew",
+            "checkout",
+            "tender",
+            "submit"
+        ]
+    );
+    assert!(timeline.stages.iter().all(|s| s.record.forwarded));
+    assert_eq!(get(&format!("{base}/workflows/nope")).await.0, 404);
+
+    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    for series in [
+        "billflow_messages_consumed_total",
+        "billflow_stage_outcomes_total{workflow=\"advancepay_renewal\",stage=\"submit\",outcome=\"completed\"}",
+        "billflow_workflow_outcomes_total{workflow=\"advancepay_renewal\",outcome=\"completed\"}",
+        "billflow_api_call_duration_seconds",
+        "billflow_in_flight",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_billflow"))
+        .args(["status", "crm-admin", "--http-addr", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("command crm-admin"), "{text}");
+    assert!(
+        text.contains("submit") && text.contains("completed"),
+        "{text}"
+    );
+
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+/// A TCP proxy in front of the broker whose connections the test can cut, so one worker
+/// loses its broker connection without disturbing anything else on the broker.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = links.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                held.lock().unwrap().push(link);
+            }
+        });
+        Proxy { addr, links }
+    }
+
+    fn cut(&self) -> usize {
+        let links: Vec<_> = self.links.lock().unwrap().drain(..).collect();
+        let n = links.len();
+        for link in links {
+            link.abort();
+        }
+        n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_broker_connection_is_reestablished_and_nothing_is_lost() {
+    let mut h = Harness::start("reconnect").await;
+    // host:port of the broker, from amqp://user:pass@host:port/vhost
+    let upstream = h
+        .amqp_url
+        .rsplit('@')
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5672")
+        .to_string();
+    let proxy = Proxy::start(upstream).await;
+    let addr = free_addr();
+    let base = format!("http://{addr}");
+    let mut settings = h.worker_settings();
+    settings.http_addr = Some(addr);
+    settings.broker.amqp_url =
+        billflow::secret::Secret::new(format!("amqp://guest:guest@{}/%2f", proxy.addr));
+    let worker = h.spawn_worker_with(settings);
+    wait_for(&format!("{base}/readyz"), 200).await;
+
+    assert_eq!(proxy.cut(), 1, "the worker's one connection is cut");
+    wait_for(&format!("{base}/readyz"), 503).await;
+    h.publish(&renewal(
+        "crm-reconnect",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    wait_for(&format!("{base}/readyz"), 200).await;
+    h.wait_terminal(&["crm-reconnect"]).await;
+    h.settle(Duration::from_millis(300)).await;
+    let done = h
+        .events_of("crm-reconnect")
+        .into_iter()
+        .filter(|e| e.is_terminal() && e.data.outcome == Outcome::Completed)
+        .count();
+    assert_eq!(done, 1);
+
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_stage_in_flight_before_closing() {
+    let mut h = Harness::start("shutdown").await;
+    h.sim_post(
+        "/_sim/faults",
+        serde_json::json!({"operation": "Checkout", "kind": "latency", "ms": 1500, "count": 1}),
+    )
+    .await;
+    let worker = h.spawn_worker();
+    h.publish(&renewal(
+        "crm-shutdown",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while !h.call_counts().await.contains_key("Checkout") {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SIGTERM while Checkout is in flight: the stage finishes and is acked; the rest of
+    // the workflow waits in the queue for the next worker.
+    worker.stop().await;
+    assert_eq!(
+        h.call_counts().await.get("ModifyCart"),
+        None,
+        "no new stage after the stop"
+    );
+    let next = h.spawn_worker();
+    h.wait_terminal(&["crm-shutdown"]).await;
+    assert_eq!(
+        h.call_counts().await.get("Checkout"),
+        Some(&1),
+        "finished, not redone"
+    );
+    next.stop().await;
+    h.cleanup().await;
+}
