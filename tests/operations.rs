@@ -215,3 +215,117 @@ async fn shutdown_finishes_the_stage_in_flight_before_closing() {
     next.stop().await;
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crm_trace_continues_through_every_stage_and_event() {
+    let mut h = Harness::start("trace").await;
+    let worker = h.spawn_worker();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let command = renewal("crm-trace", billflow::sim::costguard::HOTLINED_SERVICE);
+    let mut out = billflow::broker::Outgoing::json(
+        &h.topology.commands_exchange(),
+        "advancepay.renew",
+        serde_json::to_vec(&command).unwrap(),
+    );
+    out.headers.insert(
+        "traceparent".into(),
+        lapin::types::AMQPValue::LongString(traceparent.to_string().into()),
+    );
+    h.publisher.publish(out).await.unwrap();
+    h.wait_terminal(&["crm-trace"]).await;
+    let events = h.events_of("crm-trace");
+    assert_eq!(events.len(), 12, "11 stages and the end");
+    for event in events {
+        assert_eq!(
+            event.traceparent.as_deref(),
+            Some(traceparent),
+            "{}",
+            event.routing_key()
+        );
+    }
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_appear_in_logs_events_dead_letter_headers_or_the_admin_api() {
+    let mut h = Harness::start("secrets").await;
+    let addr = free_addr();
+    let identifier_password = "id-pass-9f2c41";
+    let mut worker_cmd = h.worker_process();
+    worker_cmd
+        .env("BILLFLOW_LOG", "debug")
+        .env("BILLFLOW_LOG_FORMAT", "json")
+        .env("BILLFLOW_HTTP_ADDR", addr.to_string())
+        .env("COSTGUARD_TOKEN", "cg-token-7d1e55");
+    let mut worker = worker_cmd.spawn().unwrap();
+    wait_for(&format!("http://{addr}/readyz"), 200).await;
+
+    let sign_up = |id: &str, accept_terms: bool| {
+        serde_json::json!({"command_id": id, "type": "service_order.submit", "data": {
+            "account": {"username": billflow::sim::emersion::ACTIVE_ACCOUNT_USERNAME,
+                        "password": billflow::sim::emersion::ACTIVE_ACCOUNT_PASSWORD},
+            "service_type_id": billflow::sim::emersion::NBN_TYPE_ID,
+            "sq": {"kind": "nwb", "address": {"street_number": "1", "street_name": "George",
+                   "street_type": "St", "suburb": "Sydney", "state": "NSW", "postcode": "2000"}},
+            "package": {"plan_id": billflow::sim::emersion::NBN_50_PLAN_ID},
+            "configuration": [{"type_id": 500010, "value": "MDM"}],
+            "features": [{"feature_id": 600010, "value": "true"}],
+            "contacts": [{"type_id": 700001, "first_name": "Jane", "last_name": "Citizen"}],
+            "identifier": {"username": "jane", "realm": "nbn.example.net", "password": identifier_password},
+            "accept_terms": accept_terms
+        }})
+    };
+    h.publish(&sign_up("crm-secret-ok", true)).await;
+    // Fails at the terms: its dead letter carries the command (for replay) in the body.
+    h.publish(&sign_up("crm-secret-dead", false)).await;
+    h.publish(&renewal(
+        "crm-secret-renew",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-secret-ok", "crm-secret-dead", "crm-secret-renew"])
+        .await;
+    assert_eq!(
+        h.events_of("crm-secret-ok").last().unwrap().data.outcome,
+        Outcome::Completed
+    );
+
+    let secrets = [
+        "cg-token-7d1e55",
+        billflow::sim::emersion::SIM_PASSWORD,
+        billflow::sim::emersion::ACTIVE_ACCOUNT_PASSWORD,
+        identifier_password,
+    ];
+    let mut places: Vec<(String, String)> = Vec::new();
+    for event in &h.seen {
+        places.push((
+            format!("event {}", event.id),
+            serde_json::to_string(event).unwrap(),
+        ));
+    }
+    let dead = h.drain_dead().await;
+    assert_eq!(dead.len(), 1);
+    // The body keeps the command for replay, so the search itself is shown to find it.
+    assert!(String::from_utf8_lossy(&dead[0].1).contains(identifier_password));
+    for (headers, _) in dead {
+        places.push(("dead-letter headers".into(), format!("{headers:?}")));
+    }
+    for id in ["crm-secret-ok", "crm-secret-dead", "crm-secret-renew"] {
+        let (_, body) = get(&format!("http://{addr}/workflows/{id}")).await;
+        places.push((format!("admin /workflows/{id}"), body));
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(worker.id().to_string())
+        .status();
+    let _ = worker.wait();
+    let log = h.worker_log();
+    assert!(log.lines().count() > 20, "debug logs were written");
+    places.push(("worker log".into(), log));
+    for (place, text) in &places {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret:?} found in {place}");
+        }
+    }
+    h.cleanup().await;
+}

@@ -40,6 +40,9 @@ pub struct CloudEvent {
     pub subject: String,
     pub time: DateTime<Utc>,
     pub datacontenttype: String,
+    /// CloudEvents distributed-tracing extension: the command's W3C trace context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub data: EventData,
 }
 
@@ -77,6 +80,7 @@ impl CloudEvent {
             subject: data.command_id.clone(),
             time: Utc::now(),
             datacontenttype: "application/json".into(),
+            traceparent: None,
             data,
         }
     }

@@ -10,6 +10,22 @@ use crate::workflow::{Outputs, Workflows};
 
 /// Header naming the stage; its absence marks a command fresh from a CRM.
 pub const STAGE_HEADER: &str = "x-billflow-stage";
+/// W3C Trace Context header, taken from commands and put on every stage and event.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, ids not all zero.
+pub fn valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.chars().all(|c| c.is_ascii_hexdigit());
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && parts[1].chars().any(|c| c != '0')
+        && hex(parts[2], 16)
+        && parts[2].chars().any(|c| c != '0')
+        && hex(parts[3], 2)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageMessage {
@@ -21,6 +37,9 @@ pub struct StageMessage {
     pub outputs: Outputs,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure_at: Option<DateTime<Utc>>,
+    /// The trace this command belongs to (W3C `traceparent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +51,8 @@ struct Raw {
     outputs: Outputs,
     #[serde(default)]
     first_failure_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    traceparent: Option<String>,
 }
 
 impl StageMessage {
@@ -42,6 +63,7 @@ impl StageMessage {
             attempt: 1,
             outputs: Outputs::new(),
             first_failure_at: None,
+            traceparent: None,
         }
     }
 
@@ -75,6 +97,7 @@ impl StageMessage {
             attempt: raw.attempt,
             outputs: raw.outputs,
             first_failure_at: raw.first_failure_at,
+            traceparent: raw.traceparent.filter(|t| valid_traceparent(t)),
         })
     }
 
@@ -99,6 +122,9 @@ impl StageMessage {
             "x-billflow-attempt".into(),
             AMQPValue::LongLongInt(i64::from(self.attempt)),
         );
+        if let Some(traceparent) = &self.traceparent {
+            headers.insert(TRACEPARENT.into(), text(traceparent));
+        }
         headers
     }
 }
@@ -121,6 +147,20 @@ mod tests {
     use super::*;
 
     const CMD: &str = r#"{"command_id":"c1","type":"advancepay.renew","data":{"service_number":"1","order_type_id":1,"register_id":1,"tender_type_id":1}}"#;
+
+    #[test]
+    fn traceparents_are_checked() {
+        assert!(valid_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!valid_traceparent(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        assert!(!valid_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
+        ));
+        assert!(!valid_traceparent("garbage"));
+    }
 
     #[test]
     fn round_trip_and_validation() {

@@ -22,7 +22,7 @@ use crate::command::Command;
 use crate::store::{StageRecord, StageState, Store, StoreError};
 use crate::workflow::{Effect, Probe, StageError, Workflows};
 use events::{CloudEvent, EventData, Outcome};
-use message::{header_str, text, StageMessage, STAGE_HEADER};
+use message::{header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT};
 use protect::{Admission, Guards};
 use retry::{RetryConfig, RetryPolicy};
 
@@ -188,17 +188,24 @@ impl Engine {
                 return self.reject_invalid(delivery, &error).await;
             }
         }
-        let message = match StageMessage::decode(&delivery.data, header_str(headers, STAGE_HEADER))
-        {
-            Ok(m) => m,
-            Err(e) => return self.reject_invalid(delivery, &e.to_string()).await,
-        };
+        let mut message =
+            match StageMessage::decode(&delivery.data, header_str(headers, STAGE_HEADER)) {
+                Ok(m) => m,
+                Err(e) => return self.reject_invalid(delivery, &e.to_string()).await,
+            };
+        // A CRM's trace continues through every stage and event of its command.
+        if message.traceparent.is_none() {
+            message.traceparent = header_str(headers, TRACEPARENT)
+                .filter(|t| valid_traceparent(t))
+                .map(str::to_string);
+        }
         let span = tracing::info_span!(
             "stage",
             command_id = %message.command.command_id,
             workflow = message.workflow(),
             stage = %message.stage,
             attempt = message.attempt,
+            traceparent = message.traceparent.as_deref().unwrap_or(""),
         );
         self.run(message, delivery.redelivered)
             .instrument(span)
@@ -464,7 +471,7 @@ impl Engine {
         let mut data = self.event_data(msg, Outcome::Retrying, None);
         data.error = Some(format!("circuit breaker open for {api}; waiting"));
         data.next_delay_ms = Some(tier);
-        let mut event = CloudEvent::step(&self.settings.source, data);
+        let mut event = self.step_event(msg, data);
         // Waits do not spend an attempt, so they need ids of their own.
         event.id = format!("{}/circuit/{}", event.id, Utc::now().timestamp_millis());
         self.publish_event(event).await?;
@@ -485,8 +492,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
         let output = rec.output.clone().unwrap_or(serde_json::Value::Null);
-        self.publish_event(CloudEvent::step(
-            &self.settings.source,
+        self.publish_event(self.step_event(
+            msg,
             self.event_data(msg, Outcome::Completed, Some(output.clone())),
         ))
         .await?;
@@ -500,6 +507,7 @@ impl Engine {
                     attempt: 1,
                     outputs,
                     first_failure_at: None,
+                    traceparent: msg.traceparent.clone(),
                 };
                 self.publish_stage(&next_msg, &self.topology.work_queue())
                     .await?;
@@ -509,8 +517,7 @@ impl Engine {
                 data.stage = None;
                 data.attempt = None;
                 data.output = serde_json::to_value(&outputs).ok();
-                self.publish_event(CloudEvent::workflow(&self.settings.source, data))
-                    .await?;
+                self.publish_event(self.workflow_event(msg, data)).await?;
                 info!("workflow completed");
             }
         }
@@ -550,8 +557,7 @@ impl Engine {
         let mut data = self.event_data(msg, Outcome::Retrying, None);
         data.error = Some(error.to_string());
         data.next_delay_ms = Some(tier);
-        self.publish_event(CloudEvent::step(&self.settings.source, data))
-            .await?;
+        self.publish_event(self.step_event(msg, data)).await?;
         metrics::counter!("billflow_retries_total", "workflow" => msg.workflow(), "stage" => msg.stage.clone())
             .increment(1);
         info!(
@@ -603,11 +609,10 @@ impl Engine {
         let mut data = self.event_data(msg, outcome, None);
         data.error = Some(error.to_string());
         data.reason = Some(reason.as_str().to_string());
-        self.publish_event(CloudEvent::step(&self.settings.source, data.clone()))
+        self.publish_event(self.step_event(msg, data.clone()))
             .await?;
         data.attempt = None;
-        self.publish_event(CloudEvent::workflow(&self.settings.source, data))
-            .await?;
+        self.publish_event(self.workflow_event(msg, data)).await?;
         metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str()).increment(1);
         warn!(reason = reason.as_str(), error, "stage dead-lettered");
 
@@ -661,9 +666,24 @@ impl Engine {
             next_delay_ms: None,
         };
         let mut event = CloudEvent::workflow(&self.settings.source, data);
+        event.traceparent = header_str(delivery.properties.headers().as_ref(), TRACEPARENT)
+            .filter(|t| valid_traceparent(t))
+            .map(str::to_string);
         // Distinct invalid bodies under one id must not collapse into one event.
         event.id = format!("{}/invalid/{:016x}", event.id, fnv1a(&delivery.data));
         self.publish_event(event).await
+    }
+
+    fn step_event(&self, msg: &StageMessage, data: EventData) -> CloudEvent {
+        let mut event = CloudEvent::step(&self.settings.source, data);
+        event.traceparent = msg.traceparent.clone();
+        event
+    }
+
+    fn workflow_event(&self, msg: &StageMessage, data: EventData) -> CloudEvent {
+        let mut event = CloudEvent::workflow(&self.settings.source, data);
+        event.traceparent = msg.traceparent.clone();
+        event
     }
 
     fn event_data(
@@ -723,6 +743,9 @@ impl Engine {
         out.message_type = Some(event.kind.clone());
         // Events fan out to whoever subscribed; having no subscriber yet is not an error.
         out.mandatory = false;
+        if let Some(traceparent) = &event.traceparent {
+            out.headers.insert(TRACEPARENT.into(), text(traceparent));
+        }
         out.headers
             .insert("ce-id".into(), AMQPValue::LongString(event.id.into()));
         self.publisher.publish(out).await?;
