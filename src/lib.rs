@@ -6,6 +6,7 @@ pub mod broker;
 pub mod command;
 pub mod config;
 pub mod demo;
+pub mod dlq;
 pub mod engine;
 pub mod publish;
 pub mod schemas;

@@ -39,6 +39,13 @@ enum Commands {
         #[command(flatten)]
         broker: BrokerSettings,
     },
+    /// Inspect, fix, replay and purge dead-lettered messages.
+    Dlq {
+        #[command(subcommand)]
+        command: billflow::dlq::DlqCommand,
+        #[command(flatten)]
+        broker: BrokerSettings,
+    },
     /// Print a command's stages as this worker recorded them: a timeline with times,
     /// attempts, outputs and errors (from the worker's admin API).
     Status {
@@ -143,6 +150,17 @@ async fn main() -> anyhow::Result<()> {
             billflow::publish::publish(&publisher, &topology, &command).await?;
             println!("{}", command.command_id);
             let _ = connection.close(200, "done".into()).await;
+        }
+        Commands::Dlq {
+            command,
+            broker: settings,
+        } => {
+            let connection = broker::connect(settings.amqp_url.expose(), "billflow-dlq").await?;
+            let result =
+                billflow::dlq::run_cli(command, &connection, &Topology::new(&settings.prefix))
+                    .await;
+            let _ = connection.close(200, "done".into()).await;
+            result?;
         }
         Commands::Status {
             command_id,

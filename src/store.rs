@@ -50,6 +50,9 @@ pub struct StageRecord {
     /// broker; a later copy of this stage's message is a duplicate.
     #[serde(default)]
     pub forwarded: bool,
+    /// The replay (from the dead queue) this record belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
 }
 
 impl StageRecord {
@@ -65,6 +68,7 @@ impl StageRecord {
             next_stage: None,
             reason: None,
             forwarded: false,
+            replay: None,
         }
     }
 

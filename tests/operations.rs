@@ -73,7 +73,7 @@ async fn admin_api_and_status_show_health_metrics_and_the_timeline() {
         "billflow_messages_consumed_total",
         "billflow_stage_outcomes_total{workflow=\"advancepay_renewal\",stage=\"submit\",outcome=\"completed\"}",
         "billflow_workflow_outcomes_total{workflow=\"advancepay_renewal\",outcome=\"completed\"}",
-        "billflow_api_call_duration_seconds",
+        "billflow_api_call_duration_seconds_bucket{api=\"costguard\",operation=\"SubmitCart\"",
         "billflow_in_flight",
     ] {
         assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");

@@ -40,6 +40,10 @@ pub struct StageMessage {
     /// The trace this command belongs to (W3C `traceparent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// Set by `billflow dlq replay`: the id of the dead letter this run replays, so the
+    /// same dead letter replayed twice runs its stage once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +57,8 @@ struct Raw {
     first_failure_at: Option<DateTime<Utc>>,
     #[serde(default)]
     traceparent: Option<String>,
+    #[serde(default)]
+    replay: Option<String>,
 }
 
 impl StageMessage {
@@ -64,6 +70,7 @@ impl StageMessage {
             outputs: Outputs::new(),
             first_failure_at: None,
             traceparent: None,
+            replay: None,
         }
     }
 
@@ -98,6 +105,7 @@ impl StageMessage {
             outputs: raw.outputs,
             first_failure_at: raw.first_failure_at,
             traceparent: raw.traceparent.filter(|t| valid_traceparent(t)),
+            replay: raw.replay,
         })
     }
 

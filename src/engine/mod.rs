@@ -226,6 +226,15 @@ impl Engine {
         let effect =
             Workflows::effect(&msg.command.body, &msg.stage).unwrap_or(Effect::NonIdempotent);
         match self.store.get(&cid, &msg.stage)? {
+            // A person replayed a dead-lettered stage: run it again, once per replay.
+            Some(rec)
+                if rec.state == StageState::Failed
+                    && msg.replay.is_some()
+                    && rec.replay != msg.replay =>
+            {
+                info!(replay = ?msg.replay, "replaying a dead-lettered stage");
+                self.execute(&msg, effect).await
+            }
             Some(rec) if rec.forwarded => {
                 info!(state = ?rec.state, "duplicate of a finished stage; dropped");
                 Ok(())
@@ -280,7 +289,8 @@ impl Engine {
                     return self.wait_for_api(msg, rec, retry_in).await;
                 }
             };
-            let started_rec = StageRecord::started(msg.attempt);
+            let mut started_rec = StageRecord::started(msg.attempt);
+            started_rec.replay = msg.replay.clone();
             self.store.put(cid, &msg.stage, &started_rec)?;
             if effect == Effect::NonIdempotent {
                 // The claim must be on disk before the platform can act on the call.
@@ -508,6 +518,7 @@ impl Engine {
                     outputs,
                     first_failure_at: None,
                     traceparent: msg.traceparent.clone(),
+                    replay: None,
                 };
                 self.publish_stage(&next_msg, &self.topology.work_queue())
                     .await?;

@@ -1,0 +1,178 @@
+//! `billflow dlq` against the real broker: list, show (secrets masked), edit-and-replay,
+//! replay twice without running the stage twice, purge.
+
+mod common;
+
+use std::process::Command as Process;
+use std::time::Duration;
+
+use billflow::broker::Publisher;
+use billflow::dlq::{self, DeadQueue};
+use billflow::engine::events::Outcome;
+use common::{renewal, Harness};
+use serde_json::json;
+
+fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
+    let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
+        .arg("dlq")
+        .args(args)
+        .env("AMQP_URL", &h.amqp_url)
+        .env("BILLFLOW_PREFIX", &h.prefix)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn completed(h: &Harness, id: &str) -> usize {
+    h.events_of(id)
+        .into_iter()
+        .filter(|e| e.is_terminal() && e.data.outcome == Outcome::Completed)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_dead_letter_replays_in_place_of_the_original() {
+    let mut h = Harness::start("dlq-edit").await;
+    let worker = h.spawn_worker();
+    let command = json!({"command_id": "crm-terms", "type": "service_order.submit", "data": {
+        "account": {"username": billflow::sim::emersion::ACTIVE_ACCOUNT_USERNAME,
+                    "password": billflow::sim::emersion::ACTIVE_ACCOUNT_PASSWORD},
+        "service_type_id": billflow::sim::emersion::BUSINESS_SUPPORT_TYPE_ID,
+        "sq": {"kind": "simple"},
+        "package": {"plan_id": billflow::sim::emersion::BUSINESS_SUPPORT_BASIC_PLAN_ID},
+        "configuration": [{"type_id": 500001, "value": "HQ"}],
+        "contacts": [{"type_id": 700001, "first_name": "Jane", "last_name": "Citizen"}],
+        "accept_terms": false
+    }});
+    h.publish(&command).await;
+    h.wait_terminal(&["crm-terms"]).await;
+
+    let (ok, list, err) = dlq_cli(&h, &["list", "--reason", "permanent_error"]);
+    assert!(ok, "{err}");
+    assert!(
+        list.contains("crm-terms") && list.contains("get_terms"),
+        "{list}"
+    );
+    let id = list
+        .lines()
+        .find(|l| l.contains("crm-terms"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let (_, none, _) = dlq_cli(&h, &["list", "--reason", "outcome_unknown"]);
+    assert!(!none.contains("crm-terms"));
+
+    let (ok, shown, err) = dlq_cli(&h, &["show", &id]);
+    assert!(ok, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["headers"]["x-billflow-reason"], "permanent_error");
+    assert_eq!(
+        shown["message"]["command"]["data"]["account"]["password"],
+        "***"
+    );
+    assert!(!shown
+        .to_string()
+        .contains(billflow::sim::emersion::ACTIVE_ACCOUNT_PASSWORD));
+
+    let (ok, _, err) = dlq_cli(&h, &["edit", &id, "--set", "data.accept_terms=true"]);
+    assert!(ok, "{err}");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while completed(&h, "crm-terms") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the edited replay never completed"
+        );
+        h.settle(Duration::from_millis(200)).await;
+    }
+    let counts = h.call_counts().await;
+    assert_eq!(counts.get("CompleteOrder"), Some(&1));
+    assert_eq!(
+        counts.get("SelectPackagePlan"),
+        Some(&1),
+        "resumed at get_terms, not re-run"
+    );
+    assert!(h.drain_dead().await.is_empty(), "the original is gone");
+
+    // An edit that breaks the command is refused, and nothing moves.
+    h.publish(&json!({"command_id": "crm-bad", "type": "advancepay.renew", "data": {}}))
+        .await;
+    h.wait_terminal(&["crm-bad"]).await;
+    let (_, list, _) = dlq_cli(&h, &["list"]);
+    let bad = list
+        .lines()
+        .find(|l| l.contains("crm-bad"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let (ok, _, err) = dlq_cli(
+        &h,
+        &["edit", &bad, "--set", "data.service_number=5555555555"],
+    );
+    assert!(!ok && err.contains("not valid"), "{err}");
+    let (ok, _, err) = dlq_cli(&h, &["purge", &bad, "--yes"]);
+    assert!(ok, "{err}");
+    assert!(h.drain_dead().await.is_empty());
+
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_dead_letter_replayed_twice_runs_its_stage_once() {
+    let mut h = Harness::start("dlq-twice").await;
+    h.sim_post(
+        "/_sim/faults",
+        json!({"operation": "SubmitCart", "kind": "business_error", "message": "register closed", "count": 1}),
+    )
+    .await;
+    let worker = h.spawn_worker();
+    h.publish(&renewal(
+        "crm-twice",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-twice"]).await;
+
+    // A crash between publishing the replay and acking the dead letter leaves two copies.
+    let queue = DeadQueue::open(&h.connection, &h.topology).await.unwrap();
+    assert_eq!(queue.letters.len(), 1);
+    let letter = &queue.letters[0];
+    assert_eq!(letter.stage(), Some("submit"));
+    let publisher = Publisher::open(&h.connection).await.unwrap();
+    let copy = dlq::replay_message(letter, &h.topology, None).unwrap();
+    publisher.publish(copy).await.unwrap();
+    dlq::replay(letter, &publisher, &h.topology, None)
+        .await
+        .unwrap();
+    queue.close().await;
+
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while completed(&h, "crm-twice") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replay never completed"
+        );
+        h.settle(Duration::from_millis(200)).await;
+    }
+    h.settle(Duration::from_millis(500)).await;
+    assert_eq!(completed(&h, "crm-twice"), 1);
+    let applied = h
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| c["operation"] == "SubmitCart" && c["applied"] == true)
+        .count();
+    assert_eq!(applied, 1, "submitted once");
+    assert_eq!(
+        h.call_counts().await.get("SubmitCart"),
+        Some(&2),
+        "the refused call and one replay"
+    );
+    assert!(h.drain_dead().await.is_empty());
+    worker.stop().await;
+    h.cleanup().await;
+}
