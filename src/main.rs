@@ -56,7 +56,8 @@ enum Commands {
         http_addr: String,
     },
     /// Run the simulator and a worker in this process, publish sample renewals (Active,
-    /// Hotlined, ineligible), print every event as it arrives and a summary.
+    /// Hotlined, ineligible) and sign-ups (each SQ kind, and one that breaks an SQ rule),
+    /// print every event as it arrives and a summary.
     Demo(billflow::demo::DemoSettings),
 }
 
