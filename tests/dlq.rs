@@ -65,6 +65,18 @@ async fn an_edited_dead_letter_replays_in_place_of_the_original() {
         .to_string();
     let (_, none, _) = dlq_cli(&h, &["list", "--reason", "outcome_unknown"]);
     assert!(!none.contains("crm-terms"));
+    let (_, by_workflow, _) = dlq_cli(
+        &h,
+        &["list", "--workflow", "service_order", "--since", "1h"],
+    );
+    assert!(by_workflow.contains("crm-terms"), "{by_workflow}");
+    let (_, other_workflow, _) = dlq_cli(&h, &["list", "--workflow", "advancepay_renewal"]);
+    assert!(!other_workflow.contains("crm-terms"));
+    let (ok, dry, err) = dlq_cli(&h, &["replay", "--all", "--dry-run"]);
+    assert!(
+        ok && dry.contains("would replay") && dry.contains("crm-terms"),
+        "{dry}{err}"
+    );
 
     let (ok, shown, err) = dlq_cli(&h, &["show", &id]);
     assert!(ok, "{err}");
@@ -97,23 +109,67 @@ async fn an_edited_dead_letter_replays_in_place_of_the_original() {
     );
     assert!(h.drain_dead().await.is_empty(), "the original is gone");
 
-    // An edit that breaks the command is refused, and nothing moves.
-    h.publish(&json!({"command_id": "crm-bad", "type": "advancepay.renew", "data": {}}))
+    // An invalid command: an edit that leaves it invalid is refused and nothing moves;
+    // fixed in $EDITOR it replays from the start.
+    h.publish(&json!({"command_id": "crm-bad", "type": "advancepay.renew",
+                      "data": {"service_number": "5555555555"}}))
         .await;
     h.wait_terminal(&["crm-bad"]).await;
-    let (_, list, _) = dlq_cli(&h, &["list"]);
+    let (_, list, _) = dlq_cli(&h, &["list", "--reason", "invalid_message"]);
     let bad = list
         .lines()
         .find(|l| l.contains("crm-bad"))
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
-    let (ok, _, err) = dlq_cli(
-        &h,
-        &["edit", &bad, "--set", "data.service_number=5555555555"],
-    );
+    let (ok, _, err) = dlq_cli(&h, &["edit", &bad, "--set", "data.order_type_id=1"]);
     assert!(!ok && err.contains("not valid"), "{err}");
-    let (ok, _, err) = dlq_cli(&h, &["purge", &bad, "--yes"]);
+    let editor = h.data_dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/\"service_number\": \"5555555555\"/\"service_number\": \"5555555555\", \"order_type_id\": 1, \"register_id\": 12, \"tender_type_id\": 2/' \"$1\"\n",
+    )
+    .unwrap();
+    Process::new("chmod")
+        .arg("+x")
+        .arg(&editor)
+        .status()
+        .unwrap();
+    let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
+        .args(["dlq", "edit", &bad])
+        .env("AMQP_URL", &h.amqp_url)
+        .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while completed(&h, "crm-bad") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fixed command never completed"
+        );
+        h.settle(Duration::from_millis(200)).await;
+    }
+
+    // Purge asks first; --yes deletes.
+    h.publish(&json!({"command_id": "crm-junk", "type": "nope", "data": {}}))
+        .await;
+    h.wait_terminal(&["crm-junk"]).await;
+    let (_, list, _) = dlq_cli(&h, &["list"]);
+    let junk = list
+        .lines()
+        .find(|l| l.contains("crm-junk"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let (ok, _, _) = dlq_cli(&h, &["purge", &junk]);
+    assert!(!ok, "without --yes and no answer nothing is deleted");
+    let (ok, _, err) = dlq_cli(&h, &["purge", &junk, "--yes"]);
     assert!(ok, "{err}");
     assert!(h.drain_dead().await.is_empty());
 

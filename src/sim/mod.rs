@@ -22,6 +22,28 @@ use tokio_util::sync::CancellationToken;
 use calls::CallLog;
 use faults::Faults;
 
+/// Why a request is not a valid call of its API; answered with a Sender/Client fault.
+#[derive(Debug, Clone)]
+pub(crate) struct Invalid(pub(crate) String);
+
+impl From<crate::xml::XmlError> for Invalid {
+    fn from(e: crate::xml::XmlError) -> Self {
+        Invalid(e.to_string())
+    }
+}
+
+impl From<String> for Invalid {
+    fn from(s: String) -> Self {
+        Invalid(s)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(s: &str) -> Self {
+        Invalid(s.to_string())
+    }
+}
+
 /// The simulator; clones share one state.
 #[derive(Clone)]
 pub struct Simulator {

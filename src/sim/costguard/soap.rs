@@ -13,7 +13,8 @@ use super::orders::{CashTender, NewCart, Rejection, Restore};
 use super::{Cart, CostGuard, Item, Simulator};
 use crate::billing::costguard::soap::{ORDER_PLACEMENT_NS, SOAP12_ENV_NS};
 use crate::sim::faults::{FaultCode, Wire};
-use crate::xml::{Element, XmlError, XmlWriter};
+use crate::sim::Invalid;
+use crate::xml::{Element, XmlWriter};
 
 const RESPONSE_CONTENT_TYPE: &str = "application/soap+xml; charset=utf-8";
 const OPERATIONS: [&str; 4] = ["CreateCart", "ModifyCart", "Checkout", "SubmitCart"];
@@ -25,28 +26,6 @@ const USER: &str = "JDOE";
 const RESTORE_CATALOG_ID: i64 = 18;
 const RESTORE_DESCRIPTION: &str = "Equal Access";
 const SERVICE_START_DATE: &str = "2005-01-01T00:00:00";
-
-/// Why a request is not a valid Order Placement call; answered with a Sender fault.
-#[derive(Debug, Clone)]
-struct Invalid(String);
-
-impl From<XmlError> for Invalid {
-    fn from(e: XmlError) -> Self {
-        Invalid(e.to_string())
-    }
-}
-
-impl From<String> for Invalid {
-    fn from(s: String) -> Self {
-        Invalid(s)
-    }
-}
-
-impl From<&str> for Invalid {
-    fn from(s: &str) -> Self {
-        Invalid(s.to_string())
-    }
-}
 
 enum OrderCall {
     CreateCart(NewCart),

@@ -6,29 +6,9 @@ use super::account::{NewNote, NewPayment};
 use super::orders::{AddressQuery, NewOrder};
 use super::services::{NewContact, NewIdentifier};
 use super::SqMethod;
-use crate::xml::{Element, XmlError};
+use crate::xml::Element;
 
-/// Why a request is not a valid call; answered with a Client fault.
-#[derive(Debug, Clone)]
-pub(super) struct Invalid(pub(super) String);
-
-impl From<XmlError> for Invalid {
-    fn from(e: XmlError) -> Self {
-        Invalid(e.to_string())
-    }
-}
-
-impl From<String> for Invalid {
-    fn from(s: String) -> Self {
-        Invalid(s)
-    }
-}
-
-impl From<&str> for Invalid {
-    fn from(s: &str) -> Self {
-        Invalid(s.to_string())
-    }
-}
+pub(super) use crate::sim::Invalid;
 
 pub(super) enum Call {
     GetAccountFromUsernameAndPassword {
