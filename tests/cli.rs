@@ -90,3 +90,54 @@ async fn publish_confirms_and_prints_the_command_id() {
     assert!(err.contains("missing field `service_number`"), "{err}");
     h.cleanup().await;
 }
+
+/// README's configuration table and `billflow worker --help` name the same variables,
+/// with the same defaults.
+#[test]
+fn the_readme_configuration_reference_matches_help() {
+    let help = billflow().args(["worker", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    // clap prints "[env: NAME=...]" or "[env: NAME]" and "[default: VALUE]" per flag.
+    let mut from_help = std::collections::BTreeMap::new();
+    for line in help.lines() {
+        let Some(env) = line.split("[env: ").nth(1) else {
+            continue;
+        };
+        let name: String = env
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+            .collect();
+        let default = line
+            .split("[default: ")
+            .nth(1)
+            .and_then(|d| d.split(']').next())
+            .map(str::to_string);
+        from_help.insert(name, default);
+    }
+    assert!(from_help.len() >= 15, "parsed {from_help:?} from\n{help}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut from_readme = std::collections::BTreeMap::new();
+    for line in readme.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`').to_string();
+        let default = cells[2].trim_matches('`').to_string();
+        from_readme.insert(name, default);
+    }
+    for (name, default) in &from_help {
+        let documented = from_readme
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is in --help but not in README's table"));
+        match default.as_deref() {
+            None | Some("\"\"") => assert_eq!(documented, "(none)", "default of {name}"),
+            Some(default) => assert_eq!(documented, default, "default of {name}"),
+        }
+    }
+    for name in from_readme.keys() {
+        let log_setting = name == "BILLFLOW_LOG" || name == "BILLFLOW_LOG_FORMAT";
+        assert!(
+            from_help.contains_key(name) || log_setting,
+            "{name} is in README's table but not in --help"
+        );
+    }
+}
