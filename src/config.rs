@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::billing::costguard::CostGuardConfig;
 use crate::billing::emersion::EmersionConfig;
+use crate::broker::{Topology, DEFAULT_SHARDS};
 use crate::engine::protect::LimitsConfig;
 use crate::engine::retry::RetryConfig;
 use crate::secret::Secret;
@@ -22,6 +23,33 @@ pub struct BrokerSettings {
     /// Prefix of every exchange and queue name.
     #[arg(long, env = "BILLFLOW_PREFIX", default_value = "billflow")]
     pub prefix: String,
+    /// Number of shard work queues a command's stages are spread over by command id.
+    /// The same on every process of a prefix; more shards than workers lets work spread
+    /// again when workers come and go.
+    #[arg(long, env = "BILLFLOW_SHARDS", default_value_t = DEFAULT_SHARDS, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub shards: u16,
+    /// Declare delivery limit, dead-lettering and delay TTLs as queue arguments (true),
+    /// or leave them to broker policies from `billflow definitions` (false).
+    #[arg(long, env = "BILLFLOW_QUEUE_ARGUMENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub queue_arguments: bool,
+}
+
+impl BrokerSettings {
+    /// The settings for a local broker under `prefix`, everything else default.
+    pub fn local(amqp_url: &str, prefix: &str) -> Self {
+        BrokerSettings {
+            amqp_url: Secret::new(amqp_url),
+            prefix: prefix.to_string(),
+            shards: DEFAULT_SHARDS,
+            queue_arguments: true,
+        }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.prefix)
+            .with_shards(self.shards)
+            .with_queue_arguments(self.queue_arguments)
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -135,7 +163,15 @@ pub struct WorkerSettings {
     /// Address of the admin HTTP API (/healthz, /readyz, /metrics, /workflows/{id}); unset: none.
     #[arg(long, env = "BILLFLOW_HTTP_ADDR")]
     pub http_addr: Option<std::net::SocketAddr>,
-    /// Deliveries in flight at once (AMQP prefetch); each runs concurrently.
+    /// How many workers share the shards of this prefix (with BILLFLOW_WORKER_ID).
+    #[arg(long, env = "BILLFLOW_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// This worker's number, 0 to BILLFLOW_WORKERS - 1, unique among running workers: it
+    /// owns shards s with s mod BILLFLOW_WORKERS = id, and stands by for the others.
+    #[arg(long, env = "BILLFLOW_WORKER_ID", default_value_t = 0)]
+    pub worker_id: u16,
+    /// Deliveries in flight at once per consumed queue (AMQP prefetch); each runs
+    /// concurrently.
     #[arg(long, env = "BILLFLOW_PREFETCH", default_value_t = 64)]
     pub prefetch: u16,
     /// Largest accepted message body, in bytes; larger ones are dead-lettered.
@@ -167,6 +203,8 @@ pub struct WorkerSettings {
 pub enum ConfigError {
     #[error("missing configuration: {0}")]
     Missing(String),
+    #[error("BILLFLOW_WORKER_ID {id} is not below BILLFLOW_WORKERS {workers}")]
+    WorkerId { id: u16, workers: u16 },
     #[error("no billing platform configured: set COSTGUARD_TOKEN, COSTGUARD_AUTHENTICATED_KEY and COSTGUARD_ENVIRONMENT, or EMERSION_USERNAME and EMERSION_PASSWORD")]
     NoPlatform,
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{self, Subscription, Topology};
+use crate::broker::{self, Subscription};
 use crate::command::Command;
 use crate::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
@@ -158,7 +158,8 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
     let sim = tokio::spawn(Simulator::new().serve(listener, shutdown.clone()));
     println!("simulator: {sim_url}");
 
-    let topology = Topology::new(&settings.prefix);
+    let broker_settings = BrokerSettings::local(settings.amqp_url.expose(), &settings.prefix);
+    let topology = broker_settings.topology();
     let connection = broker::connect(settings.amqp_url.expose(), "billflow-demo")
         .await
         .context("billflow demo needs RabbitMQ: run ./deploy/quickstart.sh, or set AMQP_URL")?;
@@ -173,10 +174,9 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         chrono::Utc::now().timestamp_millis()
     ));
     let worker_settings = WorkerSettings {
-        broker: BrokerSettings {
-            amqp_url: settings.amqp_url.clone(),
-            prefix: settings.prefix.clone(),
-        },
+        broker: broker_settings,
+        workers: 1,
+        worker_id: 0,
         data_dir: data_dir.clone(),
         http_addr: None,
         prefetch: 16,

@@ -224,7 +224,7 @@ pub fn replay_message(
             msg.attempt = 1;
             msg.first_failure_at = None;
             msg.replay = Some(letter.replay_id());
-            let mut out = Outgoing::json("", &topology.work_queue(), msg.encode());
+            let mut out = Outgoing::json("", &topology.intake_queue(), msg.encode());
             out.headers = msg.headers();
             out.message_id = Some(format!("{}/replay", letter.id));
             out.message_type = Some("billflow.stage".into());

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use billflow::broker::{self, Topology};
+use billflow::broker;
 use billflow::config::{BrokerSettings, WorkerSettings};
 
 /// billflow drives telecom billing platforms (CostGuard, Emersion) from RabbitMQ:
@@ -36,6 +36,21 @@ enum Commands {
     Publish {
         /// Path of the command document, or - to read standard input.
         file: PathBuf,
+        #[command(flatten)]
+        broker: BrokerSettings,
+    },
+    /// Print a RabbitMQ definitions file for this prefix and shard count: exchanges,
+    /// queues, bindings, and the delivery limit, dead-lettering and delay TTLs as
+    /// policies.
+    ///
+    /// Load it at broker boot (`load_definitions`) or with `rabbitmqctl
+    /// import_definitions FILE`, and run the workers with BILLFLOW_QUEUE_ARGUMENTS=false so
+    /// the policies govern. `deploy/rabbitmq/definitions.json` is its output for the
+    /// defaults.
+    Definitions {
+        /// Virtual host; default: the one in AMQP_URL.
+        #[arg(long)]
+        vhost: Option<String>,
         #[command(flatten)]
         broker: BrokerSettings,
     },
@@ -143,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("{} is not a valid command", file.display()))?;
             let connection =
                 broker::connect(settings.amqp_url.expose(), "billflow-publish").await?;
-            let topology = Topology::new(&settings.prefix);
+            let topology = settings.topology();
             topology
                 .declare(&connection.create_channel().await?)
                 .await?;
@@ -152,14 +167,29 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", command.command_id);
             let _ = connection.close(200, "done".into()).await;
         }
+        Commands::Definitions {
+            vhost,
+            broker: settings,
+        } => {
+            let vhost = match vhost {
+                Some(v) => v,
+                None => {
+                    let uri: lapin::uri::AMQPUri =
+                        settings.amqp_url.expose().parse().map_err(|e| {
+                            anyhow::anyhow!("AMQP_URL is not a valid AMQP URL: {e}")
+                        })?;
+                    uri.vhost
+                }
+            };
+            let doc = settings.topology().definitions(&vhost);
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
         Commands::Dlq {
             command,
             broker: settings,
         } => {
             let connection = broker::connect(settings.amqp_url.expose(), "billflow-dlq").await?;
-            let result =
-                billflow::dlq::run_cli(command, &connection, &Topology::new(&settings.prefix))
-                    .await;
+            let result = billflow::dlq::run_cli(command, &connection, &settings.topology()).await;
             let _ = connection.close(200, "done".into()).await;
             result?;
         }

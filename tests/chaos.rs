@@ -17,24 +17,13 @@ use std::time::{Duration, Instant};
 
 use billflow::broker::{self, Topology};
 use billflow::engine::events::{CloudEvent, Outcome};
-use billflow::sim::{costguard as cg, emersion as em};
+use billflow::sim::costguard as cg;
+use common::workload::{duplicate_effects, queue_depth, sign_up};
 use common::{renewal, Harness};
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::Connection;
 use serde_json::{json, Value};
-
-const NON_IDEMPOTENT: [&str; 9] = [
-    "CreateCart",
-    "ModifyCart",
-    "renewAdvancePay",
-    "SubmitCart",
-    "StartOrder",
-    "SelectPackagePlan",
-    "CompleteOrder",
-    "AddNote",
-    "CreatePayment",
-];
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -57,44 +46,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-}
-
-fn sign_up(id: &str, i: usize) -> Value {
-    let contact = json!({"type_id": 700001, "first_name": "Jane", "last_name": "Citizen"});
-    let data = match i % 3 {
-        0 => json!({
-            "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
-            "service_type_id": em::BUSINESS_SUPPORT_TYPE_ID,
-            "sq": {"kind": "simple"},
-            "package": {"plan_id": em::BUSINESS_SUPPORT_BASIC_PLAN_ID},
-            "configuration": [{"type_id": 500001, "value": "HQ"}],
-            "contacts": [contact],
-            "accept_terms": true,
-            "note": {"subject": "chaos", "detail": id},
-            "payment": {"transaction_category": "Credit Card", "reference": id,
-                        "amount": "10.00", "transaction_date": "2026-11-22"}
-        }),
-        1 => json!({
-            "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
-            "service_type_id": em::PHONE_LINE_TYPE_ID,
-            "sq": {"kind": "general_phone", "phone_number": "0299998888"},
-            "package": {"plan_id": em::PHONE_BASIC_PLAN_ID},
-            "configuration": [{"type_id": 500020, "value": "Listed"}]
-        }),
-        _ => json!({
-            "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
-            "service_type_id": em::NBN_TYPE_ID,
-            "sq": {"kind": "nwb", "address": {"street_number": "1", "street_name": "George",
-                   "street_type": "St", "suburb": "Sydney", "state": "NSW", "postcode": "2000"}},
-            "package": {"plan_id": em::NBN_50_PLAN_ID},
-            "configuration": [{"type_id": 500010, "value": "MDM"}],
-            "features": [{"feature_id": 600010, "value": "true"}],
-            "contacts": [contact],
-            "identifier": {"username": "jane", "realm": "nbn.example.net", "password": "long-enough-1"},
-            "accept_terms": true
-        }),
-    };
-    json!({"command_id": id, "type": "service_order.submit", "data": data})
 }
 
 /// Every fault kind, on operations of both platforms.
@@ -231,32 +182,6 @@ async fn drain(url: &str, conn: &mut Connection, queue: &str, events: &mut Vec<C
     }
 }
 
-/// The queues stage messages wait in.
-fn stage_queues(topology: &Topology) -> Vec<String> {
-    std::iter::once(topology.work_queue())
-        .chain(
-            billflow::broker::DELAY_TIERS
-                .iter()
-                .map(|t| topology.delay_queue(*t)),
-        )
-        .collect()
-}
-
-async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
-    let channel = conn.create_channel().await.expect("channel");
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    let depth = channel
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await
-        .map(|q| q.message_count())
-        .unwrap_or(u32::MAX);
-    let _ = channel.close(200, "counted".into()).await;
-    depth
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "restarts the shared broker: run alone, as .ci/run does"]
 async fn chaos() {
@@ -357,7 +282,7 @@ async fn chaos() {
             // Late duplicates may still wait in a delay queue; they are dropped when they
             // come back, so wait until the queues have stayed empty for a while.
             let mut queued = 0;
-            for queue in stage_queues(&topology) {
+            for queue in topology.stage_queues() {
                 queued += queue_depth(&conn, &queue).await;
             }
             quiet_checks = if queued == 0 { quiet_checks + 1 } else { 0 };
@@ -444,24 +369,9 @@ async fn chaos() {
         }
     }
 
-    let mut applied: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for call in h.calls().await {
-        let op = call["operation"].as_str().unwrap_or_default().to_string();
-        if call["applied"] == true && NON_IDEMPOTENT.contains(&op.as_str()) {
-            let key = call["idempotency_key"]
-                .as_str()
-                .unwrap_or("(none)")
-                .to_string();
-            *applied.entry((key, op)).or_default() += 1;
-        }
-    }
-    let duplicates: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).collect();
+    let duplicates = duplicate_effects(&h.calls().await);
     let mut left = 0;
-    for queue in [topology.work_queue()].into_iter().chain(
-        billflow::broker::DELAY_TIERS
-            .iter()
-            .map(|t| topology.delay_queue(*t)),
-    ) {
+    for queue in topology.stage_queues() {
         let depth = queue_depth(&conn, &queue).await;
         if depth > 0 {
             println!("chaos: {queue} still holds {depth} message(s)");

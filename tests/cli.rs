@@ -61,12 +61,12 @@ async fn publish_confirms_and_prints_the_command_id() {
     let channel = h.connection.create_channel().await.unwrap();
     let message = channel
         .basic_get(
-            h.topology.work_queue().as_str().into(),
+            h.topology.intake_queue().as_str().into(),
             BasicGetOptions { no_ack: true },
         )
         .await
         .unwrap()
-        .expect("the command is in the work queue");
+        .expect("the command is in the intake queue");
     let body: serde_json::Value = serde_json::from_slice(&message.delivery.data).unwrap();
     assert_eq!(body["command_id"], id.as_str());
     assert_eq!(message.delivery.routing_key.as_str(), "advancepay.renew");

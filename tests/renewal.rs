@@ -551,7 +551,6 @@ async fn an_open_circuit_waits_durably_without_spending_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
     use billflow::engine::message::StageMessage;
-    use lapin::options::BasicGetOptions;
 
     let mut h = Harness::start("orphan").await;
     // A `submit` stage message that another worker took and then lost: redelivered, and
@@ -570,19 +569,16 @@ async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
         "create_cart".into(),
         json!({"cart": {"authenticated_key": "AuthKey", "id": 7001}}),
     );
-    let mut out = billflow::broker::Outgoing::json("", &h.topology.work_queue(), msg.encode());
+    let mut out = billflow::broker::Outgoing::json(
+        "",
+        &h.topology.work_queue_for("crm-orphan"),
+        msg.encode(),
+    );
     out.headers = msg.headers();
     h.publisher.publish(out).await.unwrap();
-    let taker = h.connection.create_channel().await.unwrap();
-    taker
-        .basic_get(
-            h.topology.work_queue().as_str().into(),
-            BasicGetOptions::default(),
-        )
-        .await
-        .unwrap()
-        .expect("stage message");
-    taker.close(200, "lost".into()).await.unwrap();
+    let mut taker = h.consume(&h.topology.work_queue_for("crm-orphan")).await;
+    taker.next().await.expect("stage message").unwrap();
+    taker.close().await;
 
     let worker = h.spawn_worker();
     h.wait_terminal(&["crm-orphan"]).await;

@@ -1,12 +1,13 @@
 //! RabbitMQ: topology, confirmed publishing and consuming. Knows nothing of billing.
 
+mod definitions;
 mod publisher;
 mod subscription;
 mod topology;
 
 pub use publisher::{Outgoing, Publisher};
 pub use subscription::Subscription;
-pub use topology::{Topology, DELAY_TIERS};
+pub use topology::{Topology, DEFAULT_SHARDS, DELAY_TIERS, DELIVERY_LIMIT};
 
 use lapin::{Connection, ConnectionProperties};
 
@@ -21,6 +22,8 @@ pub enum BrokerError {
         exchange: String,
         routing_key: String,
     },
+    #[error("declaring queue {queue:?} failed: {source}; a queue that exists with other arguments (an older billflow, or definitions loaded while BILLFLOW_QUEUE_ARGUMENTS is true) must be deleted or matched")]
+    Declare { queue: String, source: lapin::Error },
     #[error("the broker ended the consumer (queue deleted or connection lost)")]
     ConsumerEnded,
     #[error("the broker refused the message (nack) on exchange {exchange:?}, routing key {routing_key:?}")]

@@ -2,6 +2,7 @@
 //! → ack. The store makes a completed call unrepeatable; the broker carries the rest.
 
 pub mod events;
+mod intake;
 pub mod message;
 pub mod protect;
 pub mod retry;
@@ -520,7 +521,7 @@ impl Engine {
                     traceparent: msg.traceparent.clone(),
                     replay: None,
                 };
-                self.publish_stage(&next_msg, &self.topology.work_queue())
+                self.publish_stage(&next_msg, &self.topology.work_queue_for(cid))
                     .await?;
             }
             None => {

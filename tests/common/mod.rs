@@ -2,6 +2,8 @@
 //! the simulator in-process, a unique prefix and data dir per test, and clean-up.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod workload;
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command as Process, Stdio};
 use std::time::Duration;
@@ -15,7 +17,7 @@ use billflow::engine::protect::LimitsConfig;
 use billflow::engine::retry::{RetryConfig, RetryPolicy};
 use billflow::secret::Secret;
 use billflow::sim::Simulator;
-use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Connection;
 use serde_json::Value;
@@ -27,6 +29,10 @@ pub const WAIT: Duration = Duration::from_secs(60);
 
 /// Reconcile delay of test workers: longer than any latency a test injects (3 s).
 pub const RECONCILE_DELAY_MS: u64 = 3_500;
+
+/// Shard queues of a test's prefix: more than one, so routing by command id is exercised,
+/// few, so tests declare few queues.
+pub const SHARDS: u16 = 2;
 
 static BROKER_URL: OnceCell<String> = OnceCell::const_new();
 
@@ -93,6 +99,7 @@ pub fn init_logs() {
 
 pub struct Harness {
     pub prefix: String,
+    pub shards: u16,
     pub topology: Topology,
     pub amqp_url: String,
     pub connection: Connection,
@@ -103,6 +110,22 @@ pub struct Harness {
     pub seen: Vec<CloudEvent>,
     sim_shutdown: CancellationToken,
     http: reqwest::Client,
+}
+
+pub struct Taker {
+    channel: lapin::Channel,
+    consumer: lapin::Consumer,
+}
+
+impl Taker {
+    pub async fn next(&mut self) -> Option<Result<lapin::message::Delivery, lapin::Error>> {
+        futures_util::StreamExt::next(&mut self.consumer).await
+    }
+
+    /// Closes the channel: what it has not acked goes back to the queue, redelivered.
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "taker done".into()).await;
+    }
 }
 
 pub struct InProcessWorker {
@@ -122,13 +145,21 @@ impl InProcessWorker {
 
 impl Harness {
     pub async fn start(name: &str) -> Harness {
+        Harness::start_with(name, SHARDS, true).await
+    }
+
+    /// A harness whose topology has `shards` shard queues, declared with or without the
+    /// arguments that policies may carry instead.
+    pub async fn start_with(name: &str, shards: u16, queue_arguments: bool) -> Harness {
         init_logs();
         let amqp_url = broker_url().await;
         let prefix = format!(
             "bftest-{name}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let topology = Topology::new(&prefix);
+        let topology = Topology::new(&prefix)
+            .with_shards(shards)
+            .with_queue_arguments(queue_arguments);
         let connection = broker::connect(&amqp_url, "billflow-test")
             .await
             .expect("connect");
@@ -150,6 +181,7 @@ impl Harness {
 
         Harness {
             prefix,
+            shards,
             topology,
             amqp_url,
             connection,
@@ -168,7 +200,11 @@ impl Harness {
             broker: BrokerSettings {
                 amqp_url: Secret::new(&self.amqp_url),
                 prefix: self.prefix.clone(),
+                shards: self.shards,
+                queue_arguments: self.topology.queue_arguments,
             },
+            workers: 1,
+            worker_id: 0,
             data_dir: self.data_dir.path().join("store"),
             http_addr: None,
             prefetch: 16,
@@ -229,6 +265,11 @@ impl Harness {
         cmd.arg("worker")
             .env("AMQP_URL", &self.amqp_url)
             .env("BILLFLOW_PREFIX", &self.prefix)
+            .env("BILLFLOW_SHARDS", self.shards.to_string())
+            .env(
+                "BILLFLOW_QUEUE_ARGUMENTS",
+                self.topology.queue_arguments.to_string(),
+            )
             .env("BILLFLOW_DATA_DIR", &settings.data_dir)
             .env("BILLFLOW_LOG_FORMAT", "text")
             .env(
@@ -295,6 +336,35 @@ impl Harness {
                 })
                 .expect("events subscription ended")
                 .expect("event delivery");
+            let event: CloudEvent = serde_json::from_slice(&body).expect("event is a CloudEvent");
+            self.seen.push(event);
+        }
+    }
+
+    /// A consumer of `queue` (one unacked delivery at a time); basic.get cannot read the
+    /// shard queues, which have a single active consumer.
+    pub async fn consume(&self, queue: &str) -> Taker {
+        let channel = self.connection.create_channel().await.expect("channel");
+        channel
+            .basic_qos(1, BasicQosOptions::default())
+            .await
+            .expect("qos");
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        Taker { channel, consumer }
+    }
+
+    /// Reads at most one event, waiting up to `wait` for it.
+    pub async fn poll_event(&mut self, wait: Duration) {
+        if let Ok(Some(body)) = tokio::time::timeout(wait, self.events.next()).await {
+            let body = body.expect("event delivery");
             let event: CloudEvent = serde_json::from_slice(&body).expect("event is a CloudEvent");
             self.seen.push(event);
         }

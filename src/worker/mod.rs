@@ -6,9 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backoff::backoff::Backoff;
-use futures_util::StreamExt;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
 use lapin::Connection;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +19,16 @@ use crate::engine::protect::Guards;
 use crate::engine::{Engine, EngineSettings, Inflight};
 use crate::store::{Store, StoreError};
 use crate::workflow::Workflows;
+use consumers::{Consumers, ConsumersError, Event, Source};
+
+mod consumers;
+
+/// How long a worker waits before standing by for other workers' shards, so that workers
+/// starting together each get to the front of their own shards' lines first.
+const STANDBY_DELAY: Duration = Duration::from_secs(3);
+
+/// How often a worker looks for other workers that came back.
+const PRESENCE_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -33,6 +40,8 @@ pub enum WorkerError {
     Broker(#[from] BrokerError),
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Consumers(#[from] ConsumersError),
 }
 
 impl From<lapin::Error> for WorkerError {
@@ -85,6 +94,20 @@ pub async fn run_with(
     if costguard.is_none() && emersion.is_none() {
         return Err(ConfigError::NoPlatform.into());
     }
+    if settings.worker_id >= settings.workers {
+        return Err(ConfigError::WorkerId {
+            id: settings.worker_id,
+            workers: settings.workers,
+        }
+        .into());
+    }
+    if settings.broker.shards < settings.workers {
+        warn!(
+            shards = settings.broker.shards,
+            workers = settings.workers,
+            "fewer shards than workers: some workers will only stand by"
+        );
+    }
     let store = Store::open(&settings.data_dir).map_err(|source| WorkerError::Store {
         dir: settings.data_dir.display().to_string(),
         source,
@@ -100,7 +123,7 @@ pub async fn run_with(
         })
     });
     let shared = Shared {
-        topology: Topology::new(&settings.broker.prefix),
+        topology: settings.broker.topology(),
         workflows: Workflows {
             costguard,
             costguard_environment: settings.costguard.costguard_environment.clone(),
@@ -169,9 +192,13 @@ async fn consume(
     connected_once: &mut bool,
 ) -> Result<Ended, Ended> {
     let lost = |e: WorkerError| Ended::Lost(e);
-    // Named after the prefix, so an operator can tell the workers apart in the broker.
-    let name = format!("billflow-worker {}", shared.settings.broker.prefix);
-    let connection = broker::connect(shared.settings.broker.amqp_url.expose(), &name)
+    let settings = &shared.settings;
+    // Named after the prefix and id, so an operator can tell the workers apart.
+    let name = format!(
+        "billflow-worker {} #{}",
+        settings.broker.prefix, settings.worker_id
+    );
+    let connection = broker::connect(settings.broker.amqp_url.expose(), &name)
         .await
         .map_err(|e| lost(e.into()))?;
     let channel = connection
@@ -186,59 +213,73 @@ async fn consume(
     let publisher = Publisher::open(&connection)
         .await
         .map_err(|e| lost(e.into()))?;
-    let consume = connection
-        .create_channel()
-        .await
-        .map_err(|e| lost(e.into()))?;
-    consume
-        .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
-        .await
-        .map_err(|e| lost(e.into()))?;
-    let tag = format!("billflow-worker-{}", std::process::id());
-    let mut consumer = consume
-        .basic_consume(
-            shared.topology.work_queue().as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| lost(e.into()))?;
     let engine = Arc::new(Engine::new(
         shared.store.clone(),
         publisher,
         shared.topology.clone(),
         shared.workflows.clone(),
         EngineSettings {
-            max_message_bytes: shared.settings.max_message_bytes,
-            retry: shared.settings.retry_policy.clone(),
-            reconcile_delay: Duration::from_millis(shared.settings.reconcile_delay_ms),
-            source: format!("billflow/{}", shared.settings.broker.prefix),
+            max_message_bytes: settings.max_message_bytes,
+            retry: settings.retry_policy.clone(),
+            reconcile_delay: Duration::from_millis(settings.reconcile_delay_ms),
+            source: format!("billflow/{}", settings.broker.prefix),
         },
         shared.guards.clone(),
         shared.inflight.clone(),
     ));
+    let mut consumers = Consumers::open(
+        &connection,
+        &shared.topology,
+        settings.worker_id,
+        settings.workers,
+        settings.prefetch,
+    )
+    .await
+    .map_err(|e| lost(e.into()))?;
     shared.ready.store(true, Ordering::SeqCst);
     info!(
-        queue = %shared.topology.work_queue(),
-        prefetch = shared.settings.prefetch,
-        data_dir = %shared.settings.data_dir.display(),
+        shards = shared.topology.shards,
+        prefetch = settings.prefetch,
+        data_dir = %settings.data_dir.display(),
         reconnected = *connected_once,
         "worker consuming"
     );
     *connected_once = true;
 
+    let standby_at = tokio::time::Instant::now() + STANDBY_DELAY;
+    let mut standing_by = settings.workers == 1;
+    let mut presence = tokio::time::interval(PRESENCE_INTERVAL);
     let ended = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Ended::Shutdown,
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => {
+            next = consumers.next() => match next {
+                Some(Event::Delivery(Source::Intake, delivery)) => {
                     let engine = engine.clone();
-                    tasks.spawn(async move { engine.process(delivery).await });
+                    tasks.spawn(async move { engine.forward_intake(*delivery).await });
                 }
-                Some(Err(e)) => break Ended::Lost(e.into()),
+                Some(Event::Delivery(Source::Shard(_), delivery)) => {
+                    let engine = engine.clone();
+                    tasks.spawn(async move { engine.process(*delivery).await });
+                }
+                Some(Event::Ended(_, Some(e))) => break Ended::Lost(e.into()),
+                Some(Event::Ended(source, None)) => match consumers.ended(source).await {
+                    Ok(true) => {}
+                    Ok(false) => break Ended::Lost(BrokerError::ConsumerEnded.into()),
+                    Err(e) => break Ended::Lost(e.into()),
+                },
                 None => break Ended::Lost(BrokerError::ConsumerEnded.into()),
             },
+            _ = tokio::time::sleep_until(standby_at), if !standing_by => {
+                standing_by = true;
+                if let Err(e) = consumers.stand_by().await {
+                    break Ended::Lost(e.into());
+                }
+            }
+            _ = presence.tick(), if settings.workers > 1 => {
+                if let Err(e) = consumers.check_presence(&connection).await {
+                    break Ended::Lost(e.into());
+                }
+            }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     };
@@ -249,13 +290,8 @@ async fn consume(
     }
 
     info!(in_flight = tasks.len(), "stopping: no new deliveries");
-    if let Err(e) = consume
-        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-        .await
-    {
-        warn!(error = %e, "consumer cancel failed");
-    }
-    let grace = Duration::from_millis(shared.settings.shutdown_grace_ms);
+    consumers.cancel_all().await;
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
     let drained =
         tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {

@@ -1,0 +1,158 @@
+//! `billflow definitions` loaded into the broker: with BILLFLOW_QUEUE_ARGUMENTS=false the
+//! queues carry no delivery limit, dead-lettering or TTL of their own, and the
+//! definitions' policies supply them. Needs `rabbitmqctl` for the broker under test (CI
+//! runs it locally); BILLFLOW_TEST_NO_RABBITMQCTL=1 skips this file elsewhere.
+
+mod common;
+
+use std::process::Command as Process;
+use std::time::Duration;
+
+use billflow::broker::{Outgoing, DELIVERY_LIMIT};
+use billflow::engine::events::Outcome;
+use common::{renewal, Harness};
+use lapin::options::BasicNackOptions;
+use serde_json::{json, Value};
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Process::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs (or set BILLFLOW_TEST_NO_RABBITMQCTL=1 to skip this test)");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_policies_govern_queues_declared_without_arguments() {
+    if std::env::var_os("BILLFLOW_TEST_NO_RABBITMQCTL").is_some() {
+        eprintln!("skipped: BILLFLOW_TEST_NO_RABBITMQCTL is set");
+        return;
+    }
+    let mut h = Harness::start_with("policies", 2, false).await;
+    let file = h.data_dir.path().join("definitions.json");
+    let doc = h.topology.definitions("/");
+    std::fs::write(&file, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    rabbitmqctl(&["import_definitions", file.to_str().unwrap()]);
+    let policies: Vec<String> = h.topology.policies().into_iter().map(|p| p.0).collect();
+
+    // Every stage queue is governed by the policy named after it.
+    let listed: Vec<Value> = serde_json::from_str(&rabbitmqctl(&[
+        "list_queues",
+        "--formatter",
+        "json",
+        "name",
+        "policy",
+    ]))
+    .unwrap();
+    for queue in h.topology.stage_queues() {
+        let policy = listed
+            .iter()
+            .find(|q| q["name"] == queue.as_str())
+            .map(|q| q["policy"].as_str().unwrap_or_default().to_string());
+        let expected = if queue.contains(".delay.") {
+            queue.clone()
+        } else {
+            format!("{}.work", h.prefix)
+        };
+        assert_eq!(policy.as_deref(), Some(expected.as_str()), "{queue}");
+    }
+
+    // The delivery limit and the dead-lettering of a shard queue come from its policy.
+    let shard = h.topology.shard_queue(0);
+    h.publisher
+        .publish(Outgoing::json("", &shard, b"{\"poison\":true}".to_vec()))
+        .await
+        .unwrap();
+    let mut taker = h.consume(&shard).await;
+    let mut deliveries = 0;
+    while let Ok(Some(delivery)) = tokio::time::timeout(Duration::from_secs(1), taker.next()).await
+    {
+        deliveries += 1;
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        };
+        delivery.unwrap().nack(requeue).await.unwrap();
+        assert!(deliveries <= DELIVERY_LIMIT + 1, "no delivery limit");
+    }
+    taker.close().await;
+    assert_eq!(deliveries, DELIVERY_LIMIT + 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dead = h.drain_dead().await;
+    assert_eq!(dead.len(), 1, "the poison message was dead-lettered");
+    assert_eq!(dead[0].1, b"{\"poison\":true}");
+
+    // The delay tiers' TTL and their way back through the intake come from policies: a
+    // renewal whose call fails past its quick retries waits 1 s in a tier and completes.
+    h.sim_post(
+        "/_sim/faults",
+        json!({"operation": "renewAdvancePay", "kind": "http_status", "status": 503, "count": 3}),
+    )
+    .await;
+    let worker = h.spawn_worker();
+    h.publish(&renewal(
+        "crm-policy",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    let events = h.wait_terminal(&["crm-policy"]).await;
+    let retrying = events
+        .iter()
+        .find(|e| e.data.outcome == Outcome::Retrying)
+        .expect("a durable retry");
+    assert_eq!(retrying.data.next_delay_ms, Some(1_000));
+    assert!(events
+        .iter()
+        .any(|e| e.is_terminal() && e.data.outcome == Outcome::Completed));
+    worker.stop().await;
+
+    for policy in &policies {
+        rabbitmqctl(&["clear_policy", policy]);
+    }
+    h.cleanup().await;
+}
+
+/// `deploy/rabbitmq/definitions.json` is `billflow definitions` for the defaults.
+/// Regenerate with `BILLFLOW_WRITE_SCHEMAS=1 cargo test --test policies`.
+#[test]
+fn checked_in_definitions_match_billflow_definitions() {
+    let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
+        .arg("definitions")
+        .env_remove("BILLFLOW_PREFIX")
+        .env_remove("BILLFLOW_SHARDS")
+        .env_remove("BILLFLOW_QUEUE_ARGUMENTS")
+        .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rabbitmq/definitions.json");
+    if std::env::var_os("BILLFLOW_WRITE_SCHEMAS").is_some() {
+        std::fs::write(&path, &out.stdout).unwrap();
+    }
+    let on_disk = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        on_disk == out.stdout,
+        "{} drifted from `billflow definitions`: run BILLFLOW_WRITE_SCHEMAS=1 cargo test --test policies",
+        path.display()
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["vhosts"][0]["name"], "/");
+    assert_eq!(
+        doc["policies"].as_array().unwrap().len(),
+        1 + billflow::broker::DELAY_TIERS.len()
+    );
+    assert_eq!(
+        doc["queues"].as_array().unwrap().len(),
+        2 + 8 + billflow::broker::DELAY_TIERS.len()
+    );
+}
