@@ -1,12 +1,15 @@
-//! The checked-in schemas match the code, and the examples are valid commands.
+//! The contract files under `schemas/`: the checked-in schemas match the code, and the
+//! examples pass a JSON Schema validator and billflow's own parsers (and broken ones fail
+//! both).
 //! Regenerate with `BILLFLOW_WRITE_SCHEMAS=1 cargo test --test schemas`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use billflow::command::Command;
-use billflow::schemas::command_types;
-use serde_json::Value;
+use billflow::engine::events::CloudEvent;
+use billflow::schemas::{command_schema_path, command_types, COMMAND_SCHEMA, EVENT_SCHEMA};
+use serde_json::{json, Value};
 
 fn schemas_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
@@ -31,6 +34,54 @@ fn examples(kind: &str) -> Vec<(String, Value)> {
         .collect();
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found
+}
+
+/// A JSON Schema file compiled by boon, which loads only local files: no network.
+struct Validator {
+    schemas: boon::Schemas,
+    index: boon::SchemaIndex,
+    name: String,
+}
+
+impl Validator {
+    fn new(path: &Path) -> Self {
+        let mut schemas = boon::Schemas::new();
+        let mut compiler = boon::Compiler::new();
+        // Format is only an annotation in 2020-12; the examples should honour it anyway.
+        compiler.enable_format_assertions();
+        let index = compiler
+            .compile(path.to_str().unwrap(), &mut schemas)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        Validator {
+            schemas,
+            index,
+            name: path.display().to_string(),
+        }
+    }
+
+    fn schema(name: &str) -> Self {
+        Self::new(&schemas_dir().join(name))
+    }
+
+    fn check(&self, instance: &Value) -> Result<(), String> {
+        self.schemas
+            .validate(instance, self.index)
+            .map_err(|e| format!("{e}"))
+    }
+
+    fn assert_valid(&self, what: &str, instance: &Value) {
+        if let Err(e) = self.check(instance) {
+            panic!("{what} is not valid against {}: {e}", self.name);
+        }
+    }
+
+    fn assert_invalid(&self, what: &str, instance: &Value) {
+        assert!(
+            self.check(instance).is_err(),
+            "{what} should be rejected by {}",
+            self.name
+        );
+    }
 }
 
 #[test]
@@ -81,14 +132,181 @@ fn checked_in_schemas_match_the_code() {
 }
 
 #[test]
-fn examples_are_valid_commands() {
+fn command_examples_are_valid_commands() {
+    let union = Validator::schema(COMMAND_SCHEMA);
+    let per_type: Vec<(String, Validator)> = command_types()
+        .into_iter()
+        .map(|kind| {
+            let validator = Validator::schema(&command_schema_path(&kind));
+            (kind, validator)
+        })
+        .collect();
     let mut kinds_seen = BTreeSet::new();
+    let mut sq_kinds_seen = BTreeSet::new();
     for (name, example) in examples("commands") {
+        union.assert_valid(&name, &example);
+        let kind = example["type"].as_str().unwrap().to_string();
+        for (other, validator) in &per_type {
+            if *other == kind {
+                validator.assert_valid(&name, &example);
+            } else {
+                validator.assert_invalid(&format!("{name} (a {kind})"), &example);
+            }
+        }
         let parsed = Command::parse(example.to_string().as_bytes())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(parsed.body.type_name(), example["type"]);
-        kinds_seen.insert(parsed.body.type_name().to_string());
+        assert_eq!(parsed.body.type_name(), kind);
+        if let Some(sq) = example["data"]["sq"]["kind"].as_str() {
+            sq_kinds_seen.insert(sq.to_string());
+        }
+        kinds_seen.insert(kind);
     }
-    assert!(kinds_seen.contains("advancepay.renew"));
-    assert!(command_types().contains(&"advancepay.renew".to_string()));
+    let all_kinds: BTreeSet<String> = command_types().into_iter().collect();
+    assert_eq!(kinds_seen, all_kinds, "an example for every command type");
+
+    // One sign-up example per service qualification the command supports.
+    let schema = read_json(&schemas_dir().join(COMMAND_SCHEMA));
+    let sq_kinds: BTreeSet<String> = schema["$defs"]["SqRequest"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v["properties"]["kind"]["const"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(sq_kinds.len() >= 3, "{sq_kinds:?}");
+    assert_eq!(sq_kinds_seen, sq_kinds);
+}
+
+/// A valid example with one thing broken: the schemas and `Command::parse` reject it.
+#[test]
+fn broken_commands_are_rejected_by_the_schemas_and_the_parser() {
+    let union = Validator::schema(COMMAND_SCHEMA);
+    let examples = examples("commands");
+    let example = |stem: &str| {
+        examples
+            .iter()
+            .find(|(name, _)| name == stem)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let renewal = example("advancepay.renew");
+    let sign_up = example("service_order.submit.nwb");
+    let mut broken: Vec<(&str, Value)> = Vec::new();
+
+    let mut cmd = renewal.clone();
+    cmd.as_object_mut().unwrap().remove("command_id");
+    broken.push(("renewal without command_id", cmd));
+    let mut cmd = renewal.clone();
+    cmd["data"]["colour"] = json!("blue");
+    broken.push(("renewal with an unknown field", cmd));
+    let mut cmd = renewal.clone();
+    cmd["type"] = json!("advancepay.cancel");
+    broken.push(("unknown command type", cmd));
+    let mut cmd = renewal.clone();
+    cmd["data"]["register_id"] = json!("12");
+    broken.push(("register_id as a string", cmd));
+    let mut cmd = renewal.clone();
+    cmd["data"] = sign_up["data"].clone();
+    broken.push(("renewal type with sign-up data", cmd));
+    let mut cmd = sign_up.clone();
+    cmd.as_object_mut().unwrap().remove("command_id");
+    broken.push(("sign-up without command_id", cmd));
+    let mut cmd = sign_up.clone();
+    cmd["data"]["sq"] = json!({"kind": "carrier_pigeon"});
+    broken.push(("unknown SQ kind", cmd));
+    let mut cmd = sign_up.clone();
+    cmd["data"]["sq"].as_object_mut().unwrap().remove("address");
+    broken.push(("NWB SQ without an address", cmd));
+    let mut cmd = sign_up.clone();
+    cmd["data"]["payment"] = json!({"transaction_category": "Credit Card", "reference": "r",
+                                    "amount": "forty", "transaction_date": "2026-11-22"});
+    broken.push(("payment amount that is not a decimal", cmd));
+
+    for (what, cmd) in &broken {
+        union.assert_invalid(what, cmd);
+        if let Some(kind) = cmd["type"]
+            .as_str()
+            .filter(|k| command_types().contains(&k.to_string()))
+        {
+            Validator::schema(&command_schema_path(kind)).assert_invalid(what, cmd);
+        }
+        assert!(
+            Command::parse(cmd.to_string().as_bytes()).is_err(),
+            "Command::parse accepted {what}"
+        );
+    }
+}
+
+#[test]
+fn event_examples_are_valid_events() {
+    let validator = Validator::schema(EVENT_SCHEMA);
+    let mut seen = BTreeSet::new();
+    for (name, example) in examples("events") {
+        validator.assert_valid(&name, &example);
+        let event: CloudEvent =
+            serde_json::from_value(example.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            example,
+            "{name} round-trips"
+        );
+        assert_eq!(event.subject, event.data.command_id, "{name}");
+        let scope = if event.is_terminal() {
+            "workflow"
+        } else {
+            "step"
+        };
+        assert_eq!(
+            event.kind,
+            format!("billflow.{scope}.{}", event.data.outcome.as_str()),
+            "{name}"
+        );
+        seen.insert(format!("{scope}.{}", event.data.outcome.as_str()));
+    }
+    for wanted in [
+        "step.completed",
+        "step.retrying",
+        "workflow.completed",
+        "workflow.failed",
+        "workflow.parked",
+    ] {
+        assert!(seen.contains(wanted), "no {wanted} event example");
+    }
+}
+
+#[test]
+fn broken_events_are_rejected_by_the_schema_and_serde() {
+    let validator = Validator::schema(EVENT_SCHEMA);
+    let (_, example) = examples("events")
+        .into_iter()
+        .find(|(name, _)| name == "step.retrying")
+        .unwrap();
+    let mut broken: Vec<(&str, Value)> = Vec::new();
+    let mut event = example.clone();
+    event.as_object_mut().unwrap().remove("id");
+    broken.push(("event without id", event));
+    let mut event = example.clone();
+    event["data"]["outcome"] = json!("exploded");
+    broken.push(("unknown outcome", event));
+    let mut event = example.clone();
+    event["data"]["attempt"] = json!("1");
+    broken.push(("attempt as a string", event));
+    let mut event = example.clone();
+    event["time"] = json!("yesterday");
+    broken.push(("time that is not RFC 3339", event));
+    let mut event = example.clone();
+    event["data"].as_object_mut().unwrap().remove("command_id");
+    broken.push(("data without command_id", event));
+    for (what, event) in &broken {
+        validator.assert_invalid(what, event);
+        assert!(
+            serde_json::from_value::<CloudEvent>(event.clone()).is_err(),
+            "CloudEvent accepted {what}"
+        );
+    }
 }
