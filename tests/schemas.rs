@@ -1,18 +1,31 @@
-//! The contract files under `schemas/`: the checked-in schemas match the code, and the
-//! examples pass a JSON Schema validator and billflow's own parsers (and broken ones fail
-//! both).
+//! The contract files under `schemas/`: the checked-in schemas and AsyncAPI document match
+//! the code, the examples pass a JSON Schema validator and billflow's own parsers (and
+//! broken ones fail both), and the AsyncAPI document is valid AsyncAPI 3.0.0.
 //! Regenerate with `BILLFLOW_WRITE_SCHEMAS=1 cargo test --test schemas`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use billflow::command::Command;
+use billflow::command::{Command, CommandError};
 use billflow::engine::events::CloudEvent;
 use billflow::schemas::{command_schema_path, command_types, COMMAND_SCHEMA, EVENT_SCHEMA};
 use serde_json::{json, Value};
 
+const ASYNCAPI: &str = "asyncapi.json";
+const ASYNCAPI_SCHEMA: &str = "tests/fixtures/asyncapi-3.0.0.schema.json";
+
 fn schemas_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+/// Every generated file: the schemas and the AsyncAPI document for the default prefix.
+fn generated() -> Vec<(String, Value)> {
+    let mut files = billflow::schemas::all();
+    files.push((
+        ASYNCAPI.to_string(),
+        billflow::asyncapi::document("billflow"),
+    ));
+    files
 }
 
 fn read_json(path: &Path) -> Value {
@@ -88,7 +101,7 @@ impl Validator {
 fn checked_in_schemas_match_the_code() {
     let dir = schemas_dir();
     let write = std::env::var_os("BILLFLOW_WRITE_SCHEMAS").is_some();
-    let files = billflow::schemas::all();
+    let files = generated();
     for (name, schema) in &files {
         let generated = serde_json::to_string_pretty(schema).unwrap() + "\n";
         let path = dir.join(name);
@@ -104,10 +117,14 @@ fn checked_in_schemas_match_the_code() {
             on_disk, generated,
             "{name} drifted from the code: run BILLFLOW_WRITE_SCHEMAS=1 cargo test --test schemas"
         );
-        assert_eq!(
-            schema["$schema"],
-            "https://json-schema.org/draft/2020-12/schema"
-        );
+        if name == ASYNCAPI {
+            assert_eq!(schema["asyncapi"], "3.0.0");
+        } else {
+            assert_eq!(
+                schema["$schema"],
+                "https://json-schema.org/draft/2020-12/schema"
+            );
+        }
     }
     // A file the code no longer generates (a removed command type) must not linger.
     let expected: BTreeSet<PathBuf> = files.iter().map(|(name, _)| dir.join(name)).collect();
@@ -309,4 +326,223 @@ fn broken_events_are_rejected_by_the_schema_and_serde() {
             "CloudEvent accepted {what}"
         );
     }
+}
+
+fn asyncapi_validator() -> Validator {
+    Validator::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join(ASYNCAPI_SCHEMA))
+}
+
+fn asyncapi() -> Value {
+    read_json(&schemas_dir().join(ASYNCAPI))
+}
+
+#[test]
+fn asyncapi_document_is_valid_asyncapi_3() {
+    let validator = asyncapi_validator();
+    let doc = asyncapi();
+    validator.assert_valid(ASYNCAPI, &doc);
+
+    // The official schema does reject documents that break it.
+    let mut wrong = doc.clone();
+    wrong["asyncapi"] = json!("2.6.0");
+    validator.assert_invalid("asyncapi 2.6.0", &wrong);
+    let mut wrong = doc.clone();
+    wrong["info"].as_object_mut().unwrap().remove("title");
+    validator.assert_invalid("info without title", &wrong);
+    let mut wrong = doc.clone();
+    wrong["operations"]["receiveCommands"]["action"] = json!("subscribe");
+    validator.assert_invalid("action subscribe", &wrong);
+    let mut wrong = doc.clone();
+    wrong["servers"]["rabbitmq"]
+        .as_object_mut()
+        .unwrap()
+        .remove("protocol");
+    validator.assert_invalid("server without protocol", &wrong);
+    let mut wrong = doc;
+    wrong["channels"]["deadLetters"]["bindings"]["amqp"]["exchange"] = json!({"name": "x"});
+    validator.assert_invalid("queue channel with an exchange", &wrong);
+}
+
+fn collect_refs(value: &Value, refs: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                refs.push(r.to_string());
+            }
+            map.values().for_each(|v| collect_refs(v, refs));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
+        _ => {}
+    }
+}
+
+#[test]
+fn asyncapi_refs_resolve() {
+    let doc = asyncapi();
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    let mut files = 0;
+    for r in refs {
+        if let Some(pointer) = r.strip_prefix('#') {
+            assert!(doc.pointer(pointer).is_some(), "{r} points at nothing");
+        } else {
+            let path = schemas_dir().join(&r);
+            assert!(path.is_file(), "{r}: no file {}", path.display());
+            assert!(
+                path.canonicalize()
+                    .unwrap()
+                    .starts_with(schemas_dir().canonicalize().unwrap()),
+                "{r} is outside schemas/"
+            );
+            Validator::new(&path);
+            files += 1;
+        }
+    }
+    assert!(
+        files > command_types().len(),
+        "payloads refer to the schema files"
+    );
+}
+
+#[test]
+fn asyncapi_documents_every_command_type_and_the_stable_names() {
+    let doc = asyncapi();
+    let kinds = command_types();
+    assert!(kinds.len() >= 2, "{kinds:?}");
+    // Command::parse names the types it knows: the same list, from another place in the code.
+    let unknown = Command::parse(br#"{"command_id":"x","type":"no.such","data":{}}"#).unwrap_err();
+    assert!(matches!(unknown, CommandError::UnknownType(_)));
+    assert!(
+        unknown
+            .to_string()
+            .contains(&format!("(known: {})", kinds.join(", "))),
+        "{unknown}"
+    );
+    let channel = &doc["channels"]["commands"];
+    let operation_refs: Vec<&str> = doc["operations"]["receiveCommands"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["$ref"].as_str().unwrap())
+        .collect();
+    for kind in &kinds {
+        let message = &doc["components"]["messages"][kind];
+        assert_eq!(message["name"], json!(kind));
+        assert_eq!(
+            message["payload"]["schema"]["$ref"],
+            json!(format!("./{}", command_schema_path(kind)))
+        );
+        assert!(
+            !message["examples"].as_array().unwrap().is_empty(),
+            "{kind}"
+        );
+        assert!(channel["messages"].get(kind).is_some(), "{kind}");
+        assert!(
+            channel["parameters"]["commandType"]["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(kind)),
+            "{kind}"
+        );
+        assert!(operation_refs.contains(&format!("#/channels/commands/messages/{kind}").as_str()));
+    }
+
+    let topology = billflow::broker::Topology::new("billflow");
+    let amqp = |channel: &str| doc["channels"][channel]["bindings"]["amqp"].clone();
+    assert_eq!(
+        amqp("commands")["exchange"]["name"],
+        json!(topology.commands_exchange())
+    );
+    assert_eq!(amqp("commands")["exchange"]["type"], "topic");
+    for channel in ["stepEvents", "workflowEvents"] {
+        assert_eq!(
+            amqp(channel)["exchange"]["name"],
+            json!(topology.events_exchange())
+        );
+    }
+    assert_eq!(
+        doc["channels"]["deadLetters"]["address"],
+        json!(topology.dead_queue())
+    );
+    assert_eq!(
+        amqp("deadLetters")["queue"]["name"],
+        json!(topology.dead_queue())
+    );
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// Whether `routing_key` fits a channel address like `step.{workflow}.{stage}.{outcome}`
+/// with every `{parameter}` one of its listed values.
+fn fits(channel: &Value, routing_key: &str) -> bool {
+    let template: Vec<&str> = channel["address"].as_str().unwrap().split('.').collect();
+    let parts: Vec<&str> = routing_key.split('.').collect();
+    template.len() == parts.len()
+        && template.iter().zip(&parts).all(|(t, part)| {
+            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(name) => channel["parameters"][name]["enum"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(part)),
+                None => t == part,
+            }
+        })
+}
+
+#[test]
+fn asyncapi_examples_are_the_example_files_and_fit_their_channels() {
+    let doc = asyncapi();
+    let mut documented = BTreeSet::new();
+    for message in doc["components"]["messages"].as_object().unwrap().values() {
+        for example in message["examples"].as_array().into_iter().flatten() {
+            if example.get("payload").is_some() {
+                documented.insert((
+                    example["name"].as_str().unwrap().to_string(),
+                    example["payload"].to_string(),
+                ));
+            }
+        }
+    }
+    let files: BTreeSet<(String, String)> = examples("commands")
+        .into_iter()
+        .chain(examples("events"))
+        .map(|(name, value)| (name, value.to_string()))
+        .collect();
+    assert_eq!(
+        documented, files,
+        "the document shows exactly the example files"
+    );
+
+    for (name, example) in examples("events") {
+        let event: CloudEvent = serde_json::from_value(example).unwrap();
+        let channel = if event.is_terminal() {
+            "workflowEvents"
+        } else {
+            "stepEvents"
+        };
+        assert!(
+            fits(&doc["channels"][channel], &event.routing_key()),
+            "{name}: {} does not fit {channel}",
+            event.routing_key()
+        );
+    }
+    let command_types = &doc["channels"]["commands"]["parameters"]["commandType"]["enum"];
+    for (name, example) in examples("commands") {
+        assert!(
+            command_types.as_array().unwrap().contains(&example["type"]),
+            "{name}"
+        );
+    }
+    // Routing keys the worker really builds fit too, with every outcome of the contract;
+    // a workflow never ends in `retrying`.
+    let steps = &doc["channels"]["stepEvents"];
+    let ends = &doc["channels"]["workflowEvents"];
+    for outcome in ["completed", "retrying", "failed", "dead_lettered", "parked"] {
+        assert!(fits(steps, &format!("step.service_order.nwb_sq.{outcome}")));
+        let end = format!("workflow.unknown.{outcome}");
+        assert_eq!(fits(ends, &end), outcome != "retrying", "{end}");
+    }
+    assert!(!fits(
+        steps,
+        "step.advancepay_renewal.no_such_stage.completed"
+    ));
 }
