@@ -1,6 +1,7 @@
 //! billflow: telecom billing workflows driven from RabbitMQ, one durable stage per call.
 
 pub mod admin;
+pub mod asyncapi;
 pub mod billing;
 pub mod broker;
 pub mod command;
