@@ -12,6 +12,7 @@ RUN mkdir src \
  && touch src/lib.rs \
  && cargo build --release --locked \
  && rm -rf src
+COPY schemas ./schemas
 COPY src ./src
 # COPY keeps the files' old modification times; touch them so cargo rebuilds over the stubs.
 RUN touch src/main.rs src/lib.rs \

@@ -117,8 +117,14 @@ fn the_readme_configuration_reference_matches_help() {
     assert!(from_help.len() >= 15, "parsed {from_help:?} from\n{help}");
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "### Configuration")
+        .skip(1)
+        .take_while(|l| !l.starts_with('#'))
+        .collect();
     let mut from_readme = std::collections::BTreeMap::new();
-    for line in readme.lines().filter(|l| l.starts_with("| `")) {
+    for line in section.into_iter().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let name = cells[1].trim_matches('`').to_string();
         let default = cells[2].trim_matches('`').to_string();

@@ -941,3 +941,64 @@ fn every_file_the_deploy_files_name_exists() {
         );
     }
 }
+
+/// Files the crate embeds at compile time (`include_str!` with a plain path) are in the
+/// image's build context and copied before the build.
+#[test]
+fn image_build_gets_every_file_the_code_embeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+    let copies: Vec<String> = dockerfile()
+        .into_iter()
+        .filter(|(k, _)| k == "COPY")
+        .map(|(_, a)| a)
+        .collect();
+    let mut sources = vec![root.join("src")];
+    let mut embedded = std::collections::BTreeSet::new();
+    while let Some(dir) = sources.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources.push(path);
+                continue;
+            }
+            let code = std::fs::read_to_string(&path).unwrap_or_default();
+            for part in code.split("include_str!(\"").skip(1) {
+                let literal = part.split('"').next().unwrap_or_default();
+                let file = dir.join(literal);
+                let file = file.canonicalize().unwrap_or(file);
+                let top = file
+                    .strip_prefix(root.canonicalize().unwrap())
+                    .unwrap_or_else(|_| {
+                        panic!(
+                            "{} embeds {literal} from outside the repository",
+                            path.display()
+                        )
+                    })
+                    .components()
+                    .next()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .unwrap();
+                embedded.insert(top);
+            }
+        }
+    }
+    assert!(
+        embedded.contains("schemas"),
+        "the scan finds the AsyncAPI examples: {embedded:?}"
+    );
+    for top in embedded {
+        assert!(
+            ignore
+                .lines()
+                .any(|l| l.trim() == format!("!{top}/") || l.trim() == format!("!{top}")),
+            ".dockerignore keeps {top}/ out of the build context"
+        );
+        assert!(
+            copies
+                .iter()
+                .any(|c| c.starts_with(&format!("{top} ")) || c.starts_with(&format!("{top}/ "))),
+            "the Dockerfile does not COPY {top}/ before building: {copies:?}"
+        );
+    }
+}
