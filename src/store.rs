@@ -2,6 +2,8 @@
 //! took effect is never made again, whatever the broker redelivers.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -77,14 +79,28 @@ impl StageRecord {
         self.updated_at = Utc::now();
         self
     }
+
+    /// The stage's outcome was confirmed by the broker: only such a record may expire.
+    fn is_final(&self) -> bool {
+        self.forwarded && matches!(self.state, StageState::Completed | StageState::Failed)
+    }
 }
 
 type FlushRequest = (sled::Db, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Set in the default tree once every final record written before the expiry index
+/// existed has been indexed.
+const EXPIRY_INDEXED: &[u8] = b"expiry_indexed";
 
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     stages: sled::Tree,
+    /// Final records by when they were last written: the last-written time in
+    /// milliseconds (8 bytes big-endian), then the record's key; empty values.
+    expiry: sled::Tree,
+    /// Records in `stages`, kept here because sled counts a tree by scanning it.
+    records: Arc<AtomicUsize>,
     flusher: std::sync::mpsc::Sender<FlushRequest>,
 }
 
@@ -93,9 +109,26 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
         let stages = db.open_tree("stages")?;
+        let expiry = db.open_tree("expiry")?;
+        if !db.contains_key(EXPIRY_INDEXED)? {
+            // A store from before the index: its final records would otherwise never expire.
+            for item in stages.iter() {
+                let (key, raw) = item?;
+                // An unreadable record is not known to be final, so it is kept.
+                if let Ok(record) = serde_json::from_slice::<StageRecord>(&raw) {
+                    if record.is_final() {
+                        expiry.insert(expiry_key(record.updated_at, &key), &[])?;
+                    }
+                }
+            }
+            db.insert(EXPIRY_INDEXED, &[])?;
+        }
+        let records = Arc::new(AtomicUsize::new(stages.len()));
         Ok(Store {
             db,
             stages,
+            expiry,
+            records,
             flusher: spawn_flusher(),
         })
     }
@@ -126,8 +159,80 @@ impl Store {
             key: format!("{command_id}/{stage}"),
             source,
         })?;
-        self.stages.insert(Self::key(command_id, stage), raw)?;
+        let key = Self::key(command_id, stage);
+        if record.is_final() {
+            // Indexed first: a crash in between leaves an entry the sweep drops, never a
+            // final record that cannot expire.
+            self.expiry
+                .insert(expiry_key(record.updated_at, &key), &[])?;
+        }
+        if self.stages.insert(key, raw)?.is_none() {
+            self.records.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
+    }
+
+    /// Removes the final records last written at or before `older_than` (to the
+    /// millisecond) and returns how many. Reads only the index entries up to the cutoff.
+    pub fn sweep(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = older_than.timestamp_millis();
+        let end = expiry_millis(older_than).saturating_add(1).to_be_bytes();
+        let mut removed = 0;
+        for entry in self.expiry.range(..end) {
+            let (entry_key, _) = entry?;
+            if let Some((at, key)) = entry_key.split_first_chunk::<8>() {
+                if self.expire(key, u64::from_be_bytes(*at), cutoff)? {
+                    removed += 1;
+                }
+            }
+            self.expiry.remove(&entry_key)?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes the record under `key` if it is the final record the index entry written
+    /// at `indexed_at` (ms) stands for. Any other entry is stale: the record was removed
+    /// or rewritten since, and a rewrite that is final has an entry of its own.
+    fn expire(&self, key: &[u8], indexed_at: u64, cutoff: i64) -> Result<bool, StoreError> {
+        let Some(raw) = self.stages.get(key)? else {
+            return Ok(false);
+        };
+        let record = match serde_json::from_slice::<StageRecord>(&raw) {
+            Ok(record) => record,
+            Err(e) => {
+                let key = String::from_utf8_lossy(key).replace('\0', "/");
+                tracing::warn!(%key, error = %e, "unreadable stage record kept past its retention");
+                return Ok(false);
+            }
+        };
+        let current = record.is_final()
+            && expiry_millis(record.updated_at) == indexed_at
+            && record.updated_at.timestamp_millis() <= cutoff;
+        // Unless it changed meanwhile: a replay may be rewriting it right now.
+        if current
+            && self
+                .stages
+                .compare_and_swap(key, Some(&raw), None::<&[u8]>)?
+                .is_ok()
+        {
+            self.records.fetch_sub(1, Ordering::Relaxed);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Stage records held.
+    pub fn len(&self) -> usize {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the store's files take on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
     }
 
     /// Every stage record of one command, in key order.
@@ -181,6 +286,18 @@ fn spawn_flusher() -> std::sync::mpsc::Sender<FlushRequest> {
     tx
 }
 
+/// Before 1970 counts as 1970.
+fn expiry_millis(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or(0)
+}
+
+fn expiry_key(updated_at: DateTime<Utc>, key: &[u8]) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(8 + key.len());
+    entry.extend_from_slice(&expiry_millis(updated_at).to_be_bytes());
+    entry.extend_from_slice(key);
+    entry
+}
+
 fn decode(raw: &[u8], command_id: &str, stage: &str) -> Result<StageRecord, StoreError> {
     serde_json::from_slice(raw).map_err(|source| StoreError::Corrupt {
         key: format!("{command_id}/{stage}"),
@@ -191,6 +308,33 @@ fn decode(raw: &[u8], command_id: &str, stage: &str) -> Result<StageRecord, Stor
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeDelta;
+
+    /// sled's own background thread lets go of the directory lock a moment after the last
+    /// handle is dropped.
+    fn reopen(dir: &Path) -> Store {
+        for _ in 0..100 {
+            if let Ok(store) = Store::open(dir) {
+                return store;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Store::open(dir).unwrap()
+    }
+
+    fn days_ago(days: i64) -> DateTime<Utc> {
+        Utc::now() - TimeDelta::days(days)
+    }
+
+    /// A record last written at `at`, in `state`, forwarded or not.
+    fn record(state: StageState, forwarded: bool, at: DateTime<Utc>) -> StageRecord {
+        StageRecord {
+            started_at: at,
+            updated_at: at,
+            forwarded,
+            ..StageRecord::started(1).with_state(state)
+        }
+    }
 
     #[tokio::test]
     async fn records_survive_reopen() {
@@ -206,17 +350,7 @@ mod tests {
                 .unwrap();
             store.flush().await.unwrap();
         }
-        // sled's own background thread lets go of the directory lock a moment after the
-        // last handle is dropped.
-        let mut reopened = Store::open(dir.path());
-        for _ in 0..100 {
-            if reopened.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            reopened = Store::open(dir.path());
-        }
-        let store = reopened.unwrap();
+        let store = reopen(dir.path());
         let rec = store.get("c-1", "create_cart").unwrap().unwrap();
         assert_eq!(rec.state, StageState::Completed);
         assert_eq!(rec.output, Some(serde_json::json!({"cart_id": 11})));
@@ -228,5 +362,172 @@ mod tests {
             .map(|(s, _)| s)
             .collect();
         assert_eq!(stages, ["create_cart", "renew"]);
+    }
+
+    #[test]
+    fn final_records_past_the_retention_are_removed_and_younger_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = days_ago(8);
+        store
+            .put("c-1", "renew", &record(StageState::Completed, true, old))
+            .unwrap();
+        store
+            .put("c-1", "submit", &record(StageState::Failed, true, old))
+            .unwrap();
+        store
+            .put(
+                "c-2",
+                "renew",
+                &record(StageState::Completed, true, days_ago(6)),
+            )
+            .unwrap();
+        store
+            .put(
+                "c-3",
+                "renew",
+                &record(StageState::Failed, true, Utc::now()),
+            )
+            .unwrap();
+        assert_eq!(store.len(), 4);
+
+        assert_eq!(store.sweep(days_ago(7)).unwrap(), 2);
+        assert_eq!(store.get("c-1", "renew").unwrap(), None);
+        assert_eq!(store.get("c-1", "submit").unwrap(), None);
+        assert!(store.get("c-2", "renew").unwrap().is_some());
+        assert!(store.get("c-3", "renew").unwrap().is_some());
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.sweep(days_ago(7)).unwrap(), 0);
+
+        // The cutoff itself counts as expired.
+        let at = days_ago(7);
+        store
+            .put("c-4", "renew", &record(StageState::Completed, true, at))
+            .unwrap();
+        assert_eq!(store.sweep(at).unwrap(), 1);
+        assert_eq!(store.sweep(Utc::now()).unwrap(), 2);
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn unfinished_records_are_kept_however_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = days_ago(365);
+        let kept = [
+            ("started", record(StageState::Started, false, old)),
+            ("retrying", record(StageState::Retrying, false, old)),
+            // Recorded, but its outcome not yet confirmed by the broker.
+            ("completed", record(StageState::Completed, false, old)),
+            ("failed", record(StageState::Failed, false, old)),
+            ("started_forwarded", record(StageState::Started, true, old)),
+            (
+                "retrying_forwarded",
+                record(StageState::Retrying, true, old),
+            ),
+        ];
+        for (stage, rec) in &kept {
+            store.put("c-1", stage, rec).unwrap();
+        }
+        assert_eq!(store.sweep(Utc::now()).unwrap(), 0);
+        for (stage, rec) in &kept {
+            assert_eq!(
+                store.get("c-1", stage).unwrap().as_ref(),
+                Some(rec),
+                "{stage}"
+            );
+        }
+        assert_eq!(store.len(), kept.len());
+    }
+
+    #[test]
+    fn a_rewritten_record_outlives_its_stale_index_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Dead-lettered long ago, now being replayed.
+        store
+            .put(
+                "c-1",
+                "renew",
+                &record(StageState::Failed, true, days_ago(30)),
+            )
+            .unwrap();
+        let replay = record(StageState::Started, false, Utc::now());
+        store.put("c-1", "renew", &replay).unwrap();
+        // Finished long ago, and re-recorded as final recently.
+        store
+            .put(
+                "c-2",
+                "renew",
+                &record(StageState::Completed, true, days_ago(30)),
+            )
+            .unwrap();
+        let recent = record(StageState::Completed, true, days_ago(1));
+        store.put("c-2", "renew", &recent).unwrap();
+
+        assert_eq!(store.sweep(days_ago(7)).unwrap(), 0);
+        assert_eq!(store.get("c-1", "renew").unwrap(), Some(replay));
+        assert_eq!(store.get("c-2", "renew").unwrap(), Some(recent));
+        // The rewritten final record still expires, by its own entry.
+        assert_eq!(store.sweep(Utc::now()).unwrap(), 1);
+        assert_eq!(store.get("c-2", "renew").unwrap(), None);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_sweep_reads_only_the_expired_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let young = record(StageState::Completed, true, days_ago(1));
+        for i in 0..10_000 {
+            store.put(&format!("young-{i}"), "renew", &young).unwrap();
+        }
+        let old = record(StageState::Completed, true, days_ago(8));
+        for i in 0..10 {
+            store.put(&format!("old-{i}"), "renew", &old).unwrap();
+        }
+
+        assert_eq!(store.sweep(days_ago(7)).unwrap(), 10);
+        assert_eq!(store.len(), 10_000);
+        assert_eq!(store.stages.len(), 10_000);
+        for i in 0..10 {
+            assert_eq!(store.get(&format!("old-{i}"), "renew").unwrap(), None);
+        }
+        // The young entries were not visited: all still there.
+        assert_eq!(store.expiry.len(), 10_000);
+        assert!(store.size_on_disk().unwrap() > 0);
+    }
+
+    #[test]
+    fn final_records_of_a_store_from_before_the_index_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let stages = db.open_tree("stages").unwrap();
+            let old = record(StageState::Completed, true, days_ago(8));
+            let started = record(StageState::Started, false, days_ago(8));
+            stages
+                .insert(
+                    Store::key("c-1", "renew"),
+                    serde_json::to_vec(&old).unwrap(),
+                )
+                .unwrap();
+            stages
+                .insert(
+                    Store::key("c-1", "submit"),
+                    serde_json::to_vec(&started).unwrap(),
+                )
+                .unwrap();
+            stages
+                .insert(Store::key("c-2", "renew"), b"not json".to_vec())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = reopen(dir.path());
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.sweep(days_ago(7)).unwrap(), 1);
+        assert_eq!(store.get("c-1", "renew").unwrap(), None);
+        assert!(store.get("c-1", "submit").unwrap().is_some());
+        assert_eq!(store.len(), 2);
     }
 }
