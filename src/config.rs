@@ -15,6 +15,9 @@ use crate::secret::Secret;
 
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+/// Seven days.
+pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 60 * 60;
+
 #[derive(Debug, Clone, Args)]
 pub struct BrokerSettings {
     /// RabbitMQ URL (its password is never logged).
@@ -193,6 +196,12 @@ pub struct WorkerSettings {
     /// token-bucket rate and circuit breaker, e.g. '{"costguard":{"max_concurrency":8,"rate_per_sec":20,"burst":20,"breaker_failures":5,"breaker_cooldown_ms":30000}}'.
     #[arg(long, env = "BILLFLOW_API_LIMITS", value_parser = LimitsConfig::parse, default_value = "{}")]
     pub api_limits: LimitsConfig,
+    /// How long the record of a finished stage is kept, in seconds; 0 keeps it forever.
+    /// A duplicate of a command that arrives after its records were removed is run again,
+    /// so this must exceed how long a CRM may re-send a command and how long dead letters
+    /// may wait for a person.
+    #[arg(long, env = "BILLFLOW_RETENTION_SECS", default_value_t = DEFAULT_RETENTION_SECS)]
+    pub retention_secs: u64,
     #[command(flatten)]
     pub costguard: CostGuardSettings,
     #[command(flatten)]

@@ -12,6 +12,7 @@ use crate::broker::{self, Subscription};
 use crate::command::Command;
 use crate::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
+    DEFAULT_RETENTION_SECS,
 };
 use crate::engine::events::{CloudEvent, Outcome};
 use crate::engine::protect::LimitsConfig;
@@ -185,6 +186,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         retry_policy: RetryConfig::default(),
         api_limits: LimitsConfig::default(),
         reconcile_delay_ms: 5_000,
+        retention_secs: DEFAULT_RETENTION_SECS,
         costguard: CostGuardSettings {
             costguard_url: sim_url.clone(),
             costguard_token: Secret::new("demo-token"),

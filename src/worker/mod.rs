@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backoff::backoff::Backoff;
+use chrono::{TimeDelta, Utc};
 use lapin::Connection;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,9 @@ const STANDBY_DELAY: Duration = Duration::from_secs(3);
 
 /// How often a worker looks for other workers that came back.
 const PRESENCE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The longest wait between two sweeps of expired stage records.
+const MAX_SWEEP_INTERVAL_SECS: u64 = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -113,6 +117,16 @@ pub async fn run_with(
         source,
     })?;
     crate::admin::metrics_handle();
+    // Dropping the guard stops the sweeper on every way out of this function.
+    let sweeper = (settings.retention_secs > 0).then(|| {
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(sweep_expired(
+            store.clone(),
+            settings.retention_secs,
+            stop.clone(),
+        ));
+        (task, stop.drop_guard())
+    });
     let admin_stop = shutdown.child_token();
     let admin = settings.http_addr.map(|addr| {
         let (ready, store, stop) = (ready.clone(), store.clone(), admin_stop.clone());
@@ -161,6 +175,10 @@ pub async fn run_with(
         }
     }
     shared.ready.store(false, Ordering::SeqCst);
+    if let Some((task, stop)) = sweeper {
+        drop(stop);
+        let _ = task.await;
+    }
     if let Err(e) = store.flush().await {
         warn!(error = %e, "final store flush failed");
     }
@@ -170,6 +188,43 @@ pub async fn run_with(
     }
     info!("worker stopped");
     Ok(())
+}
+
+/// Removes the records of stages finished more than `retention_secs` ago, every tenth of
+/// that (at least every second, at most every minute), until `stop`.
+async fn sweep_expired(store: Store, retention_secs: u64, stop: CancellationToken) {
+    let retention = i64::try_from(retention_secs)
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .unwrap_or(TimeDelta::MAX);
+    let mut every = tokio::time::interval(Duration::from_secs(
+        (retention_secs / 10).clamp(1, MAX_SWEEP_INTERVAL_SECS),
+    ));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        // None: a retention reaching back before the earliest time has nothing to expire.
+        let Some(cutoff) = Utc::now().checked_sub_signed(retention) else {
+            continue;
+        };
+        // A sweep after a long stop may have many records to remove: off the runtime.
+        let sweeping = store.clone();
+        match tokio::task::spawn_blocking(move || sweeping.sweep(cutoff)).await {
+            Ok(Ok(removed)) => {
+                let records = store.len();
+                metrics::counter!("billflow_store_swept_total").increment(removed as u64);
+                metrics::gauge!("billflow_store_records").set(records as f64);
+                if removed > 0 {
+                    info!(removed, records, "expired stage records removed");
+                }
+            }
+            Ok(Err(e)) => warn!(error = %e, "sweeping expired stage records failed"),
+            Err(e) => warn!(error = %e, "the sweep of expired stage records did not finish"),
+        }
+    }
 }
 
 /// One connection: declare, consume until shutdown or loss. On shutdown it stops
@@ -309,5 +364,45 @@ async fn consume(
 async fn close(connection: Connection) {
     if let Err(e) = connection.close(200, "worker shutting down".into()).await {
         warn!(error = %e, "closing the broker connection failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{StageRecord, StageState};
+
+    #[tokio::test]
+    async fn the_sweeper_removes_expired_records_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = Utc::now() - TimeDelta::hours(1);
+        let expired = StageRecord {
+            updated_at: old,
+            forwarded: true,
+            ..StageRecord::started(1).with_state(StageState::Completed)
+        };
+        store.put("c-1", "renew", &expired).unwrap();
+        let young = StageRecord {
+            forwarded: true,
+            ..StageRecord::started(1).with_state(StageState::Completed)
+        };
+        store.put("c-2", "renew", &young).unwrap();
+
+        let stop = CancellationToken::new();
+        let sweeper = tokio::spawn(sweep_expired(store.clone(), 60, stop.clone()));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while store.get("c-1", "renew").unwrap().is_some() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the expired record is removed");
+        assert!(store.get("c-2", "renew").unwrap().is_some());
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), sweeper)
+            .await
+            .expect("the sweeper stops")
+            .unwrap();
     }
 }

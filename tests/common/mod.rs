@@ -11,6 +11,7 @@ use std::time::Duration;
 use billflow::broker::{self, Outgoing, Publisher, Subscription, Topology};
 use billflow::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
+    DEFAULT_RETENTION_SECS,
 };
 use billflow::engine::events::CloudEvent;
 use billflow::engine::protect::LimitsConfig;
@@ -220,6 +221,7 @@ impl Harness {
             },
             api_limits: LimitsConfig::default(),
             reconcile_delay_ms: RECONCILE_DELAY_MS,
+            retention_secs: DEFAULT_RETENTION_SECS,
             costguard: CostGuardSettings {
                 costguard_url: self.sim_url.clone(),
                 costguard_token: Secret::new("test-token"),
