@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -33,9 +33,24 @@ pub fn metrics_handle() -> PrometheusHandle {
             let buckets = [
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ];
-            let builder = PrometheusBuilder::new();
-            let builder = builder
+            // Disk flushes, broker confirms and billflow's own time per stage are
+            // sub-millisecond to tens of milliseconds.
+            let fine = [
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0,
+            ];
+            let builder = PrometheusBuilder::new()
                 .set_buckets(&buckets)
+                .and_then(|b| {
+                    [
+                        "billflow_store_flush_seconds",
+                        "billflow_publish_confirm_seconds",
+                    ]
+                    .into_iter()
+                    .try_fold(b, |b, name| {
+                        b.set_buckets_for_metric(Matcher::Full(name.into()), &fine)
+                    })
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod asyncapi;
+pub mod bench;
 pub mod billing;
 pub mod broker;
 pub mod command;
@@ -15,6 +16,7 @@ pub mod secret;
 pub mod sim;
 pub mod status;
 pub mod store;
+pub mod timing;
 pub mod worker;
 pub mod workflow;
 pub mod xml;

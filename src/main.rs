@@ -28,6 +28,10 @@ enum Commands {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        /// Latency added to every platform call, in milliseconds (also settable later
+        /// with `POST /_sim/latency {"ms": N}`).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
     },
     /// Publish a command (JSON file, or - for stdin) with a broker confirm; prints its command_id.
     ///
@@ -74,6 +78,19 @@ enum Commands {
     /// Hotlined, ineligible) and sign-ups (each SQ kind, and one that breaks an SQ rule),
     /// print every event as it arrives and a summary.
     Demo(billflow::demo::DemoSettings),
+    /// Measure billflow against the broker at AMQP_URL and an in-process simulator, and
+    /// print the results as Markdown tables.
+    ///
+    /// In one run: the broker's ceiling (a bare consume → confirmed publish → ack loop on a
+    /// quorum queue); renewals through a `billflow worker` process at zero API latency
+    /// (stage hops/s, workflows/s, the ratio to the ceiling, where a stage's time goes);
+    /// renewals at --latency-ms per call with each --in-flight count (throughput against
+    /// in flight ÷ latency, p50/p99 workflow latency, billflow's time per stage above the
+    /// API's, the worker's peak RSS); and the stage store's size for --store-workflows
+    /// completed workflows before and after a retention sweep. Takes about
+    /// (2 + number of --in-flight values) × 1.25 × --seconds, plus the store part.
+    /// Queues it declares are deleted at the end.
+    Bench(billflow::bench::BenchSettings),
 }
 
 fn init_tracing(default_filter: &str) {
@@ -131,15 +148,15 @@ async fn main() -> anyhow::Result<()> {
             init_tracing("info");
             billflow::worker::run(*settings, shutdown_on_signals()).await?;
         }
-        Commands::Sim { addr } => {
+        Commands::Sim { addr, latency_ms } => {
             init_tracing("info");
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!(addr = %listener.local_addr()?, "simulator listening");
-            billflow::sim::Simulator::new()
-                .serve(listener, shutdown_on_signals())
-                .await?;
+            let sim = billflow::sim::Simulator::new();
+            sim.set_latency_ms(latency_ms);
+            sim.serve(listener, shutdown_on_signals()).await?;
         }
         Commands::Publish {
             file,
@@ -199,6 +216,10 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let timeline = billflow::status::fetch(&http_addr, &command_id).await?;
             print!("{}", billflow::status::render(&timeline));
+        }
+        Commands::Bench(settings) => {
+            init_tracing("warn");
+            billflow::bench::run(settings).await?;
         }
         Commands::Demo(settings) => {
             // The demo prints events on stdout; only problems are logged.

@@ -252,6 +252,7 @@ impl Store {
 
     /// Makes every earlier write durable. Concurrent callers share one flush.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let _timer = crate::timing::Timer::start("billflow_store_flush_seconds");
         let (done, wait) = tokio::sync::oneshot::channel();
         self.flusher
             .send((self.db.clone(), done))

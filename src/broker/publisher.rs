@@ -54,6 +54,7 @@ impl Publisher {
     }
 
     pub async fn publish(&self, message: Outgoing) -> Result<(), BrokerError> {
+        let _timer = crate::timing::Timer::start("billflow_publish_confirm_seconds");
         let mut props = BasicProperties::default()
             .with_content_type(message.content_type.as_str().into())
             .with_delivery_mode(2)

@@ -150,7 +150,9 @@ impl Engine {
         metrics::counter!("billflow_messages_consumed_total").increment(1);
         let in_flight = metrics::gauge!("billflow_in_flight");
         in_flight.increment(1.0);
+        let timer = crate::timing::Timer::start("billflow_stage_seconds");
         let outcome = self.handle(&delivery).await;
+        drop(timer);
         in_flight.decrement(1.0);
         match outcome {
             Ok(()) => {

@@ -9,12 +9,14 @@ pub mod costguard;
 pub mod emersion;
 mod faults;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +53,9 @@ pub struct Simulator {
 }
 
 struct Inner {
+    /// Added to every platform call (not the `/_sim` endpoints): a realistic API latency
+    /// for benchmarks.
+    latency_ms: AtomicU64,
     calls: Arc<CallLog>,
     faults: Arc<Faults>,
     costguard: costguard::Store,
@@ -70,6 +75,7 @@ impl Simulator {
             Faults::new(costguard::OPERATIONS.iter().copied()).with_soap11(emersion::operations());
         Simulator {
             inner: Arc::new(Inner {
+                latency_ms: AtomicU64::new(0),
                 calls: Arc::new(CallLog::default()),
                 faults: Arc::new(faults),
                 costguard: costguard::Store::seeded(),
@@ -78,13 +84,22 @@ impl Simulator {
         }
     }
 
+    /// Every platform call takes at least `ms` milliseconds from now on.
+    pub fn set_latency_ms(&self, ms: u64) {
+        self.inner.latency_ms.store(ms, Ordering::Relaxed);
+    }
+
     pub fn router(&self) -> Router {
+        let platforms = Router::new()
+            .merge(costguard::routes())
+            .merge(emersion::routes())
+            .route_layer(middleware::from_fn_with_state(self.clone(), with_latency));
         Router::new()
             .merge(calls::routes())
             .merge(faults::routes())
             .route("/_sim/state", get(state))
-            .merge(costguard::routes())
-            .merge(emersion::routes())
+            .route("/_sim/latency", post(set_latency))
+            .merge(platforms)
             .with_state(self.clone())
     }
 
@@ -151,4 +166,27 @@ fn ops_error(status: StatusCode, message: impl Into<String>) -> Response {
 /// extractor would answer 422 in plain text).
 fn ops_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+}
+
+async fn with_latency(State(sim): State<Simulator>, request: Request, next: Next) -> Response {
+    let ms = sim.inner.latency_ms.load(Ordering::Relaxed);
+    if ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    next.run(request).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Latency {
+    ms: u64,
+}
+
+/// `POST /_sim/latency {"ms": 200}`: the latency of every platform call from now on.
+async fn set_latency(
+    State(sim): State<Simulator>,
+    Json(latency): Json<Latency>,
+) -> Json<serde_json::Value> {
+    sim.set_latency_ms(latency.ms);
+    Json(serde_json::json!({"latency_ms": latency.ms}))
 }
