@@ -173,6 +173,10 @@ pub struct WorkerSettings {
     /// owns shards s with s mod BILLFLOW_WORKERS = id, and stands by for the others.
     #[arg(long, env = "BILLFLOW_WORKER_ID", default_value_t = 0)]
     pub worker_id: u16,
+    /// Page cache of the stage store, in MiB: bounds the worker's memory as its store
+    /// grows.
+    #[arg(long, env = "BILLFLOW_STORE_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB)]
+    pub store_cache_mb: u64,
     /// Deliveries in flight at once per consumed queue (AMQP prefetch); each runs
     /// concurrently.
     #[arg(long, env = "BILLFLOW_PREFETCH", default_value_t = 64)]

@@ -178,6 +178,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         broker: broker_settings,
         workers: 1,
         worker_id: 0,
+        store_cache_mb: crate::store::DEFAULT_CACHE_MB,
         data_dir: data_dir.clone(),
         http_addr: None,
         prefetch: 16,

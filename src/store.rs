@@ -8,6 +8,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// MiB of sled's page cache unless configured (`BILLFLOW_STORE_CACHE_MB`).
+pub const DEFAULT_CACHE_MB: u64 = 64;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("stage store: {0}")]
@@ -107,7 +110,16 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store. sled locks the directory: one worker per data dir.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        Store::open_with_cache(dir, DEFAULT_CACHE_MB)
+    }
+
+    /// Opens the store with a page cache of at most `cache_mb` MiB: sled's default of
+    /// 1 GiB lets a busy worker's memory grow with its store.
+    pub fn open_with_cache(dir: &Path, cache_mb: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
+            .open()?;
         let stages = db.open_tree("stages")?;
         let expiry = db.open_tree("expiry")?;
         if !db.contains_key(EXPIRY_INDEXED)? {

@@ -11,7 +11,14 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::Connection;
 use tokio::task::JoinSet;
 
+use super::cpu::{self, Watched};
 use crate::broker::{BrokerError, Outgoing, Publisher};
+
+pub struct Ceiling {
+    pub hops_per_sec: f64,
+    /// CPU each watched process used in the window.
+    pub cpu: Vec<(&'static str, Duration)>,
+}
 
 /// Hops per second over `measure`, after `warmup`, with `in_flight` messages circulating
 /// through `queue` (declared and deleted here) and `body_bytes` per message.
@@ -22,7 +29,8 @@ pub async fn run(
     body_bytes: usize,
     warmup: Duration,
     measure: Duration,
-) -> Result<f64, BrokerError> {
+) -> Result<Ceiling, BrokerError> {
+    let watched = Watched::with(&[]);
     let channel = connection.create_channel().await?;
     let mut args = FieldTable::default();
     args.insert(
@@ -56,14 +64,20 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let started = Instant::now();
     let mut counted_from = None;
+    let mut cpu_from = Vec::new();
     let result = loop {
         if counted_from.is_none() && started.elapsed() >= warmup {
             counted_from = Some((Instant::now(), hops.load(Ordering::Relaxed)));
+            cpu_from = watched.sample();
         }
         if let Some((at, from)) = counted_from {
             let elapsed = at.elapsed();
             if elapsed >= measure {
-                break Ok((hops.load(Ordering::Relaxed) - from) as f64 / elapsed.as_secs_f64());
+                break Ok(Ceiling {
+                    hops_per_sec: (hops.load(Ordering::Relaxed) - from) as f64
+                        / elapsed.as_secs_f64(),
+                    cpu: cpu::used(&cpu_from, &watched.sample()),
+                });
             }
         }
         let next = tokio::time::timeout(Duration::from_millis(100), consumer.next()).await;

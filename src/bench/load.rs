@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use lapin::Connection;
 
+use super::cpu::{self, Watched};
 use crate::broker::{BrokerError, Outgoing, Publisher, Subscription, Topology};
 use crate::engine::events::{CloudEvent, Outcome};
 use crate::sim::costguard::ACTIVE_SERVICE;
@@ -24,6 +25,8 @@ pub struct LoadResult {
     /// Each stage's time minus the API latency, in milliseconds.
     pub overhead_ms: Vec<f64>,
     pub failed: u64,
+    /// CPU each watched process used in the window.
+    pub cpu: Vec<(&'static str, Duration)>,
 }
 
 struct Tracked {
@@ -41,6 +44,7 @@ pub struct Load<'a> {
     pub measure: Duration,
     /// Distinguishes this run's command ids.
     pub run: &'a str,
+    pub watched: Watched,
 }
 
 impl Load<'_> {
@@ -74,6 +78,7 @@ impl Load<'_> {
         let api_ms = self.api_latency.as_secs_f64() * 1000.0;
         let started = Instant::now();
         let mut window: Option<(Instant, u64, u64)> = None;
+        let mut cpu_from = Vec::new();
         let (mut hops, mut workflows, mut failed) = (0u64, 0u64, 0u64);
         let mut workflow_ms = Vec::new();
         let mut overhead_ms = Vec::new();
@@ -81,6 +86,7 @@ impl Load<'_> {
         loop {
             if window.is_none() && started.elapsed() >= self.warmup {
                 window = Some((Instant::now(), hops, workflows));
+                cpu_from = self.watched.sample();
             }
             if let Some((at, _, _)) = window {
                 if at.elapsed() >= self.measure {
@@ -128,6 +134,7 @@ impl Load<'_> {
         }
         let (at, hops_from, workflows_from) = window.unwrap_or((started, 0, 0));
         let secs = at.elapsed().as_secs_f64();
+        let cpu = cpu::used(&cpu_from, &self.watched.sample());
         publishing.abort_all();
         events.close().await;
         Ok(LoadResult {
@@ -136,6 +143,7 @@ impl Load<'_> {
             workflow_ms,
             overhead_ms,
             failed,
+            cpu,
         })
     }
 }

@@ -1,33 +1,32 @@
-//! The stage store's size after many completed workflows, and after a retention sweep.
-//! The records are copies of a real workflow's, written straight into a store: the
-//! engine would take minutes to complete 100,000 workflows on a small machine.
+//! The stage store's size as completed workflows accumulate, with and without a
+//! retention sweep. The records are copies of a real workflow's, written straight into a
+//! store with timestamps of a simulated clock: the engine would take many minutes to
+//! complete 100,000 workflows on a small machine.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 
 use crate::store::Store;
 
 pub struct StoreSize {
-    pub workflows: u64,
-    pub records_written: u64,
-    pub size_before: u64,
-    pub swept: usize,
-    pub sweep_secs: f64,
-    pub records_after: usize,
-    pub size_after: u64,
+    pub records_per_workflow: usize,
+    /// Workflows the retention keeps (retention ÷ the simulated time between workflows).
+    pub kept_workflows: u64,
+    /// (workflows written so far, bytes without retention, bytes with, records with).
+    pub checkpoints: Vec<(u64, u64, u64, usize)>,
 }
 
 /// Writes `workflows` copies of workflow `command_id` from `template` (a stopped
-/// worker's store), their ages spread evenly over ten retention periods, then sweeps
-/// what is older than `retention`.
+/// worker's store) into two stores, one workflow per simulated `retention ÷ kept`, and
+/// sweeps the second one as a worker would, every thousand workflows.
 pub async fn run(
     template: &Path,
     command_id: &str,
     dir: &Path,
     workflows: u64,
-    retention: Duration,
+    kept_workflows: u64,
 ) -> anyhow::Result<StoreSize> {
     let records = open_when_free(template).await?.stages_of(command_id)?;
     let complete = records
@@ -36,38 +35,44 @@ pub async fn run(
     if !complete {
         anyhow::bail!("workflow {command_id} did not complete in the engine run: nothing to copy");
     }
-    let store = Store::open(dir)?;
-    let now = Utc::now();
-    let span = chrono::Duration::from_std(retention * 10)?;
-    let mut written = 0u64;
+    let kept = Store::open(&dir.join("no-retention"))?;
+    let swept = Store::open(&dir.join("retention"))?;
+    // One simulated second per workflow; the retention keeps `kept_workflows` of them.
+    let step = chrono::Duration::seconds(1);
+    let retention = step * i32::try_from(kept_workflows.max(1)).unwrap_or(i32::MAX);
+    let start = Utc::now() - step * i32::try_from(workflows).unwrap_or(i32::MAX);
+    let every = (workflows / 4).max(1);
+    let mut checkpoints = Vec::new();
     for i in 0..workflows {
-        let at = now - span * i32::try_from(i % 1000).unwrap_or(0) / 1000;
+        let at = start + step * i32::try_from(i).unwrap_or(i32::MAX);
         let id = format!("store-bench-{i}");
         for (stage, record) in &records {
             let mut record = record.clone();
             record.started_at = at;
             record.updated_at = at;
-            store.put(&id, stage, &record)?;
-            written += 1;
+            kept.put(&id, stage, &record)?;
+            swept.put(&id, stage, &record)?;
         }
         if i % 1000 == 999 {
-            store.flush().await?;
+            swept.sweep(at - retention)?;
+            kept.flush().await?;
+            swept.flush().await?;
+        }
+        if (i + 1) % every == 0 || i + 1 == workflows {
+            kept.flush().await?;
+            swept.flush().await?;
+            checkpoints.push((
+                i + 1,
+                kept.size_on_disk()?,
+                swept.size_on_disk()?,
+                swept.len(),
+            ));
         }
     }
-    store.flush().await?;
-    let size_before = store.size_on_disk()?;
-    let started = Instant::now();
-    let swept = store.sweep(now - chrono::Duration::from_std(retention)?)?;
-    store.flush().await?;
-    let sweep_secs = started.elapsed().as_secs_f64();
     Ok(StoreSize {
-        workflows,
-        records_written: written,
-        size_before,
-        swept,
-        sweep_secs,
-        records_after: store.len(),
-        size_after: store.size_on_disk()?,
+        records_per_workflow: records.len(),
+        kept_workflows,
+        checkpoints,
     })
 }
 

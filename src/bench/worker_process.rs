@@ -98,6 +98,10 @@ impl WorkerProcess {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("worker.log")).unwrap_or_default()
     }

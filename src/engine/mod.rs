@@ -300,10 +300,9 @@ impl Engine {
                 self.store.flush().await?;
             }
             let started = std::time::Instant::now();
-            let result = self
-                .workflows
-                .run(&msg.command, &msg.stage, &msg.outputs)
-                .await;
+            // Boxed: the call's future (HTTP client, XML) is large, and without the box
+            // every task waiting for admission would carry room for it.
+            let result = Box::pin(self.workflows.run(&msg.command, &msg.stage, &msg.outputs)).await;
             drop(permit);
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let failure = match result {
@@ -505,13 +504,14 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
         let output = rec.output.clone().unwrap_or(serde_json::Value::Null);
-        self.publish_event(self.step_event(
+        let step = self.step_event(
             msg,
             self.event_data(msg, Outcome::Completed, Some(output.clone())),
-        ))
-        .await?;
+        );
         let mut outputs = msg.outputs.clone();
         outputs.insert(msg.stage.clone(), output);
+        // Both go out on the one confirm channel, in this order; their confirms are
+        // awaited together instead of one after the other.
         match rec.next_stage.as_deref() {
             Some(next) => {
                 let next_msg = StageMessage {
@@ -523,21 +523,32 @@ impl Engine {
                     traceparent: msg.traceparent.clone(),
                     replay: None,
                 };
-                self.publish_stage(&next_msg, &self.topology.work_queue_for(cid))
-                    .await?;
+                let queue = self.topology.work_queue_for(cid);
+                let (event, stage) = tokio::join!(
+                    self.publish_event(step),
+                    self.publish_stage(&next_msg, &queue)
+                );
+                event?;
+                stage?;
             }
             None => {
                 let mut data = self.event_data(msg, Outcome::Completed, None);
                 data.stage = None;
                 data.attempt = None;
                 data.output = serde_json::to_value(&outputs).ok();
-                self.publish_event(self.workflow_event(msg, data)).await?;
+                let (event, workflow) = tokio::join!(
+                    self.publish_event(step),
+                    self.publish_event(self.workflow_event(msg, data))
+                );
+                event?;
+                workflow?;
                 info!("workflow completed");
             }
         }
+        // Not flushed: if this mark is lost in a crash, a later copy of the stage only
+        // re-publishes the same outcome (same event ids, a next stage that is a duplicate).
         rec.forwarded = true;
         self.store.put(cid, &msg.stage, &rec)?;
-        self.store.flush().await?;
         Ok(())
     }
 

@@ -17,6 +17,9 @@ use tracing::{debug, info, warn};
 
 use crate::broker::Topology;
 
+/// Intake deliveries in flight at once, at most.
+const INTAKE_PREFETCH: u16 = 64;
+
 /// The queue a delivery came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {
@@ -118,7 +121,17 @@ impl Consumers {
                 source,
             })?;
         consumers.presence = Some(holder);
+        // Forwarding takes a moment: a small prefetch keeps commands in the broker, where
+        // other workers can take them, instead of in this worker's memory.
+        consumers
+            .channel
+            .basic_qos(prefetch.min(INTAKE_PREFETCH), BasicQosOptions::default())
+            .await?;
         consumers.subscribe(Source::Intake).await?;
+        consumers
+            .channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
         info!(
             worker_id = me,
             workers,

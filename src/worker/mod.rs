@@ -112,10 +112,13 @@ pub async fn run_with(
             "fewer shards than workers: some workers will only stand by"
         );
     }
-    let store = Store::open(&settings.data_dir).map_err(|source| WorkerError::Store {
-        dir: settings.data_dir.display().to_string(),
-        source,
-    })?;
+    let store =
+        Store::open_with_cache(&settings.data_dir, settings.store_cache_mb).map_err(|source| {
+            WorkerError::Store {
+                dir: settings.data_dir.display().to_string(),
+                source,
+            }
+        })?;
     crate::admin::metrics_handle();
     // Dropping the guard stops the sweeper on every way out of this function.
     let sweeper = (settings.retention_secs > 0).then(|| {

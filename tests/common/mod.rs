@@ -206,6 +206,7 @@ impl Harness {
             },
             workers: 1,
             worker_id: 0,
+            store_cache_mb: billflow::store::DEFAULT_CACHE_MB,
             data_dir: self.data_dir.path().join("store"),
             http_addr: None,
             prefetch: 16,
