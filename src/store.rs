@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// MiB of sled's page cache unless configured (`BILLFLOW_STORE_CACHE_MB`).
-pub const DEFAULT_CACHE_MB: u64 = 64;
+pub const DEFAULT_CACHE_MB: u64 = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

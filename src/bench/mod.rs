@@ -44,9 +44,10 @@ pub struct BenchSettings {
     /// Workflows in flight in the concurrency runs, one run each.
     #[arg(long, value_delimiter = ',', default_value = "100,1000,5000,20000")]
     pub in_flight: Vec<u32>,
-    /// Cap on simultaneous calls to the simulator: each one is a socket in the worker
-    /// and one in the simulator, and both need file descriptors.
-    #[arg(long, default_value_t = 4096)]
+    /// Cap on simultaneous calls to the simulator (the worker's BILLFLOW_API_LIMITS
+    /// max_concurrency): each call holds a connection in the worker and one in the
+    /// simulator. Stages beyond it wait in the worker for a slot.
+    #[arg(long, default_value_t = 1024)]
     pub max_api_concurrency: u32,
     /// Completed workflows written to a store for the size measurement.
     #[arg(long, default_value_t = 100_000)]
