@@ -101,18 +101,9 @@ impl Supervisor {
     }
 
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(child) = self.child.take() {
             // SIGTERM: a graceful stop, so nothing stays unacked on its channel.
-            let _ = Process::new("kill").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            common::stop_gracefully(child);
         }
     }
 }

@@ -1,10 +1,8 @@
 //! The intake: commands (and stages back from a delay queue) arrive on one queue any
 //! worker consumes, and are moved unchanged to the shard of their command id.
 
-use std::time::Duration;
-
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::BasicAckOptions;
 use serde::Deserialize;
 use tracing::{debug, warn};
 
@@ -62,14 +60,7 @@ impl Engine {
             }
             Err(e) => {
                 warn!(error = %e, "could not forward to the shard; the message will be redelivered");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                };
-                if let Err(e) = delivery.nack(requeue).await {
-                    warn!(error = %e, "nack failed");
-                }
+                super::requeue_later(delivery).await;
             }
         }
     }

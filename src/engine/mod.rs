@@ -163,14 +163,7 @@ impl Engine {
             }
             Err(e) => {
                 error!(error = %e, "could not record the outcome; the message will be redelivered");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                };
-                if let Err(e) = delivery.nack(requeue).await {
-                    warn!(error = %e, "nack failed");
-                }
+                requeue_later(delivery).await;
             }
         }
     }
@@ -790,4 +783,17 @@ fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// Returns a delivery to its queue after a pause, so broker or disk trouble is not met
+/// again at once.
+async fn requeue_later(delivery: Delivery) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    if let Err(e) = delivery.nack(requeue).await {
+        warn!(error = %e, "nack failed");
+    }
 }

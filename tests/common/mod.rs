@@ -522,3 +522,17 @@ pub fn renewal(command_id: &str, service_number: &str) -> Value {
         }
     })
 }
+
+/// SIGTERM, then SIGKILL if the process has not exited within 15 s.
+pub fn stop_gracefully(mut child: Child) {
+    let _ = Process::new("kill").arg(child.id().to_string()).status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
