@@ -177,8 +177,8 @@ pub struct WorkerSettings {
     /// grows.
     #[arg(long, env = "BILLFLOW_STORE_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB)]
     pub store_cache_mb: u64,
-    /// Deliveries in flight at once per consumed queue (AMQP prefetch); each runs
-    /// concurrently.
+    /// Deliveries in flight at once per shard queue this worker is active on (AMQP
+    /// prefetch; the intake takes at most 64); each runs concurrently.
     #[arg(long, env = "BILLFLOW_PREFETCH", default_value_t = 64)]
     pub prefetch: u16,
     /// Largest accepted message body, in bytes; larger ones are dead-lettered.
