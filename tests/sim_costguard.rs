@@ -1,5 +1,7 @@
 //! `billflow sim` CostGuard part, driven by the real CostGuard client over HTTP.
 
+mod common;
+
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -13,37 +15,15 @@ use billflow::sim::costguard::{
     HOTLINED_SERVICE_ID, INELIGIBLE_CUSTOMER_ID, INELIGIBLE_SERVICE, INELIGIBLE_SERVICE_ID,
     RENEWAL_PRICE, RENEWAL_TAX,
 };
-use billflow::sim::Simulator;
+use common::sim_server::{start, Sim};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const ENV: &str = "test";
 const RENEWAL_ORDER_TYPE: i64 = 1;
 const RESTORE_ORDER_TYPE: i64 = 1013;
 const REGISTER: i64 = 12;
 const WRAP: &str = "WRAP access_token=\"sim-token\"";
-
-struct Sim {
-    base: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
-}
-
-async fn start() -> Sim {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(Simulator::new().serve(listener, shutdown.clone()));
-    Sim {
-        base,
-        http: reqwest::Client::new(),
-        shutdown,
-        server,
-    }
-}
 
 impl Sim {
     fn client(&self) -> CostGuardClient {

@@ -1,5 +1,7 @@
 //! `billflow sim` Emersion part, driven over HTTP with hand-written SOAP 1.1 requests.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -10,35 +12,13 @@ use billflow::billing::emersion::wire::{
 use billflow::billing::emersion::{EmersionClient, EmersionConfig, EmersionError};
 use billflow::secret::Secret;
 use billflow::sim::emersion::*;
-use billflow::sim::Simulator;
 use billflow::xml::Element;
 use chrono::SecondsFormat;
+use common::sim_server::{start, Sim};
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-
-struct Sim {
-    base: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
-}
-
-async fn start() -> Sim {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(Simulator::new().serve(listener, shutdown.clone()));
-    Sim {
-        base,
-        http: reqwest::Client::new(),
-        shutdown,
-        server,
-    }
-}
 
 /// A WS-Security header whose PasswordDigest is made with `password`.
 fn security(username: &str, password: &str) -> String {

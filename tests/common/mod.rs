@@ -2,6 +2,7 @@
 //! the simulator in-process, a unique prefix and data dir per test, and clean-up.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod sim_server;
 pub mod workload;
 
 use std::collections::BTreeMap;
