@@ -1,12 +1,13 @@
-//! The chaos suite: many workflows of both kinds while the worker is killed with SIGKILL
-//! at random moments, the broker is restarted, and every fault kind is injected. Then, from
-//! the simulator's call log and the events: no non-idempotent call took effect twice for
-//! one (command, stage), every command has exactly one terminal event, nothing was lost
-//! and nothing is left in the work or delay queues.
+//! The chaos suite: many workflows of both kinds while worker processes sharing the shards
+//! are killed with SIGKILL at random moments, the broker is restarted, and every fault
+//! kind is injected. Then, from the simulator's call log and the events: no
+//! non-idempotent call took effect twice for one (command, stage), every command has
+//! exactly one terminal event, nothing was lost and nothing is left in the intake, shard
+//! or delay queues.
 //!
 //! It restarts the shared broker, so it is `#[ignore]`d in the main run and `.ci/run`
-//! runs it on its own afterwards. Size it with CHAOS_COMMANDS, CHAOS_KILLS,
-//! CHAOS_BROKER_RESTARTS and CHAOS_SEED:
+//! runs it on its own afterwards. Size it with CHAOS_COMMANDS, CHAOS_WORKERS (2),
+//! CHAOS_KILLS, CHAOS_BROKER_RESTARTS and CHAOS_SEED:
 //! `CHAOS_COMMANDS=200 CHAOS_KILLS=10 cargo test --test chaos -- --ignored --nocapture`.
 
 mod common;
@@ -66,53 +67,69 @@ fn faults() -> Vec<Value> {
     ]
 }
 
+/// The worker processes, by id; each is restarted when it exits.
 struct Supervisor {
-    child: Option<Child>,
+    workers: Vec<Option<Child>>,
     restarts: usize,
 }
 
 impl Supervisor {
-    fn start(h: &Harness) -> Self {
+    fn start(h: &Harness, workers: u16) -> Self {
         Supervisor {
-            child: Some(spawn(h)),
+            workers: (0..workers).map(|id| Some(spawn(h, id, workers))).collect(),
             restarts: 0,
         }
     }
 
-    /// Restarts the worker if it exited (it does when the broker goes away).
+    fn count(&self) -> u16 {
+        self.workers.len() as u16
+    }
+
+    /// Restarts any worker that exited (they do when the broker goes away).
     fn keep_alive(&mut self, h: &Harness) {
-        let exited = match self.child.as_mut().map(|c| c.try_wait()) {
-            Some(Ok(Some(_))) | None => true,
-            Some(Ok(None)) => false,
-            Some(Err(_)) => true,
-        };
-        if exited {
-            self.child = Some(spawn(h));
-            self.restarts += 1;
+        let total = self.count();
+        for (id, slot) in self.workers.iter_mut().enumerate() {
+            let exited = match slot.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(_))) | None => true,
+                Some(Ok(None)) => false,
+                Some(Err(_)) => true,
+            };
+            if exited {
+                *slot = Some(spawn(h, id as u16, total));
+                self.restarts += 1;
+            }
         }
     }
 
-    fn kill(&mut self, h: &Harness) {
-        if let Some(mut child) = self.child.take() {
+    fn kill(&mut self, h: &Harness, id: u16) {
+        let total = self.count();
+        let slot = &mut self.workers[usize::from(id)];
+        if let Some(mut child) = slot.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        self.child = Some(spawn(h));
+        *slot = Some(spawn(h, id, total));
     }
 
     fn stop(&mut self) {
-        if let Some(child) = self.child.take() {
+        for child in self.workers.iter_mut().filter_map(Option::take) {
             // SIGTERM: a graceful stop, so nothing stays unacked on its channel.
             common::stop_gracefully(child);
         }
     }
 }
 
-fn spawn(h: &Harness) -> Child {
+fn spawn(h: &Harness, id: u16, workers: u16) -> Child {
     let mut cmd = h.worker_process();
     cmd.env("COSTGUARD_TIMEOUT_MS", "1000")
         .env("EMERSION_TIMEOUT_MS", "1000")
-        .env("BILLFLOW_SHUTDOWN_GRACE_MS", "3000");
+        .env("BILLFLOW_SHUTDOWN_GRACE_MS", "3000")
+        .env("BILLFLOW_WORKERS", workers.to_string())
+        .env("BILLFLOW_WORKER_ID", id.to_string())
+        .env(
+            "BILLFLOW_DATA_DIR",
+            h.data_dir.path().join(format!("worker-{id}")),
+        );
     cmd.spawn().expect("spawn billflow worker")
 }
 
@@ -178,6 +195,7 @@ async fn drain(url: &str, conn: &mut Connection, queue: &str, events: &mut Vec<C
 async fn chaos() {
     let commands = env_usize("CHAOS_COMMANDS", 24);
     let kills = env_usize("CHAOS_KILLS", 3);
+    let workers = env_usize("CHAOS_WORKERS", 2).clamp(1, 16) as u16;
     let broker_restarts = env_usize("CHAOS_BROKER_RESTARTS", 1);
     let seed = std::env::var("CHAOS_SEED")
         .ok()
@@ -190,10 +208,11 @@ async fn chaos() {
         });
     let mut rng = Rng(seed);
     println!(
-        "chaos: seed {seed}, {commands} commands, {kills} kills, {broker_restarts} broker restarts"
+        "chaos: seed {seed}, {commands} commands, {workers} workers, {kills} kills, {broker_restarts} broker restarts"
     );
 
-    let h = Harness::start("chaos").await;
+    // Twice as many shards as workers, so each has home shards and stands by for others.
+    let h = Harness::start_with("chaos", 2 * workers, true).await;
     let url = h.amqp_url.clone();
     let topology: Topology = h.topology.clone();
     // A durable, replicated capture of every event: it outlives broker restarts.
@@ -247,7 +266,7 @@ async fn chaos() {
         ids.push(id);
     }
 
-    let mut supervisor = Supervisor::start(&h);
+    let mut supervisor = Supervisor::start(&h, workers);
     let mut conn = connect_retry(&url).await;
     let mut events: Vec<CloudEvent> = Vec::new();
     let started = Instant::now();
@@ -300,11 +319,12 @@ async fn chaos() {
                 conn = connect_retry(&url).await;
             } else {
                 kills_done += 1;
+                let victim = rng.below(u64::from(workers)) as u16;
                 println!(
-                    "chaos: +{:.1}s kill -9 the worker",
+                    "chaos: +{:.1}s kill -9 worker {victim}",
                     started.elapsed().as_secs_f64()
                 );
-                supervisor.kill(&h);
+                supervisor.kill(&h, victim);
             }
             next_chaos = Instant::now() + Duration::from_millis(500 + rng.below(2500));
         }
@@ -371,11 +391,12 @@ async fn chaos() {
     }
 
     println!();
-    println!("| commands | kills | broker restarts | worker restarts | faults injected | duplicate effects | lost commands | multiple terminals | left in queues | seconds |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| commands | workers | kills | broker restarts | worker restarts | faults injected | duplicate effects | lost commands | multiple terminals | left in queues | seconds |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
         ids.len(),
+        workers,
         kills_done,
         restarts_done,
         supervisor.restarts,
