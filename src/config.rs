@@ -18,6 +18,9 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// Seven days.
 pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 60 * 60;
 
+/// 4 MiB: far above any documented answer, far below what hurts a worker.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 #[derive(Debug, Clone, Args)]
 pub struct BrokerSettings {
     /// RabbitMQ URL (its password is never logged).
@@ -82,6 +85,9 @@ pub struct CostGuardSettings {
     /// Timeout of one CostGuard call, in milliseconds.
     #[arg(long, env = "COSTGUARD_TIMEOUT_MS", default_value_t = 30_000)]
     pub costguard_timeout_ms: u64,
+    /// Largest CostGuard response body read, in bytes; a larger one fails the call.
+    #[arg(long, env = "COSTGUARD_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
+    pub costguard_max_response_bytes: usize,
 }
 
 impl CostGuardSettings {
@@ -134,6 +140,9 @@ pub struct EmersionSettings {
     /// Timeout of one Emersion call, in milliseconds.
     #[arg(long, env = "EMERSION_TIMEOUT_MS", default_value_t = 30_000)]
     pub emersion_timeout_ms: u64,
+    /// Largest Emersion response body read, in bytes; a larger one fails the call.
+    #[arg(long, env = "EMERSION_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
+    pub emersion_max_response_bytes: usize,
 }
 
 impl EmersionSettings {
@@ -206,6 +215,24 @@ pub struct WorkerSettings {
     /// may wait for a person.
     #[arg(long, env = "BILLFLOW_RETENTION_SECS", default_value_t = DEFAULT_RETENTION_SECS)]
     pub retention_secs: u64,
+    /// Key of the HMAC that signs stage messages between workers; the same on every
+    /// worker of a prefix. Required: a worker without it refuses to start.
+    #[arg(long, env = "BILLFLOW_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<Secret>,
+    /// The key before the last rotation, still accepted on incoming stage messages, so keys
+    /// change without a stop.
+    #[arg(long, env = "BILLFLOW_SIGNING_KEY_PREVIOUS", hide_env_values = true)]
+    pub signing_key_previous: Option<Secret>,
+    /// Bearer token the admin API requires on everything but /healthz and /readyz. Unset:
+    /// the admin API may only listen on a loopback address.
+    #[arg(long, env = "BILLFLOW_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// Serve /metrics without the admin token (for a Prometheus that cannot send one).
+    #[arg(long, env = "BILLFLOW_METRICS_PUBLIC", default_value_t = false, action = clap::ArgAction::Set)]
+    pub metrics_public: bool,
+    /// Decimal places of the currency: an amount from a platform with more fails its stage.
+    #[arg(long, env = "BILLFLOW_CURRENCY_SCALE", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=6))]
+    pub currency_scale: u32,
     #[command(flatten)]
     pub costguard: CostGuardSettings,
     #[command(flatten)]

@@ -12,7 +12,7 @@ use crate::broker::{self, Subscription};
 use crate::command::Command;
 use crate::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
-    DEFAULT_RETENTION_SECS,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION_SECS,
 };
 use crate::engine::events::{CloudEvent, Outcome};
 use crate::engine::protect::LimitsConfig;
@@ -188,18 +188,25 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         api_limits: LimitsConfig::default(),
         reconcile_delay_ms: 5_000,
         retention_secs: DEFAULT_RETENTION_SECS,
+        signing_key: None,
+        signing_key_previous: None,
+        admin_token: None,
+        metrics_public: false,
+        currency_scale: 2,
         costguard: CostGuardSettings {
             costguard_url: sim_url.clone(),
             costguard_token: Secret::new("demo-token"),
             costguard_authenticated_key: Secret::new("AuthKey"),
             costguard_environment: "demo".into(),
             costguard_timeout_ms: 10_000,
+            costguard_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         },
         emersion: EmersionSettings {
             emersion_url: sim_url.clone(),
             emersion_username: crate::sim::emersion::SIM_USERNAME.into(),
             emersion_password: Secret::new(crate::sim::emersion::SIM_PASSWORD),
             emersion_timeout_ms: 10_000,
+            emersion_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         },
     };
     let worker = tokio::spawn(crate::worker::run(worker_settings, shutdown.clone()));

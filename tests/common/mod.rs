@@ -12,7 +12,7 @@ use std::time::Duration;
 use billflow::broker::{self, Outgoing, Publisher, Subscription, Topology};
 use billflow::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
-    DEFAULT_RETENTION_SECS,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION_SECS,
 };
 use billflow::engine::events::CloudEvent;
 use billflow::engine::protect::LimitsConfig;
@@ -224,18 +224,25 @@ impl Harness {
             api_limits: LimitsConfig::default(),
             reconcile_delay_ms: RECONCILE_DELAY_MS,
             retention_secs: DEFAULT_RETENTION_SECS,
+            signing_key: None,
+            signing_key_previous: None,
+            admin_token: None,
+            metrics_public: false,
+            currency_scale: 2,
             costguard: CostGuardSettings {
                 costguard_url: self.sim_url.clone(),
                 costguard_token: Secret::new("test-token"),
                 costguard_authenticated_key: Secret::new("AuthKey"),
                 costguard_environment: "test".into(),
                 costguard_timeout_ms: 10_000,
+                costguard_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             },
             emersion: EmersionSettings {
                 emersion_url: self.sim_url.clone(),
                 emersion_username: billflow::sim::emersion::SIM_USERNAME.into(),
                 emersion_password: Secret::new(billflow::sim::emersion::SIM_PASSWORD),
                 emersion_timeout_ms: 10_000,
+                emersion_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             },
         }
     }
