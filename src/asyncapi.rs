@@ -448,15 +448,7 @@ fn event_message(scope: &str, title: &str, summary: &str) -> Value {
 }
 
 fn dead_letter_message() -> Value {
-    let reasons: Vec<&str> = [
-        DeadReason::PermanentError,
-        DeadReason::RetriesExhausted,
-        DeadReason::InvalidMessage,
-        DeadReason::OutcomeUnknown,
-    ]
-    .into_iter()
-    .map(DeadReason::as_str)
-    .collect();
+    let reasons: Vec<&str> = DeadReason::ALL.into_iter().map(DeadReason::as_str).collect();
     let text = |description: &str| json!({"type": "string", "description": description});
     let count =
         |description: &str| json!({"type": "integer", "minimum": 1, "description": description});
@@ -473,9 +465,11 @@ fn dead_letter_message() -> Value {
             "properties": {
                 "x-billflow-reason": {
                     "type": "string",
-                    "description": "Why: `permanent_error` and `invalid_message` were \
-                        published as `failed`, `retries_exhausted` as `dead_lettered`, \
-                        `outcome_unknown` as `parked`.",
+                    "description": "Why: `permanent_error`, `invalid_message` (also an \
+                        unsigned or altered stage message), `conflicting_duplicate` (a \
+                        command_id already used with other data) and `internal_error` (the \
+                        worker panicked) were published as `failed`, `retries_exhausted` as \
+                        `dead_lettered`, `outcome_unknown` as `parked`.",
                     "enum": reasons,
                 },
                 "x-billflow-error": text("The last error, at most 1000 characters."),

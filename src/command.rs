@@ -267,6 +267,7 @@ impl ServiceOrderData {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Envelope {
     command_id: serde_json::Value,
     #[serde(rename = "type")]
@@ -308,19 +309,50 @@ impl Command {
         Ok(Command { command_id, body })
     }
 
-    /// Best-effort id of a body that failed to parse, for the failed event.
-    pub fn sniff_id(body: &[u8]) -> Option<String> {
-        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-        let id = value.get("command_id")?.as_str()?;
-        validate_command_id(id).ok()?;
-        Some(id.to_string())
+    /// The secrets this command carries (account and identifier passwords): masked in every
+    /// text about it that leaves the worker.
+    pub fn secrets(&self) -> Vec<&str> {
+        match &self.body {
+            CommandBody::AdvancePayRenew(_) => Vec::new(),
+            CommandBody::ServiceOrderSubmit(data) => data
+                .account
+                .password
+                .as_deref()
+                .into_iter()
+                .chain(data.identifier.as_ref().map(|i| i.password.as_str()))
+                .collect(),
+        }
     }
 
-    /// Best-effort type of a body that failed to parse.
-    pub fn sniff_type(body: &[u8]) -> Option<String> {
-        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-        Some(value.get("type")?.as_str()?.to_string())
+    /// SHA-256 of the command's type and data in canonical form (the typed command written
+    /// back: fixed field order, defaults filled in), hex. Equal for an identical re-send
+    /// whatever its key order; different when any value differs.
+    pub fn digest(&self) -> String {
+        // Serializing typed data (strings, numbers, decimals, dates) cannot fail.
+        let canonical = serde_json::to_vec(&self.body).unwrap_or_default();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &canonical);
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
+
+    /// Best-effort id of a command or stage message that failed to parse, for the failed
+    /// event.
+    pub fn sniff_id(body: &[u8]) -> Option<String> {
+        let id = sniff(body, "command_id")?;
+        validate_command_id(&id).ok()?;
+        Some(id)
+    }
+
+    /// Best-effort type of a command or stage message that failed to parse.
+    pub fn sniff_type(body: &[u8]) -> Option<String> {
+        sniff(body, "type")
+    }
+}
+
+/// A string field of a command, or of the command inside a stage message.
+fn sniff(body: &[u8], field: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = |v: &serde_json::Value| v.get(field)?.as_str().map(str::to_string);
+    text(&value).or_else(|| text(value.get("command")?))
 }
 
 fn validate_command_id(id: &str) -> Result<(), CommandError> {
@@ -431,5 +463,30 @@ mod tests {
             Command::sniff_type(br#"{"type":"q"}"#).as_deref(),
             Some("q")
         );
+        let stage =
+            br#"{"command":{"command_id":"crm-2","type":"advancepay.renew"},"stage":"renew"}"#;
+        assert_eq!(Command::sniff_id(stage).as_deref(), Some("crm-2"));
+        assert_eq!(
+            Command::sniff_type(stage).as_deref(),
+            Some("advancepay.renew")
+        );
+        assert_eq!(Command::sniff_id(br#"{"type":"x"}"#), None);
+    }
+
+    #[test]
+    fn digests_ignore_key_order_and_see_every_value() {
+        let a = Command::parse(br#"{"command_id":"a","type":"advancepay.renew","data":{"service_number":"1","order_type_id":1,"register_id":1,"tender_type_id":1}}"#).unwrap();
+        let b = Command::parse(br#"{"data":{"tender_type_id":1,"register_id":1,"order_type_id":1,"service_number":"1"},"type":"advancepay.renew","command_id":"a"}"#).unwrap();
+        let c = Command::parse(br#"{"command_id":"a","type":"advancepay.renew","data":{"service_number":"2","order_type_id":1,"register_id":1,"tender_type_id":1}}"#).unwrap();
+        assert_eq!(a.digest(), b.digest());
+        assert_ne!(a.digest(), c.digest());
+        assert_eq!(a.digest().len(), 64);
+    }
+
+    #[test]
+    fn routing_slips_and_stage_fields_are_not_commands() {
+        let slip = br#"{"command_id":"a","type":"advancepay.renew","data":{"service_number":"1","order_type_id":1,"register_id":1,"tender_type_id":1},"stage":"tender","outputs":{}}"#;
+        let err = Command::parse(slip).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
     }
 }

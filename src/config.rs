@@ -233,10 +233,36 @@ pub struct WorkerSettings {
     /// Decimal places of the currency: an amount from a platform with more fails its stage.
     #[arg(long, env = "BILLFLOW_CURRENCY_SCALE", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=6))]
     pub currency_scale: u32,
+    /// Fault injection for tests: a stage of this name panics when it runs.
+    #[arg(skip)]
+    pub panic_in_stage: Option<String>,
     #[command(flatten)]
     pub costguard: CostGuardSettings,
     #[command(flatten)]
     pub emersion: EmersionSettings,
+}
+
+impl WorkerSettings {
+    /// Every configured secret: masked wherever it would appear in a log, an event, a
+    /// header or an answer.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = crate::redact::url_password(self.broker.amqp_url.expose());
+        let configured = [
+            Some(&self.costguard.costguard_token),
+            Some(&self.costguard.costguard_authenticated_key),
+            Some(&self.emersion.emersion_password),
+            self.signing_key.as_ref(),
+            self.signing_key_previous.as_ref(),
+            self.admin_token.as_ref(),
+        ];
+        secrets.extend(
+            configured
+                .into_iter()
+                .flatten()
+                .map(|s| s.expose().to_string()),
+        );
+        secrets
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,7 @@ use crate::config::{
 use crate::engine::events::{CloudEvent, Outcome};
 use crate::engine::protect::LimitsConfig;
 use crate::engine::retry::RetryConfig;
+use crate::engine::signing::Signer;
 use crate::secret::Secret;
 use crate::sim::{costguard as simdata, Simulator};
 
@@ -188,11 +189,13 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         api_limits: LimitsConfig::default(),
         reconcile_delay_ms: 5_000,
         retention_secs: DEFAULT_RETENTION_SECS,
-        signing_key: None,
+        // The demo's worker is alone on its prefix: a key of its own.
+        signing_key: Some(Secret::new(Signer::generate_key())),
         signing_key_previous: None,
         admin_token: None,
         metrics_public: false,
         currency_scale: 2,
+        panic_in_stage: None,
         costguard: CostGuardSettings {
             costguard_url: sim_url.clone(),
             costguard_token: Secret::new("demo-token"),

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod dlq;
 pub mod engine;
 pub mod publish;
+pub mod redact;
 pub mod schemas;
 pub mod secret;
 pub mod sim;

@@ -105,7 +105,7 @@ fn init_tracing(default_filter: &str) {
         .unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| billflow::redact::RedactingWriter(std::io::stderr()));
     // Readable text for people at a terminal, JSON lines for log collectors.
     let json = match std::env::var("BILLFLOW_LOG_FORMAT").as_deref() {
         Ok("json") => true,
@@ -148,6 +148,8 @@ fn shutdown_on_signals() -> CancellationToken {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Whatever this process prints, the secrets its environment holds are masked in it.
+    billflow::redact::register_from_env();
     match cli.command {
         Commands::Worker(settings) => {
             init_tracing("info");

@@ -58,6 +58,10 @@ pub struct StageRecord {
     /// The replay (from the dead queue) this record belongs to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<String>,
+    /// First stage only: the digest of the command's data, to tell an identical re-send
+    /// from a conflicting one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_digest: Option<String>,
 }
 
 impl StageRecord {
@@ -74,6 +78,7 @@ impl StageRecord {
             reason: None,
             forwarded: false,
             replay: None,
+            command_digest: None,
         }
     }
 

@@ -569,13 +569,10 @@ async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
         "create_cart".into(),
         json!({"cart": {"authenticated_key": "AuthKey", "id": 7001}}),
     );
-    let mut out = billflow::broker::Outgoing::json(
-        "",
-        &h.topology.work_queue_for("crm-orphan"),
-        msg.encode(),
-    );
-    out.headers = msg.headers();
-    h.publisher.publish(out).await.unwrap();
+    h.publisher
+        .publish(msg.outgoing(&h.topology.work_queue_for("crm-orphan"), &h.signer()))
+        .await
+        .unwrap();
     let mut taker = h.consume(&h.topology.work_queue_for("crm-orphan")).await;
     taker.next().await.expect("stage message").unwrap();
     taker.close().await;

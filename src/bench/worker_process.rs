@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::engine::signing::Signer;
+
 pub struct WorkerProcess {
     child: Child,
     admin: SocketAddr,
@@ -53,6 +55,7 @@ impl WorkerProcess {
             .env("BILLFLOW_LOG", "warn")
             .env("BILLFLOW_LOG_FORMAT", "text")
             .env("COSTGUARD_URL", setup.sim_url)
+            .env("BILLFLOW_SIGNING_KEY", Signer::generate_key())
             .env("COSTGUARD_TOKEN", "bench-token")
             .env("COSTGUARD_AUTHENTICATED_KEY", "AuthKey")
             .env("COSTGUARD_ENVIRONMENT", "test")

@@ -5,7 +5,7 @@ mod publisher;
 mod subscription;
 mod topology;
 
-pub use publisher::{Outgoing, Publisher};
+pub use publisher::{fnv1a, Outgoing, Publisher};
 pub use subscription::Subscription;
 pub use topology::{Topology, DEFAULT_SHARDS, DELAY_TIERS, DELIVERY_LIMIT};
 

@@ -62,12 +62,24 @@ pub struct EventData {
     pub output: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Dead-letter reason: `permanent_error`, `retries_exhausted`, `invalid_message`, `outcome_unknown`.
+    /// Dead-letter reason: `permanent_error`, `retries_exhausted`, `invalid_message`,
+    /// `outcome_unknown`, `conflicting_duplicate`, `internal_error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Retrying: how long until the next attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_delay_ms: Option<u64>,
+    /// `conflicting_duplicate`: the digests of the two commands' data (never the data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
+}
+
+/// SHA-256 digests (hex) of the canonical data of a command_id's first command and of the
+/// conflicting one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Conflict {
+    pub original: String,
+    pub received: String,
 }
 
 impl CloudEvent {
@@ -142,6 +154,7 @@ mod tests {
             error: None,
             reason: None,
             next_delay_ms: None,
+            conflict: None,
         }
     }
 

@@ -3,41 +3,48 @@
 
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
-use serde::Deserialize;
 use tracing::{debug, warn};
 
+use super::message::STAGE_HEADER;
+use super::signing::SIGNATURE_HEADER;
 use super::Engine;
 use crate::broker::Outgoing;
-
-/// Just enough of a command or a stage message to find its command id.
-#[derive(Deserialize)]
-struct Envelope {
-    command_id: Option<String>,
-    command: Option<Inner>,
-}
-
-#[derive(Deserialize)]
-struct Inner {
-    command_id: Option<String>,
-}
-
-/// The command id of a command or a stage message; `None` when the body has none, in
-/// which case the shard's worker rejects the message with a reason.
-pub fn command_id_of(body: &[u8]) -> Option<String> {
-    let envelope: Envelope = serde_json::from_slice(body).ok()?;
-    envelope
-        .command_id
-        .or_else(|| envelope.command.and_then(|c| c.command_id))
-}
+use crate::command::Command;
 
 impl Engine {
     /// Copies the delivery to its shard (confirmed), then acks it. A crash between the
     /// two leaves a second copy on the same shard, which the store turns into a duplicate.
     pub async fn forward_intake(&self, delivery: Delivery) {
+        // What a CRM publishes is a command and starts at the first stage: a stage's
+        // header or signature on it is a forgery (or a captured stage message replayed).
+        if delivery.exchange.as_str() == self.topology.commands_exchange() {
+            let headers = delivery.properties.headers().as_ref();
+            let claims_stage = [STAGE_HEADER, SIGNATURE_HEADER]
+                .into_iter()
+                .any(|h| headers.is_some_and(|t| t.inner().contains_key(h)));
+            if claims_stage {
+                let error = format!(
+                    "a message on {} is a command: the {STAGE_HEADER} and {SIGNATURE_HEADER} headers are only for stage messages between workers",
+                    self.topology.commands_exchange()
+                );
+                match self.reject_invalid(&delivery, &error).await {
+                    Ok(()) => {
+                        if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                            warn!(error = %e, "intake ack failed");
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not dead-letter a forged stage; it will be redelivered");
+                        super::requeue_later(delivery).await;
+                    }
+                }
+                return;
+            }
+        }
         let command_id = if delivery.data.len() > self.settings.max_message_bytes {
             None
         } else {
-            command_id_of(&delivery.data)
+            Command::sniff_id(&delivery.data)
         };
         let queue = self
             .topology
@@ -63,24 +70,5 @@ impl Engine {
                 super::requeue_later(delivery).await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_command_id_of_commands_and_stages() {
-        assert_eq!(
-            command_id_of(br#"{"command_id":"crm-1","type":"x"}"#).as_deref(),
-            Some("crm-1")
-        );
-        assert_eq!(
-            command_id_of(br#"{"command":{"command_id":"crm-2"},"stage":"renew"}"#).as_deref(),
-            Some("crm-2")
-        );
-        assert_eq!(command_id_of(b"not json"), None);
-        assert_eq!(command_id_of(br#"{"type":"x"}"#), None);
     }
 }

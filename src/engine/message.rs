@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 
+use super::signing::{Signer, SIGNATURE_HEADER};
+use crate::broker::Outgoing;
 use crate::command::{Command, CommandError};
 use crate::workflow::{Outputs, Workflows};
 
@@ -25,6 +27,14 @@ pub fn valid_traceparent(value: &str) -> bool {
         && hex(parts[2], 16)
         && parts[2].chars().any(|c| c != '0')
         && hex(parts[3], 2)
+}
+
+/// Whether a content type is JSON (`application/json`, any case, with parameters).
+pub fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +124,20 @@ impl StageMessage {
             .expect("a stage message (strings, numbers, JSON maps) always serializes")
     }
 
+    /// This stage as a signed message to `queue` (through the default exchange).
+    pub fn outgoing(&self, queue: &str, signer: &Signer) -> Outgoing {
+        let mut out = Outgoing::json("", queue, self.encode());
+        out.headers = self.headers();
+        out.headers
+            .insert(SIGNATURE_HEADER.into(), text(&signer.sign(&out.body)));
+        out.message_id = Some(format!(
+            "{}/{}/{}",
+            self.command.command_id, self.stage, self.attempt
+        ));
+        out.message_type = Some("billflow.stage".into());
+        out
+    }
+
     pub fn workflow(&self) -> &'static str {
         Workflows::name(&self.command.body)
     }
@@ -155,6 +179,14 @@ mod tests {
     use super::*;
 
     const CMD: &str = r#"{"command_id":"c1","type":"advancepay.renew","data":{"service_number":"1","order_type_id":1,"register_id":1,"tender_type_id":1}}"#;
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("Application/JSON; charset=utf-8"));
+        assert!(!is_json("application/jsonp"));
+        assert!(!is_json("text/plain"));
+    }
 
     #[test]
     fn traceparents_are_checked() {

@@ -6,26 +6,31 @@ mod intake;
 pub mod message;
 pub mod protect;
 pub mod retry;
+pub mod signing;
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::billing::Failure;
-use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
+use crate::broker::{fnv1a, BrokerError, Outgoing, Publisher, Topology};
 use crate::command::Command;
+use crate::redact::{self, Redactor};
 use crate::store::{StageRecord, StageState, Store, StoreError};
-use crate::workflow::{Effect, Probe, StageError, Workflows};
-use events::{CloudEvent, EventData, Outcome};
+use crate::workflow::{Effect, Probe, StageDone, StageError, Workflows};
+use events::{CloudEvent, Conflict, EventData, Outcome};
 use message::{header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT};
 use protect::{Admission, Guards};
 use retry::{RetryConfig, RetryPolicy};
+use signing::{Signer, SIGNATURE_HEADER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -42,6 +47,10 @@ pub enum DeadReason {
     RetriesExhausted,
     InvalidMessage,
     OutcomeUnknown,
+    /// A command_id seen before with other data.
+    ConflictingDuplicate,
+    /// The worker panicked on the message.
+    InternalError,
 }
 
 impl DeadReason {
@@ -51,24 +60,31 @@ impl DeadReason {
             DeadReason::RetriesExhausted => "retries_exhausted",
             DeadReason::InvalidMessage => "invalid_message",
             DeadReason::OutcomeUnknown => "outcome_unknown",
+            DeadReason::ConflictingDuplicate => "conflicting_duplicate",
+            DeadReason::InternalError => "internal_error",
         }
     }
 
+    pub const ALL: [DeadReason; 6] = [
+        DeadReason::PermanentError,
+        DeadReason::RetriesExhausted,
+        DeadReason::InvalidMessage,
+        DeadReason::OutcomeUnknown,
+        DeadReason::ConflictingDuplicate,
+        DeadReason::InternalError,
+    ];
+
     fn parse(s: &str) -> Option<Self> {
-        [
-            DeadReason::PermanentError,
-            DeadReason::RetriesExhausted,
-            DeadReason::InvalidMessage,
-            DeadReason::OutcomeUnknown,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        DeadReason::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
     /// The outcome published for the stage and the workflow.
     fn outcome(self) -> Outcome {
         match self {
-            DeadReason::PermanentError | DeadReason::InvalidMessage => Outcome::Failed,
+            DeadReason::PermanentError
+            | DeadReason::InvalidMessage
+            | DeadReason::ConflictingDuplicate
+            | DeadReason::InternalError => Outcome::Failed,
             DeadReason::RetriesExhausted => Outcome::DeadLettered,
             DeadReason::OutcomeUnknown => Outcome::Parked,
         }
@@ -83,6 +99,11 @@ pub struct EngineSettings {
     pub reconcile_delay: Duration,
     /// CloudEvents `source`.
     pub source: String,
+    /// Signs the stage messages this worker writes and checks those it reads.
+    pub signer: Signer,
+    /// Fault injection for tests: a stage of this name panics when it runs. Not settable
+    /// from the environment or flags.
+    pub panic_in_stage: Option<String>,
 }
 
 /// (command_id, stage) pairs being worked on in this process, shared by the engines of
@@ -151,7 +172,21 @@ impl Engine {
         let in_flight = metrics::gauge!("billflow_in_flight");
         in_flight.increment(1.0);
         let timer = crate::timing::Timer::start("billflow_stage_seconds");
-        let outcome = self.handle(&delivery).await;
+        // A panic is a lost message: whatever caused it, the delivery still ends in the
+        // dead queue with a reason and an event.
+        let outcome = match AssertUnwindSafe(self.handle(&delivery))
+            .catch_unwind()
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic_text(panic.as_ref());
+                error!(panic = %redact::global().redact(&what), "the worker panicked on a message; dead-lettering it");
+                let error = format!("internal error: the worker panicked: {what}");
+                self.reject(&delivery, DeadReason::InternalError, &error)
+                    .await
+            }
+        };
         drop(timer);
         in_flight.decrement(1.0);
         match outcome {
@@ -179,16 +214,24 @@ impl Engine {
             return self.reject_invalid(delivery, &error).await;
         }
         if let Some(ct) = delivery.properties.content_type() {
-            if !ct.as_str().starts_with("application/json") {
+            if !message::is_json(ct.as_str()) {
                 let error = format!("content type {:?} is not application/json", ct.as_str());
                 return self.reject_invalid(delivery, &error).await;
             }
         }
-        let mut message =
-            match StageMessage::decode(&delivery.data, header_str(headers, STAGE_HEADER)) {
-                Ok(m) => m,
-                Err(e) => return self.reject_invalid(delivery, &e.to_string()).await,
-            };
+        let stage_header = header_str(headers, STAGE_HEADER);
+        // Only a worker writes a stage: anything claiming to be one must carry its signature.
+        if stage_header.is_some() || headers.is_some_and(|h| h.inner().contains_key(STAGE_HEADER)) {
+            let signature = header_str(headers, SIGNATURE_HEADER);
+            if let Err(e) = self.settings.signer.verify(&delivery.data, signature) {
+                return self.reject_invalid(delivery, &e.to_string()).await;
+            }
+        }
+        let fresh = stage_header.is_none();
+        let mut message = match StageMessage::decode(&delivery.data, stage_header) {
+            Ok(m) => m,
+            Err(e) => return self.reject_invalid(delivery, &e.to_string()).await,
+        };
         // A CRM's trace continues through every stage and event of its command.
         if message.traceparent.is_none() {
             message.traceparent = header_str(headers, TRACEPARENT)
@@ -203,12 +246,18 @@ impl Engine {
             attempt = message.attempt,
             traceparent = message.traceparent.as_deref().unwrap_or(""),
         );
-        self.run(message, delivery.redelivered)
+        self.run(message, delivery.redelivered, fresh)
             .instrument(span)
             .await
     }
 
-    async fn run(&self, msg: StageMessage, redelivered: bool) -> Result<(), EngineError> {
+    /// `fresh`: a command as a CRM sent it, not a stage message.
+    async fn run(
+        &self,
+        msg: StageMessage,
+        redelivered: bool,
+        fresh: bool,
+    ) -> Result<(), EngineError> {
         let cid = msg.command.command_id.clone();
         // A second copy waits for the one in progress (it may belong to a connection
         // that is gone and can never ack), then reads what that one recorded.
@@ -221,7 +270,17 @@ impl Engine {
         };
         let effect =
             Workflows::effect(&msg.command.body, &msg.stage).unwrap_or(Effect::NonIdempotent);
-        match self.store.get(&cid, &msg.stage)? {
+        let record = self.store.get(&cid, &msg.stage)?;
+        if fresh {
+            let original = record.as_ref().and_then(|r| r.command_digest.as_deref());
+            let received = msg.command.digest();
+            if let Some(original) = original.filter(|o| *o != received) {
+                return self
+                    .conflicting_duplicate(&msg, original.to_string(), received)
+                    .await;
+            }
+        }
+        match record {
             // A person replayed a dead-lettered stage: run it again, once per replay.
             Some(rec)
                 if rec.state == StageState::Failed
@@ -249,12 +308,13 @@ impl Engine {
                 self.dead_letter(&msg, Some(rec), reason, &error).await
             }
             Some(rec) if rec.state == StageState::Started && effect == Effect::NonIdempotent => {
-                self.reconcile(
-                    &msg,
-                    rec,
-                    "the call was started and its result never recorded",
-                )
-                .await
+                // The cause recorded when the outcome became unknown (a timeout, an HTTP 502,
+                // an unreadable answer) stays in every later text about the stage.
+                let why = match &rec.error {
+                    Some(cause) => cause.clone(),
+                    None => "the call was started and its result never recorded".to_string(),
+                };
+                self.reconcile(&msg, rec, &why).await
             }
             None if redelivered && effect == Effect::NonIdempotent => {
                 let why = "redelivered with no local record of the stage; another worker may have made the call";
@@ -287,16 +347,25 @@ impl Engine {
             };
             let mut started_rec = StageRecord::started(msg.attempt);
             started_rec.replay = msg.replay.clone();
+            if msg.stage == Workflows::first_stage(&msg.command.body) {
+                started_rec.command_digest = Some(msg.command.digest());
+            }
             self.store.put(cid, &msg.stage, &started_rec)?;
             if effect == Effect::NonIdempotent {
                 // The claim must be on disk before the platform can act on the call.
                 self.store.flush().await?;
             }
             let started = std::time::Instant::now();
+            if self.settings.panic_in_stage.as_deref() == Some(msg.stage.as_str()) {
+                panic!("fault injected: panic in stage {}", msg.stage);
+            }
             // Boxed: the call's future (HTTP client, XML) is large, and without the box
             // every task waiting for admission would carry room for it.
             let result = Box::pin(self.workflows.run(&msg.command, &msg.stage, &msg.outputs)).await;
             drop(permit);
+            // A platform may echo a credential in an answer or an error: masked before the
+            // text is logged, stored or published.
+            let result = self.redacted(msg, result);
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let failure = match result {
                 Ok(done) => {
@@ -367,7 +436,7 @@ impl Engine {
         &self,
         msg: &StageMessage,
         rec: StageRecord,
-        done: crate::workflow::StageDone,
+        done: StageDone,
     ) -> Result<(), EngineError> {
         let mut rec = rec.with_state(StageState::Completed);
         rec.output = Some(done.output);
@@ -420,6 +489,11 @@ impl Engine {
             .probe(&msg.command, &msg.stage, &msg.outputs)
             .await;
         drop(permit);
+        let probe = match probe {
+            Ok(Probe::Applied(done)) => self.redacted(msg, Ok(done)).map(Probe::Applied),
+            Ok(other) => Ok(other),
+            Err(e) => self.redacted(msg, Err(e)).map(Probe::Applied),
+        };
         match probe {
             Ok(Probe::Applied(done)) => {
                 guard.record_success();
@@ -479,7 +553,7 @@ impl Engine {
         let mut event = self.step_event(msg, data);
         // Waits do not spend an attempt, so they need ids of their own.
         event.id = format!("{}/circuit/{}", event.id, Utc::now().timestamp_millis());
-        self.publish_event(event).await?;
+        self.publish_event(event, &self.redactor(msg)).await?;
         info!(
             api,
             delay_ms = tier,
@@ -517,8 +591,9 @@ impl Engine {
                     replay: None,
                 };
                 let queue = self.topology.work_queue_for(cid);
+                let redactor = self.redactor(msg);
                 let (event, stage) = tokio::join!(
-                    self.publish_event(step),
+                    self.publish_event(step, &redactor),
                     self.publish_stage(&next_msg, &queue)
                 );
                 event?;
@@ -529,9 +604,10 @@ impl Engine {
                 data.stage = None;
                 data.attempt = None;
                 data.output = serde_json::to_value(&outputs).ok();
+                let redactor = self.redactor(msg);
                 let (event, workflow) = tokio::join!(
-                    self.publish_event(step),
-                    self.publish_event(self.workflow_event(msg, data))
+                    self.publish_event(step, &redactor),
+                    self.publish_event(self.workflow_event(msg, data), &redactor)
                 );
                 event?;
                 workflow?;
@@ -575,7 +651,8 @@ impl Engine {
         let mut data = self.event_data(msg, Outcome::Retrying, None);
         data.error = Some(error.to_string());
         data.next_delay_ms = Some(tier);
-        self.publish_event(self.step_event(msg, data)).await?;
+        self.publish_event(self.step_event(msg, data), &self.redactor(msg))
+            .await?;
         metrics::counter!("billflow_retries_total", "workflow" => msg.workflow(), "stage" => msg.stage.clone())
             .increment(1);
         info!(
@@ -596,6 +673,8 @@ impl Engine {
         error: &str,
     ) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
+        let error = self.redactor(msg).redact(error).into_owned();
+        let error = error.as_str();
         let mut rec = rec
             .unwrap_or_else(|| StageRecord::started(msg.attempt))
             .with_state(StageState::Failed);
@@ -627,10 +706,12 @@ impl Engine {
         let mut data = self.event_data(msg, outcome, None);
         data.error = Some(error.to_string());
         data.reason = Some(reason.as_str().to_string());
-        self.publish_event(self.step_event(msg, data.clone()))
+        let redactor = self.redactor(msg);
+        self.publish_event(self.step_event(msg, data.clone()), &redactor)
             .await?;
         data.attempt = None;
-        self.publish_event(self.workflow_event(msg, data)).await?;
+        self.publish_event(self.workflow_event(msg, data), &redactor)
+            .await?;
         metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str()).increment(1);
         warn!(reason = reason.as_str(), error, "stage dead-lettered");
 
@@ -642,6 +723,23 @@ impl Engine {
 
     /// A message that is not a valid command or stage message: dead queue, failed event.
     async fn reject_invalid(&self, delivery: &Delivery, error: &str) -> Result<(), EngineError> {
+        self.reject(delivery, DeadReason::InvalidMessage, error)
+            .await
+    }
+
+    /// Moves a delivery as it came (body and headers) to the dead queue with `reason`, and
+    /// publishes the workflow's failed event. For messages billflow could not run at all.
+    async fn reject(
+        &self,
+        delivery: &Delivery,
+        reason: DeadReason,
+        error: &str,
+    ) -> Result<(), EngineError> {
+        let body = serde_json::from_slice::<serde_json::Value>(&delivery.data).ok();
+        let redactor =
+            redact::global().with(body.as_ref().map(redact::json_secrets).unwrap_or_default());
+        let error = redactor.redact(error).into_owned();
+        let error = error.as_str();
         let command_id = Command::sniff_id(&delivery.data)
             .or_else(|| {
                 delivery
@@ -654,12 +752,11 @@ impl Engine {
         let workflow = Command::sniff_type(&delivery.data)
             .and_then(|t| Workflows::name_of_type(&t))
             .unwrap_or("unknown");
-        warn!(%command_id, error, "invalid message");
-        metrics::counter!("billflow_dead_lettered_total", "reason" => DeadReason::InvalidMessage.as_str())
-            .increment(1);
+        warn!(%command_id, error, reason = reason.as_str(), "message rejected");
+        metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str()).increment(1);
 
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        dead_headers(&mut headers, DeadReason::InvalidMessage, error);
+        dead_headers(&mut headers, reason, error);
         headers.insert("x-billflow-command-id".into(), text(&command_id));
         headers.insert(
             "x-billflow-original-routing-key".into(),
@@ -676,20 +773,95 @@ impl Engine {
             command_id,
             workflow: workflow.to_string(),
             stage: None,
-            outcome: Outcome::Failed,
+            outcome: reason.outcome(),
             attempt: None,
             output: None,
             error: Some(error.to_string()),
-            reason: Some(DeadReason::InvalidMessage.as_str().to_string()),
+            reason: Some(reason.as_str().to_string()),
             next_delay_ms: None,
+            conflict: None,
         };
         let mut event = CloudEvent::workflow(&self.settings.source, data);
         event.traceparent = header_str(delivery.properties.headers().as_ref(), TRACEPARENT)
             .filter(|t| valid_traceparent(t))
             .map(str::to_string);
         // Distinct invalid bodies under one id must not collapse into one event.
-        event.id = format!("{}/invalid/{:016x}", event.id, fnv1a(&delivery.data));
-        self.publish_event(event).await
+        event.id = format!(
+            "{}/{}/{:016x}",
+            event.id,
+            reason.as_str(),
+            fnv1a(&delivery.data)
+        );
+        self.publish_event(event, &redactor).await
+    }
+
+    /// A command whose command_id was seen with other data: the new one goes to the dead
+    /// queue, the CRM is told with both digests (never the data), the original runs on.
+    async fn conflicting_duplicate(
+        &self,
+        msg: &StageMessage,
+        original: String,
+        received: String,
+    ) -> Result<(), EngineError> {
+        let reason = DeadReason::ConflictingDuplicate;
+        let error = format!(
+            "command_id {} was already used with other data (digest {original}); this command (digest {received}) is not run",
+            msg.command.command_id
+        );
+        warn!(%original, %received, "conflicting duplicate command");
+        metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str()).increment(1);
+        let mut headers = FieldTable::default();
+        dead_headers(&mut headers, reason, &error);
+        headers.insert(
+            "x-billflow-command-id".into(),
+            text(&msg.command.command_id),
+        );
+        headers.insert("x-billflow-workflow".into(), text(msg.workflow()));
+        let now = Utc::now().to_rfc3339();
+        headers.insert("x-billflow-first-failure".into(), text(&now));
+        headers.insert("x-billflow-last-failure".into(), text(&now));
+        let body = serde_json::to_vec(&msg.command).unwrap_or_default();
+        let mut dead = Outgoing::json("", &self.topology.dead_queue(), body);
+        dead.headers = headers;
+        self.publisher.publish(dead).await?;
+
+        let mut data = self.event_data(msg, reason.outcome(), None);
+        data.stage = None;
+        data.attempt = None;
+        data.error = Some(error);
+        data.reason = Some(reason.as_str().to_string());
+        let mut event = self.workflow_event(msg, data);
+        // Its own id: the original's terminal event must not be taken for a copy of it.
+        event.id = format!("{}/{}/{received}", event.id, reason.as_str());
+        event.data.conflict = Some(Conflict { original, received });
+        self.publish_event(event, &self.redactor(msg)).await
+    }
+
+    /// The configured secrets and those of this message's command.
+    fn redactor(&self, msg: &StageMessage) -> Redactor {
+        redact::global().with(msg.command.secrets())
+    }
+
+    /// A stage's result with every secret masked in its output or error text.
+    fn redacted(
+        &self,
+        msg: &StageMessage,
+        result: Result<StageDone, StageError>,
+    ) -> Result<StageDone, StageError> {
+        let redactor = self.redactor(msg);
+        if redactor.is_empty() {
+            return result;
+        }
+        match result {
+            Ok(mut done) => {
+                redactor.redact_json(&mut done.output);
+                Ok(done)
+            }
+            Err(mut e) => {
+                redactor.redact_string(&mut e.message);
+                Err(e)
+            }
+        }
     }
 
     fn step_event(&self, msg: &StageMessage, data: EventData) -> CloudEvent {
@@ -720,23 +892,30 @@ impl Engine {
             error: None,
             reason: None,
             next_delay_ms: None,
+            conflict: None,
         }
     }
 
     async fn publish_stage(&self, msg: &StageMessage, queue: &str) -> Result<(), EngineError> {
-        let mut out = Outgoing::json("", queue, msg.encode());
-        out.headers = msg.headers();
-        out.message_id = Some(format!(
-            "{}/{}/{}",
-            msg.command.command_id, msg.stage, msg.attempt
-        ));
-        out.message_type = Some("billflow.stage".into());
-        self.publisher.publish(out).await?;
+        self.publisher
+            .publish(msg.outgoing(queue, &self.settings.signer))
+            .await?;
         debug!(stage = %msg.stage, queue, "stage message published");
         Ok(())
     }
 
-    async fn publish_event(&self, event: CloudEvent) -> Result<(), EngineError> {
+    /// Publishes an event, every secret `redactor` knows masked in its error and output.
+    async fn publish_event(
+        &self,
+        mut event: CloudEvent,
+        redactor: &Redactor,
+    ) -> Result<(), EngineError> {
+        if let Some(error) = event.data.error.as_mut() {
+            redactor.redact_string(error);
+        }
+        if let Some(output) = event.data.output.as_mut() {
+            redactor.redact_json(output);
+        }
         let outcome = event.data.outcome.as_str();
         match (&event.data.stage, event.is_terminal()) {
             (_, true) => metrics::counter!(
@@ -774,15 +953,17 @@ impl Engine {
 fn dead_headers(headers: &mut FieldTable, reason: DeadReason, error: &str) {
     headers.insert("x-billflow-reason".into(), text(reason.as_str()));
     // Header values stay readable in management tools: cap the error text.
-    let error: String = error.chars().take(1_000).collect();
+    let error: String = redact::global().redact(error).chars().take(1_000).collect();
     headers.insert("x-billflow-error".into(), text(&error));
 }
 
-/// FNV-1a: a stable fingerprint of a body for ids of messages that carry none.
-fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// The text a panic was raised with.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
 }
 
 /// Returns a delivery to its queue after a pause, so broker or disk trouble is not met

@@ -17,6 +17,7 @@ use crate::billing::emersion::EmersionClient;
 use crate::broker::{self, BrokerError, Publisher, Topology};
 use crate::config::{ConfigError, WorkerSettings};
 use crate::engine::protect::Guards;
+use crate::engine::signing::{Signer, SigningError};
 use crate::engine::{Engine, EngineSettings, Inflight};
 use crate::store::{Store, StoreError};
 use crate::workflow::Workflows;
@@ -46,6 +47,8 @@ pub enum WorkerError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Consumers(#[from] ConsumersError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
 }
 
 impl From<lapin::Error> for WorkerError {
@@ -64,6 +67,7 @@ struct Shared {
     inflight: Inflight,
     /// Connected and consuming: what `/readyz` reports.
     ready: Arc<AtomicBool>,
+    signer: Signer,
 }
 
 /// Why one connection's consume loop ended.
@@ -85,6 +89,11 @@ pub async fn run_with(
     shutdown: CancellationToken,
     ready: Arc<AtomicBool>,
 ) -> Result<(), WorkerError> {
+    crate::redact::register(settings.secrets());
+    let signer = Signer::from_keys(
+        settings.signing_key.as_ref().map(|k| k.expose()),
+        settings.signing_key_previous.as_ref().map(|k| k.expose()),
+    )?;
     let costguard = settings
         .costguard
         .client_config()?
@@ -150,6 +159,7 @@ pub async fn run_with(
         inflight: Inflight::default(),
         store: store.clone(),
         ready,
+        signer,
         settings,
     };
 
@@ -281,6 +291,8 @@ async fn consume(
             retry: settings.retry_policy.clone(),
             reconcile_delay: Duration::from_millis(settings.reconcile_delay_ms),
             source: format!("billflow/{}", settings.broker.prefix),
+            signer: shared.signer.clone(),
+            panic_in_stage: settings.panic_in_stage.clone(),
         },
         shared.guards.clone(),
         shared.inflight.clone(),

@@ -110,6 +110,8 @@ pub struct Harness {
     pub data_dir: tempfile::TempDir,
     pub events: Subscription,
     pub seen: Vec<CloudEvent>,
+    /// The stage-signing key of this test's workers.
+    pub signing_key: String,
     sim_shutdown: CancellationToken,
     http: reqwest::Client,
 }
@@ -192,9 +194,16 @@ impl Harness {
             data_dir: tempfile::tempdir().expect("data dir"),
             events,
             seen: Vec::new(),
+            signing_key: billflow::engine::signing::Signer::generate_key(),
             sim_shutdown,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Signs stage messages as this test's workers do.
+    pub fn signer(&self) -> billflow::engine::signing::Signer {
+        billflow::engine::signing::Signer::from_keys(Some(&self.signing_key), None)
+            .expect("a generated key is long enough")
     }
 
     pub fn worker_settings(&self) -> WorkerSettings {
@@ -224,11 +233,12 @@ impl Harness {
             api_limits: LimitsConfig::default(),
             reconcile_delay_ms: RECONCILE_DELAY_MS,
             retention_secs: DEFAULT_RETENTION_SECS,
-            signing_key: None,
+            signing_key: Some(Secret::new(&self.signing_key)),
             signing_key_previous: None,
             admin_token: None,
             metrics_public: false,
             currency_scale: 2,
+            panic_in_stage: None,
             costguard: CostGuardSettings {
                 costguard_url: self.sim_url.clone(),
                 costguard_token: Secret::new("test-token"),
@@ -292,6 +302,7 @@ impl Harness {
                 r#"{"quick_delay_ms": 20, "initial_delay_ms": 500}"#,
             )
             .env("COSTGUARD_URL", &self.sim_url)
+            .env("BILLFLOW_SIGNING_KEY", &self.signing_key)
             .env("COSTGUARD_TOKEN", "test-token")
             .env("COSTGUARD_AUTHENTICATED_KEY", "AuthKey")
             .env("COSTGUARD_ENVIRONMENT", "test")
