@@ -448,7 +448,10 @@ fn event_message(scope: &str, title: &str, summary: &str) -> Value {
 }
 
 fn dead_letter_message() -> Value {
-    let reasons: Vec<&str> = DeadReason::ALL.into_iter().map(DeadReason::as_str).collect();
+    let reasons: Vec<&str> = DeadReason::ALL
+        .into_iter()
+        .map(DeadReason::as_str)
+        .collect();
     let text = |description: &str| json!({"type": "string", "description": description});
     let count =
         |description: &str| json!({"type": "integer", "minimum": 1, "description": description});

@@ -324,6 +324,22 @@ impl Command {
         }
     }
 
+    /// The same secrets, to seal them out of a message and put them back.
+    pub fn secrets_mut(&mut self) -> Vec<&mut String> {
+        match &mut self.body {
+            CommandBody::AdvancePayRenew(_) => Vec::new(),
+            CommandBody::ServiceOrderSubmit(data) => {
+                let data = data.as_mut();
+                data.account
+                    .password
+                    .as_mut()
+                    .into_iter()
+                    .chain(data.identifier.as_mut().map(|i| &mut i.password))
+                    .collect()
+            }
+        }
+    }
+
     /// SHA-256 of the command's type and data in canonical form (the typed command written
     /// back: fixed field order, defaults filled in), hex. Equal for an identical re-send
     /// whatever its key order; different when any value differs.

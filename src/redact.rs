@@ -123,6 +123,23 @@ pub fn json_secrets(value: &Value) -> Vec<String> {
     found
 }
 
+/// Replaces the value under every secret-naming key by [`MASK`].
+pub fn mask_secret_fields(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if is_secret_key(key) && v.is_string() {
+                    *v = Value::String(MASK.into());
+                } else {
+                    mask_secret_fields(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_secret_fields),
+        _ => {}
+    }
+}
+
 fn collect_secrets(value: &Value, found: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
@@ -265,6 +282,12 @@ mod tests {
     fn finds_secrets_by_key() {
         let v = serde_json::json!({"data": {"account": {"Password": "p1"}, "identifier": [{"portal_login": "l1"}], "token": 5, "name": "n"}});
         assert_eq!(json_secrets(&v), vec!["p1".to_string(), "l1".to_string()]);
+        let mut masked = v.clone();
+        mask_secret_fields(&mut masked);
+        assert_eq!(masked["data"]["account"]["Password"], MASK);
+        assert_eq!(masked["data"]["identifier"][0]["portal_login"], MASK);
+        assert_eq!(masked["data"]["token"], 5);
+        assert!(json_secrets(&masked).iter().all(|s| s == MASK));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 
-use super::signing::{Signer, SIGNATURE_HEADER};
+use super::signing::{SignatureError, Signer, SIGNATURE_HEADER};
 use crate::broker::Outgoing;
 use crate::command::{Command, CommandError};
 use crate::workflow::{Outputs, Workflows};
@@ -54,6 +54,10 @@ pub struct StageMessage {
     /// same dead letter replayed twice runs its stage once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<String>,
+    /// On the wire: the command's secrets, sealed (they read `***` in the command). In
+    /// memory after [`StageMessage::unseal`]: `None`, the secrets back in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +73,8 @@ struct Raw {
     traceparent: Option<String>,
     #[serde(default)]
     replay: Option<String>,
+    #[serde(default)]
+    sealed: Option<String>,
 }
 
 impl StageMessage {
@@ -81,6 +87,7 @@ impl StageMessage {
             first_failure_at: None,
             traceparent: None,
             replay: None,
+            sealed: None,
         }
     }
 
@@ -116,7 +123,42 @@ impl StageMessage {
             first_failure_at: raw.first_failure_at,
             traceparent: raw.traceparent.filter(|t| valid_traceparent(t)),
             replay: raw.replay,
+            sealed: raw.sealed,
         })
+    }
+
+    /// Puts the sealed secrets back into the command.
+    pub fn unseal(&mut self, signer: &Signer) -> Result<(), SignatureError> {
+        let Some(sealed) = self.sealed.take() else {
+            return Ok(());
+        };
+        let plain = signer.unseal(&sealed)?;
+        let values: Vec<String> =
+            serde_json::from_slice(&plain).map_err(|_| SignatureError::Sealed)?;
+        let mut slots = self.command.secrets_mut();
+        if slots.len() != values.len() {
+            return Err(SignatureError::Sealed);
+        }
+        for (slot, value) in slots.iter_mut().zip(values) {
+            **slot = value;
+        }
+        Ok(())
+    }
+
+    /// The body as it travels: the command's secrets sealed, `***` in their place.
+    pub fn encode_sealed(&self, signer: &Signer) -> Vec<u8> {
+        // Still sealed (a dead letter being replayed), or nothing to seal.
+        if self.sealed.is_some() || self.command.secrets().is_empty() {
+            return self.encode();
+        }
+        let mut wire = self.clone();
+        let mut slots = wire.command.secrets_mut();
+        let values: Vec<String> = slots
+            .iter_mut()
+            .map(|slot| std::mem::replace(&mut **slot, crate::redact::MASK.to_string()))
+            .collect();
+        wire.sealed = Some(signer.seal(&serde_json::to_vec(&values).unwrap_or_default()));
+        wire.encode()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -126,7 +168,7 @@ impl StageMessage {
 
     /// This stage as a signed message to `queue` (through the default exchange).
     pub fn outgoing(&self, queue: &str, signer: &Signer) -> Outgoing {
-        let mut out = Outgoing::json("", queue, self.encode());
+        let mut out = Outgoing::json("", queue, self.encode_sealed(signer));
         out.headers = self.headers();
         out.headers
             .insert(SIGNATURE_HEADER.into(), text(&signer.sign(&out.body)));
@@ -179,6 +221,34 @@ mod tests {
     use super::*;
 
     const CMD: &str = r#"{"command_id":"c1","type":"advancepay.renew","data":{"service_number":"1","order_type_id":1,"register_id":1,"tender_type_id":1}}"#;
+
+    #[test]
+    fn secrets_travel_sealed_and_come_back() {
+        let signer = Signer::from_keys(Some(&Signer::generate_key()), None).unwrap();
+        let sign_up = br#"{"command_id":"c2","type":"service_order.submit","data":{
+            "account":{"username":"jane","password":"acct-pw-1"},"service_type_id":1,
+            "sq":{"kind":"simple"},"package":{"plan_id":1},
+            "identifier":{"username":"j","realm":"r","password":"id-pw-2"}}}"#;
+        let msg = StageMessage::decode(sign_up, None).unwrap();
+        let wire = msg.encode_sealed(&signer);
+        let text = String::from_utf8_lossy(&wire);
+        assert!(
+            !text.contains("acct-pw-1") && !text.contains("id-pw-2"),
+            "{text}"
+        );
+        let mut back = StageMessage::decode(&wire, Some(&msg.stage)).unwrap();
+        assert!(back.sealed.is_some());
+        assert_eq!(
+            back.encode_sealed(&signer),
+            back.encode(),
+            "a sealed copy is not sealed twice"
+        );
+        back.unseal(&signer).unwrap();
+        assert_eq!(back, msg);
+        let other = Signer::from_keys(Some(&Signer::generate_key()), None).unwrap();
+        let mut foreign = StageMessage::decode(&wire, Some(&msg.stage)).unwrap();
+        assert_eq!(foreign.unseal(&other), Err(SignatureError::Sealed));
+    }
 
     #[test]
     fn json_content_types() {

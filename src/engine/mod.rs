@@ -232,6 +232,9 @@ impl Engine {
             Ok(m) => m,
             Err(e) => return self.reject_invalid(delivery, &e.to_string()).await,
         };
+        if let Err(e) = message.unseal(&self.settings.signer) {
+            return self.reject_invalid(delivery, &e.to_string()).await;
+        }
         // A CRM's trace continues through every stage and event of its command.
         if message.traceparent.is_none() {
             message.traceparent = header_str(headers, TRACEPARENT)
@@ -589,6 +592,7 @@ impl Engine {
                     first_failure_at: None,
                     traceparent: msg.traceparent.clone(),
                     replay: None,
+                    sealed: None,
                 };
                 let queue = self.topology.work_queue_for(cid);
                 let redactor = self.redactor(msg);
@@ -697,7 +701,11 @@ impl Engine {
             "x-billflow-attempts".into(),
             AMQPValue::LongLongInt(i64::from(msg.attempt)),
         );
-        let mut dead = Outgoing::json("", &self.topology.dead_queue(), msg.encode());
+        let mut dead = Outgoing::json(
+            "",
+            &self.topology.dead_queue(),
+            msg.encode_sealed(&self.settings.signer),
+        );
         dead.headers = headers;
         dead.message_id = Some(format!("{cid}/{}/{}", msg.stage, msg.attempt));
         self.publisher.publish(dead).await?;
@@ -765,7 +773,7 @@ impl Engine {
         let now = Utc::now().to_rfc3339();
         headers.insert("x-billflow-first-failure".into(), text(&now));
         headers.insert("x-billflow-last-failure".into(), text(&now));
-        let mut dead = Outgoing::json("", &self.topology.dead_queue(), delivery.data.clone());
+        let mut dead = Outgoing::json("", &self.topology.dead_queue(), dead_body(delivery, body));
         dead.headers = headers;
         self.publisher.publish(dead).await?;
 
@@ -820,7 +828,9 @@ impl Engine {
         let now = Utc::now().to_rfc3339();
         headers.insert("x-billflow-first-failure".into(), text(&now));
         headers.insert("x-billflow-last-failure".into(), text(&now));
-        let body = serde_json::to_vec(&msg.command).unwrap_or_default();
+        let mut command = serde_json::to_value(&msg.command).unwrap_or_default();
+        redact::mask_secret_fields(&mut command);
+        let body = serde_json::to_vec(&command).unwrap_or_default();
         let mut dead = Outgoing::json("", &self.topology.dead_queue(), body);
         dead.headers = headers;
         self.publisher.publish(dead).await?;
@@ -955,6 +965,22 @@ fn dead_headers(headers: &mut FieldTable, reason: DeadReason, error: &str) {
     // Header values stay readable in management tools: cap the error text.
     let error: String = redact::global().redact(error).chars().take(1_000).collect();
     headers.insert("x-billflow-error".into(), text(&error));
+}
+
+/// The body a rejected delivery is dead-lettered with: as it came, but for the secrets it
+/// carries (a JSON body's secret fields masked; in any other text, the configured secrets).
+fn dead_body(delivery: &Delivery, json: Option<serde_json::Value>) -> Vec<u8> {
+    match json {
+        Some(mut value) if !redact::json_secrets(&value).is_empty() => {
+            redact::mask_secret_fields(&mut value);
+            serde_json::to_vec(&value).unwrap_or_else(|_| delivery.data.clone())
+        }
+        Some(_) => delivery.data.clone(),
+        None => match std::str::from_utf8(&delivery.data) {
+            Ok(text) => redact::global().redact(text).into_owned().into_bytes(),
+            Err(_) => delivery.data.clone(),
+        },
+    }
 }
 
 /// The text a panic was raised with.

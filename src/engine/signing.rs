@@ -1,13 +1,18 @@
-//! HMAC-SHA256 signatures of stage messages. Only a worker (or `billflow dlq`, run by a
-//! person holding the key) writes a stage; a stage message without a valid signature is
-//! refused, so nobody with mere broker access can skip a check or forge an earlier output.
+//! The stage-message keys: HMAC-SHA256 signatures, and the sealing of the secrets a
+//! command carries. Only a worker (or `billflow dlq`, run by a person holding the key)
+//! writes a stage; a stage message without a valid signature is refused, so nobody with
+//! mere broker access can skip a check or forge an earlier output. Passwords a later stage
+//! needs travel sealed (AES-256-GCM), so queues and dead letters never hold them in clear.
 //!
-//! The signature covers the body byte for byte: the command, the stage, the attempt and
-//! every earlier output. Two keys are accepted while keys rotate: the current one (which
-//! signs) and the previous one.
+//! The signature covers the body byte for byte: the command, the stage, the attempt,
+//! every earlier output and the sealed secrets. Two keys are accepted while keys rotate:
+//! the current one (which signs and seals) and the previous one.
 
-use ring::hmac;
+use std::sync::Arc;
+
+use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{aead, digest, hmac};
 
 /// Header carrying `v1=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "x-billflow-signature";
@@ -25,11 +30,15 @@ pub enum SigningError {
         "{name} is too short: at least {MIN_KEY_LEN} characters (e.g. `openssl rand -hex 32`)"
     )]
     TooShort { name: &'static str },
+    #[error("cannot derive the sealing key from the signing key")]
+    SealKey,
 }
 
 /// Why a stage message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    #[error("the sealed secrets of the stage message cannot be opened with this worker's keys")]
+    Sealed,
     #[error(
         "stage message is not signed (no {SIGNATURE_HEADER} header): only billflow writes stages"
     )]
@@ -40,11 +49,14 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Signs with the current key; verifies with the current or the previous one.
+/// Signs and seals with the current key; verifies and opens with the current or the
+/// previous one.
 #[derive(Clone)]
 pub struct Signer {
     current: hmac::Key,
     previous: Option<hmac::Key>,
+    seal: Arc<aead::LessSafeKey>,
+    seal_previous: Option<Arc<aead::LessSafeKey>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -81,7 +93,49 @@ impl Signer {
         Ok(Signer {
             current: hmac::Key::new(hmac::HMAC_SHA256, current.as_bytes()),
             previous: previous.map(|k| hmac::Key::new(hmac::HMAC_SHA256, k.as_bytes())),
+            seal: seal_key(current)?,
+            seal_previous: previous.map(seal_key).transpose()?,
         })
+    }
+
+    /// `plaintext` encrypted and authenticated with the current key: base64 of a random
+    /// nonce followed by the ciphertext and its tag.
+    pub fn seal(&self, plaintext: &[u8]) -> String {
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        // The system RNG does not fail on Linux.
+        let _ = SystemRandom::new().fill(&mut nonce);
+        let mut sealed = plaintext.to_vec();
+        // Sealing fails only for inputs of gigabytes, far above any message.
+        let _ = self.seal.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::empty(),
+            &mut sealed,
+        );
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        base64::engine::general_purpose::STANDARD.encode(out)
+    }
+
+    /// What `seal` sealed, with the current or the previous key.
+    pub fn unseal(&self, sealed: &str) -> Result<Vec<u8>, SignatureError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| SignatureError::Sealed)?;
+        if bytes.len() < aead::NONCE_LEN {
+            return Err(SignatureError::Sealed);
+        }
+        let (nonce, ciphertext) = bytes.split_at(aead::NONCE_LEN);
+        let open = |key: &Arc<aead::LessSafeKey>| -> Option<Vec<u8>> {
+            let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+            let mut buffer = ciphertext.to_vec();
+            let plain = key
+                .open_in_place(nonce, aead::Aad::empty(), &mut buffer)
+                .ok()?;
+            Some(plain.to_vec())
+        };
+        open(&self.seal)
+            .or_else(|| self.seal_previous.as_ref().and_then(open))
+            .ok_or(SignatureError::Sealed)
     }
 
     /// A fresh random key, for processes that run their own workers (demo, bench, tests).
@@ -116,6 +170,16 @@ impl Signer {
             Err(SignatureError::Mismatch)
         }
     }
+}
+
+/// The sealing key: derived from the signing key, so one secret configures both.
+fn seal_key(signing_key: &str) -> Result<Arc<aead::LessSafeKey>, SigningError> {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(b"billflow stage-message sealing key\0");
+    context.update(signing_key.as_bytes());
+    let key = aead::UnboundKey::new(&aead::AES_256_GCM, context.finish().as_ref())
+        .map_err(|_| SigningError::SealKey)?;
+    Ok(Arc::new(aead::LessSafeKey::new(key)))
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -167,6 +231,22 @@ mod tests {
             old.verify(b"m", Some(&rotated.sign(b"m"))),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_the_keys() {
+        let old = Signer::from_keys(Some(A), None).unwrap();
+        let rotated = Signer::from_keys(Some(B), Some(A)).unwrap();
+        let other = Signer::from_keys(Some(B), None).unwrap();
+        let sealed = old.seal(b"hunter2");
+        assert!(!sealed.contains("hunter2"));
+        assert_ne!(sealed, old.seal(b"hunter2"), "a fresh nonce each time");
+        assert_eq!(old.unseal(&sealed).unwrap(), b"hunter2");
+        assert_eq!(rotated.unseal(&sealed).unwrap(), b"hunter2");
+        assert_eq!(other.unseal(&sealed), Err(SignatureError::Sealed));
+        for bad in ["", "!!", "AAAA", &sealed[..sealed.len() - 4]] {
+            assert_eq!(old.unseal(bad), Err(SignatureError::Sealed), "{bad}");
+        }
     }
 
     #[test]
