@@ -33,7 +33,11 @@ fn terminal(h: &Harness, id: &str) -> CloudEvent {
         .filter(|e| e.is_terminal())
         .cloned()
         .collect();
-    assert_eq!(terminals.len(), 1, "one terminal event for {id}: {terminals:?}");
+    assert_eq!(
+        terminals.len(),
+        1,
+        "one terminal event for {id}: {terminals:?}"
+    );
     terminals.into_iter().next().unwrap()
 }
 
@@ -164,7 +168,10 @@ async fn a_redirect_is_never_followed() {
             error.contains(operation) && error.contains(status) && error.contains(host.as_str()),
             "{error}"
         );
-        assert!(!error.contains("steal") && !error.contains("tok-"), "{error}");
+        assert!(
+            !error.contains("steal") && !error.contains("tok-"),
+            "{error}"
+        );
         assert_eq!(
             hits.load(Ordering::SeqCst),
             0,
@@ -220,7 +227,8 @@ async fn a_huge_answer_is_cut_at_the_cap_without_buffering_it() {
     assert_eq!(end.data.outcome, Outcome::DeadLettered, "{end:?}");
     let error = end.data.error.clone().unwrap_or_default();
     assert!(
-        error.contains("Checkout") && error.contains(&format!("{DEFAULT_MAX_RESPONSE_BYTES}-byte cap")),
+        error.contains("Checkout")
+            && error.contains(&format!("{DEFAULT_MAX_RESPONSE_BYTES}-byte cap")),
         "{error}"
     );
     assert_eq!(h.call_counts().await.get("Checkout"), Some(&4));
@@ -284,8 +292,13 @@ async fn an_error_after_the_commit_is_reconciled_never_resent() {
         h.publish(&renewal(id, ACTIVE_SERVICE)).await;
     }
     h.publish(&sign_up("crm-commit-so", 1)).await;
-    h.wait_terminal(&["crm-commit-1", "crm-commit-2", "crm-commit-3", "crm-commit-so"])
-        .await;
+    h.wait_terminal(&[
+        "crm-commit-1",
+        "crm-commit-2",
+        "crm-commit-3",
+        "crm-commit-so",
+    ])
+    .await;
 
     let mut statuses = Vec::new();
     for id in renewals {
@@ -312,9 +325,21 @@ async fn an_error_after_the_commit_is_reconciled_never_resent() {
     );
 
     let counts = h.call_counts().await;
-    assert_eq!(sent_and_applied(&h, "SubmitCart").await, (3, 3), "{counts:?}");
-    assert_eq!(sent_and_applied(&h, "CompleteOrder").await, (1, 1), "{counts:?}");
-    assert_eq!(counts.get("getOrder"), Some(&3), "one probe each: {counts:?}");
+    assert_eq!(
+        sent_and_applied(&h, "SubmitCart").await,
+        (3, 3),
+        "{counts:?}"
+    );
+    assert_eq!(
+        sent_and_applied(&h, "CompleteOrder").await,
+        (1, 1),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get("getOrder"),
+        Some(&3),
+        "one probe each: {counts:?}"
+    );
     assert_eq!(counts.get("GetAccountPresale"), Some(&1), "{counts:?}");
     assert!(duplicate_effects(&h.calls().await).is_empty());
     worker.stop().await;

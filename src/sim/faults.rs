@@ -135,7 +135,9 @@ impl FaultKind {
             FaultKind::Redirect { location, .. }
                 if location.is_empty() || HeaderValue::from_str(location).is_err() =>
             {
-                Err(format!("redirect needs a location usable as a header, not {location:?}"))
+                Err(format!(
+                    "redirect needs a location usable as a header, not {location:?}"
+                ))
             }
             FaultKind::Drip { chunk_ms: 0 } => Err("drip needs chunk_ms of at least 1".into()),
             FaultKind::ErrorAfterCommit { status } if ![500, 502, 504].contains(status) => Err(
@@ -165,7 +167,9 @@ fn huge(opening: String, bytes: u64) -> impl Stream<Item = Result<Bytes, Infalli
     head.truncate(usize::try_from(bytes).unwrap_or(usize::MAX));
     let rest = bytes.saturating_sub(head.len() as u64);
     let padding = stream::unfold(rest, |left| async move {
-        let n = usize::try_from(left).unwrap_or(usize::MAX).min(PADDING.len());
+        let n = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(PADDING.len());
         (n > 0).then(|| (Ok(Bytes::from_static(&PADDING[..n])), left - n as u64))
     });
     stream::once(async move { Ok(Bytes::from(head)) }).chain(padding)
@@ -267,12 +271,11 @@ impl Faults {
                 self.pause(HOLD).await;
                 response
             }
-            FaultKind::EchoCredential { status } => {
-                wire.echo_credential(StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED))
-            }
+            FaultKind::EchoCredential { status } => wire
+                .echo_credential(StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED)),
             FaultKind::Redirect { status, location } => {
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+                // Both validated when queued.
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
                 match HeaderValue::from_str(&location) {
                     Ok(location) => (status, [(LOCATION, location)]).into_response(),
                     Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -308,8 +311,7 @@ impl Faults {
                 _ = tokio::time::sleep(every) => {}
                 _ = release.cancelled() => return None,
             }
-            (tokio::time::Instant::now() < until)
-                .then(|| (Ok(Bytes::from_static(DRIP)), release))
+            (tokio::time::Instant::now() < until).then(|| (Ok(Bytes::from_static(DRIP)), release))
         })
     }
 
@@ -358,9 +360,7 @@ impl Faults {
         if entry.count == 0 {
             return Err("count must be at least 1".into());
         }
-        if let Err(problem) = entry.fault.check() {
-            return Err(problem);
-        }
+        entry.fault.check()?;
         self.lock().push(entry.clone());
         Ok(entry)
     }

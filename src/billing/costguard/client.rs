@@ -4,11 +4,11 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::de::DeserializeOwned;
 
 use super::error::CostGuardError;
-use crate::billing::http::{self, Limits};
 use super::rest::{
     self, Collection, FavoritePricePoint, OrderDetail, RenewAdvancePayResult, ServiceNumberDetail,
 };
 use super::soap::{self, Cart, CartSummary, OrderRequest, OrderResponse, Requestor};
+use crate::billing::http::{self, Limits};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]

@@ -123,7 +123,10 @@ mod tests {
                 }),
                 OutcomeUnknown,
             ),
-            (transport(HttpError::Interrupted("reset".into())), OutcomeUnknown),
+            (
+                transport(HttpError::Interrupted("reset".into())),
+                OutcomeUnknown,
+            ),
             (
                 transport(HttpError::TooLarge {
                     cap: 4,
@@ -137,7 +140,10 @@ mod tests {
             (http(507), OutcomeUnknown),
             (fault(500, "Receiver"), OutcomeUnknown),
             (fault(500, "Server"), OutcomeUnknown),
-            (CostGuardError::malformed("Checkout", "no Result"), OutcomeUnknown),
+            (
+                CostGuardError::malformed("Checkout", "no Result"),
+                OutcomeUnknown,
+            ),
             (http(400), Permanent),
             (http(401), Permanent),
             (http(404), Permanent),

@@ -3,9 +3,9 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 
 use super::error::EmersionError;
-use crate::billing::http::{self, Limits};
 use super::wire::{Fault, Operation, API_NS, SOAP11_ENV_NS};
 use super::wsse;
+use crate::billing::http::{self, Limits};
 use crate::secret::Secret;
 use crate::xml::{Element, XmlWriter};
 

@@ -114,7 +114,10 @@ mod tests {
                 }),
                 OutcomeUnknown,
             ),
-            (transport(HttpError::Interrupted("reset".into())), OutcomeUnknown),
+            (
+                transport(HttpError::Interrupted("reset".into())),
+                OutcomeUnknown,
+            ),
             (
                 transport(HttpError::TooLarge {
                     cap: 4,
