@@ -117,6 +117,7 @@ impl CostGuardSettings {
             token: self.costguard_token.clone(),
             authenticated_key: self.costguard_authenticated_key.expose().to_string(),
             timeout: Duration::from_millis(self.costguard_timeout_ms),
+            max_response_bytes: self.costguard_max_response_bytes,
         }))
     }
 }
@@ -158,6 +159,7 @@ impl EmersionSettings {
                 username: self.emersion_username.clone(),
                 password: self.emersion_password.clone(),
                 timeout: Duration::from_millis(self.emersion_timeout_ms),
+                max_response_bytes: self.emersion_max_response_bytes,
             })),
             (true, false) => Err(ConfigError::Missing("EMERSION_USERNAME".into())),
             (false, true) => Err(ConfigError::Missing("EMERSION_PASSWORD".into())),

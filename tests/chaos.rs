@@ -49,21 +49,31 @@ impl Rng {
     }
 }
 
-/// Every fault kind, on operations of both platforms.
+/// Every fault kind, on operations of both platforms. A 500 after the platform committed
+/// hits non-idempotent calls with a probe (reconciled) and without one (parked).
 fn faults() -> Vec<Value> {
     vec![
         json!({"operation": "Checkout", "kind": "latency", "ms": 800, "count": 3}),
         json!({"operation": "renewAdvancePay", "kind": "http_status", "status": 503, "count": 3}),
         json!({"operation": "ModifyCart", "kind": "soap_fault", "code": "Receiver", "count": 2}),
+        json!({"operation": "ModifyCart", "kind": "error_after_commit", "status": 500, "count": 1}),
         json!({"operation": "SubmitCart", "kind": "timeout", "ms": 1500, "count": 2}),
         json!({"operation": "SubmitCart", "kind": "drop_response", "count": 2}),
+        json!({"operation": "SubmitCart", "kind": "error_after_commit", "status": 500, "count": 2}),
+        json!({"operation": "Checkout", "kind": "huge_body", "bytes": 10_485_760, "count": 1}),
         json!({"operation": "favoriteAdvancePayPricePoint", "kind": "business_error", "message": "chaos: price points locked", "count": 1}),
-        json!({"operation": "StartOrder", "kind": "http_status", "status": 502, "count": 2}),
+        json!({"operation": "ServiceNumberDetail", "kind": "drip", "chunk_ms": 100, "count": 1}),
+        json!({"operation": "StartOrder", "kind": "http_status", "status": 503, "count": 2}),
+        json!({"operation": "StartOrder", "kind": "error_after_commit", "status": 500, "count": 1}),
         json!({"operation": "GetAvailablePackages", "kind": "soap_fault", "code": "Server", "count": 2}),
         json!({"operation": "SelectPackagePlan", "kind": "drop_response", "count": 1}),
+        json!({"operation": "SelectPackagePlan", "kind": "error_after_commit", "status": 500, "count": 1}),
         json!({"operation": "CompleteOrder", "kind": "latency", "ms": 1200, "count": 2}),
         json!({"operation": "CompleteOrder", "kind": "drop_response", "count": 1}),
+        json!({"operation": "CompleteOrder", "kind": "error_after_commit", "status": 500, "count": 1}),
         json!({"operation": "SetServiceContacts", "kind": "timeout", "ms": 1500, "count": 1}),
+        json!({"operation": "GetServiceContactRequirements", "kind": "redirect", "location": "http://127.0.0.1:9/", "count": 1}),
+        json!({"operation": "GetTermsAndConditions", "kind": "echo_credential", "count": 1}),
     ]
 }
 

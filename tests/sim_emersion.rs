@@ -150,6 +150,7 @@ impl Sim {
             username: SIM_USERNAME.into(),
             password: Secret::new(SIM_PASSWORD),
             timeout: Duration::from_secs(2),
+            max_response_bytes: billflow::config::DEFAULT_MAX_RESPONSE_BYTES,
         })
         .unwrap()
     }

@@ -3,19 +3,44 @@
 
 pub mod costguard;
 pub mod emersion;
+pub mod http;
 
 /// What a failed call means for a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Failure {
-    /// The call did not take effect and may be tried again later (5xx, 429, connection
-    /// refused, a platform "try again" fault).
+    /// The call did not take effect and may be tried again later: the answer proves it
+    /// was not processed (connection refused, 429, 503).
     Transient,
     /// The platform refused the call (validation, business rule); retrying cannot help.
     Permanent,
-    /// The request may have reached the platform and taken effect, but no answer was read
-    /// (timeout, connection lost mid-call, unreadable success). Never retried blindly.
+    /// The request may have reached the platform and taken effect, but no answer says
+    /// whether it did (timeout, connection lost mid-call, 500/502/504, a server fault, an
+    /// unreadable, too large or too slow answer). Never re-sent blindly.
     OutcomeUnknown,
+}
+
+/// What a SOAP fault answered with an HTTP `status` means: a 429 or 503 says the call was
+/// not processed, whatever the body; a sender fault (either SOAP version's name, SOAP 1.1
+/// dotted sub-codes included) refuses the call as sent; a receiver fault, or a code not
+/// known, may come after the platform acted.
+pub(crate) fn fault_failure(status: u16, code: &str) -> Failure {
+    const SENDER: [&str; 5] = [
+        "Sender",
+        "Client",
+        "VersionMismatch",
+        "MustUnderstand",
+        "DataEncodingUnknown",
+    ];
+    if http::status_failure(status) == Failure::Transient {
+        return Failure::Transient;
+    }
+    let class = code.split('.').next().unwrap_or(code);
+    if SENDER.iter().any(|c| c.eq_ignore_ascii_case(class)) {
+        Failure::Permanent
+    } else {
+        Failure::OutcomeUnknown
+    }
 }
 
 /// An error and its sources on one line, for error texts that cross process boundaries.

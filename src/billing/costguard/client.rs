@@ -8,6 +8,7 @@ use super::rest::{
     self, Collection, FavoritePricePoint, OrderDetail, RenewAdvancePayResult, ServiceNumberDetail,
 };
 use super::soap::{self, Cart, CartSummary, OrderRequest, OrderResponse, Requestor};
+use crate::billing::http::{self, Limits};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -18,7 +19,19 @@ pub struct CostGuardConfig {
     pub token: Secret,
     /// The customer's `AuthenticatedKey` sent in CustomerID.
     pub authenticated_key: String,
+    /// Deadline of one call, the whole answer included.
     pub timeout: Duration,
+    /// Largest answer read; a larger one fails the call.
+    pub max_response_bytes: usize,
+}
+
+impl CostGuardConfig {
+    fn limits(&self) -> Limits {
+        Limits {
+            timeout: self.timeout,
+            max_response_bytes: self.max_response_bytes,
+        }
+    }
 }
 
 /// One CostGuard environment's API. Cheap to clone.
@@ -31,10 +44,7 @@ pub struct CostGuardClient {
 
 impl CostGuardClient {
     pub fn new(config: CostGuardConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .build()?;
+        let http = http::client(config.limits())?;
         Ok(CostGuardClient {
             http,
             config,
@@ -129,29 +139,24 @@ impl CostGuardClient {
         request: reqwest::RequestBuilder,
     ) -> Result<T, CostGuardError> {
         let _timer = crate::billing::CallTimer::start("costguard", operation);
-        let response = self
+        let request = self
             .keyed(request)
             .header(AUTHORIZATION, self.wrap_header())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
+            .header(reqwest::header::ACCEPT, "application/json");
+        let answer = http::exchange(request, self.config.limits())
             .await
-            .map_err(|e| CostGuardError::transport(operation, e))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| CostGuardError::transport(operation, e))?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<rest::RestErrors>(&body)
+            .map_err(CostGuardError::transport(operation))?;
+        if !answer.status.is_success() {
+            let message = serde_json::from_slice::<rest::RestErrors>(&answer.body)
                 .map(|e| e.summary())
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(500).collect());
+                .unwrap_or_else(|_| answer.text().chars().take(500).collect());
             return Err(CostGuardError::Http {
                 operation,
-                status: status.as_u16(),
+                status: answer.status.as_u16(),
                 message,
             });
         }
-        serde_json::from_slice(&body).map_err(|e| CostGuardError::malformed(operation, e))
+        serde_json::from_slice(&answer.body).map_err(|e| CostGuardError::malformed(operation, e))
     }
 
     /// CreateCart: an empty order for the customer. `register_id` is set for orders that
@@ -243,22 +248,20 @@ impl CostGuardClient {
             register_id,
         };
         let _timer = crate::billing::CallTimer::start("costguard", operation);
-        let response = self
+        let request = self
             .keyed(self.http.post(self.url(&rest::paths::order_placement(env))))
             .header(CONTENT_TYPE, soap::content_type(operation))
-            .body(request.envelope(&requestor))
-            .send()
+            .body(request.envelope(&requestor));
+        let answer = http::exchange(request, self.config.limits())
             .await
-            .map_err(|e| CostGuardError::transport(operation, e))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| CostGuardError::transport(operation, e))?;
+            .map_err(CostGuardError::transport(operation))?;
+        let status = answer.status;
+        let body = answer.text();
         // SOAP 1.2 faults come with 400/500; read the envelope before judging the status.
         match OrderResponse::parse(operation, &body) {
             Ok(OrderResponse::Fault(fault)) => Err(CostGuardError::Fault {
                 operation,
+                status: status.as_u16(),
                 code: fault.code,
                 reason: fault.reason,
             }),

@@ -1,20 +1,15 @@
-use crate::billing::Failure;
+use crate::billing::http::{status_failure, HttpError};
+use crate::billing::{fault_failure, Failure};
 use crate::xml::XmlError;
 
 /// Errors of a CostGuard call, each naming the operation it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum CostGuardError {
-    #[error("{operation}: could not connect: {detail}")]
-    Connect {
+    /// No complete answer: never connected, cut off, too slow, too large, or redirected.
+    #[error("{operation}: {error}")]
+    Transport {
         operation: &'static str,
-        detail: String,
-    },
-    #[error("{operation}: no response within the timeout")]
-    Timeout { operation: &'static str },
-    #[error("{operation}: connection failed mid-call: {detail}")]
-    Interrupted {
-        operation: &'static str,
-        detail: String,
+        error: HttpError,
     },
     #[error("{operation}: HTTP {status}: {message}")]
     Http {
@@ -22,9 +17,10 @@ pub enum CostGuardError {
         status: u16,
         message: String,
     },
-    #[error("{operation}: SOAP fault {code}: {reason}")]
+    #[error("{operation}: SOAP fault {code} (HTTP {status}): {reason}")]
     Fault {
         operation: &'static str,
+        status: u16,
         code: String,
         reason: String,
     },
@@ -47,19 +43,15 @@ pub enum CostGuardError {
 }
 
 impl CostGuardError {
+    /// Transient only when the answer proves the call was not processed; whatever may
+    /// have come after the platform acted is outcome-unknown (DESIGN invariant 5).
     pub fn failure(&self) -> Failure {
         match self {
-            CostGuardError::Connect { .. } => Failure::Transient,
-            CostGuardError::Timeout { .. }
-            | CostGuardError::Interrupted { .. }
-            | CostGuardError::Malformed { .. } => Failure::OutcomeUnknown,
-            CostGuardError::Http { status, .. } if *status == 429 || *status >= 500 => {
-                Failure::Transient
-            }
-            CostGuardError::Fault { code, .. } if code == "Receiver" => Failure::Transient,
-            CostGuardError::Http { .. }
-            | CostGuardError::Fault { .. }
-            | CostGuardError::Rejected { .. }
+            CostGuardError::Transport { error, .. } => error.failure(),
+            CostGuardError::Http { status, .. } => status_failure(*status),
+            CostGuardError::Fault { status, code, .. } => fault_failure(*status, code),
+            CostGuardError::Malformed { .. } => Failure::OutcomeUnknown,
+            CostGuardError::Rejected { .. }
             | CostGuardError::ServiceNotFound(_)
             | CostGuardError::NotEligible { .. }
             | CostGuardError::NothingRenewed { .. } => Failure::Permanent,
@@ -73,21 +65,8 @@ impl CostGuardError {
         }
     }
 
-    pub(super) fn transport(operation: &'static str, err: reqwest::Error) -> Self {
-        // Connection set-up failures never reached the platform; anything later might have.
-        if err.is_connect() {
-            CostGuardError::Connect {
-                operation,
-                detail: crate::billing::error_chain(&err),
-            }
-        } else if err.is_timeout() {
-            CostGuardError::Timeout { operation }
-        } else {
-            CostGuardError::Interrupted {
-                operation,
-                detail: crate::billing::error_chain(&err),
-            }
-        }
+    pub(super) fn transport(operation: &'static str) -> impl FnOnce(HttpError) -> Self {
+        move |error| CostGuardError::Transport { operation, error }
     }
 }
 
@@ -99,32 +78,118 @@ impl From<(&'static str, XmlError)> for CostGuardError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::billing::http::Phase;
+
+    fn http(status: u16) -> CostGuardError {
+        CostGuardError::Http {
+            operation: "SubmitCart",
+            status,
+            message: "upstream said no".into(),
+        }
+    }
+
+    fn fault(status: u16, code: &str) -> CostGuardError {
+        CostGuardError::Fault {
+            operation: "SubmitCart",
+            status,
+            code: code.into(),
+            reason: "busy".into(),
+        }
+    }
+
+    fn transport(error: HttpError) -> CostGuardError {
+        CostGuardError::Transport {
+            operation: "SubmitCart",
+            error,
+        }
+    }
 
     #[test]
-    fn classification() {
-        let http = |status| CostGuardError::Http {
-            operation: "x",
-            status,
-            message: String::new(),
-        };
-        assert_eq!(http(503).failure(), Failure::Transient);
-        assert_eq!(http(429).failure(), Failure::Transient);
-        assert_eq!(http(400).failure(), Failure::Permanent);
-        let fault = |code: &str| CostGuardError::Fault {
-            operation: "x",
-            code: code.into(),
-            reason: String::new(),
-        };
-        assert_eq!(fault("Receiver").failure(), Failure::Transient);
-        assert_eq!(fault("Sender").failure(), Failure::Permanent);
+    fn classification_table() {
+        use Failure::*;
+        let table = [
+            (transport(HttpError::Connect("refused".into())), Transient),
+            (http(429), Transient),
+            (http(503), Transient),
+            (fault(503, "Receiver"), Transient),
+            (fault(429, "Receiver"), Transient),
+            (
+                transport(HttpError::Deadline {
+                    deadline: Duration::from_secs(1),
+                    phase: Phase::Headers,
+                }),
+                OutcomeUnknown,
+            ),
+            (
+                transport(HttpError::Interrupted("reset".into())),
+                OutcomeUnknown,
+            ),
+            (
+                transport(HttpError::TooLarge {
+                    cap: 4,
+                    declared: None,
+                }),
+                OutcomeUnknown,
+            ),
+            (http(500), OutcomeUnknown),
+            (http(502), OutcomeUnknown),
+            (http(504), OutcomeUnknown),
+            (http(507), OutcomeUnknown),
+            (fault(500, "Receiver"), OutcomeUnknown),
+            (fault(500, "Server"), OutcomeUnknown),
+            (
+                CostGuardError::malformed("Checkout", "no Result"),
+                OutcomeUnknown,
+            ),
+            (http(400), Permanent),
+            (http(401), Permanent),
+            (http(404), Permanent),
+            (
+                transport(HttpError::Redirect {
+                    status: 307,
+                    host: "elsewhere:8443".into(),
+                }),
+                Permanent,
+            ),
+            (fault(400, "Sender"), Permanent),
+            (fault(400, "MustUnderstand"), Permanent),
+            (fault(500, "Unheard-of"), OutcomeUnknown),
+            (
+                CostGuardError::Rejected {
+                    operation: "Checkout",
+                    messages: "[E1] Register closed".into(),
+                },
+                Permanent,
+            ),
+            (CostGuardError::ServiceNotFound("1".into()), Permanent),
+            (CostGuardError::NotEligible { service_id: 1 }, Permanent),
+            (CostGuardError::NothingRenewed { service_id: 1 }, Permanent),
+        ];
+        for (error, failure) in table {
+            assert_eq!(error.failure(), failure, "{error}");
+        }
+    }
+
+    #[test]
+    fn texts_keep_the_cause() {
         assert_eq!(
-            CostGuardError::Timeout { operation: "x" }.failure(),
-            Failure::OutcomeUnknown
+            fault(500, "Receiver").to_string(),
+            "SubmitCart: SOAP fault Receiver (HTTP 500): busy"
         );
         assert_eq!(
-            CostGuardError::NotEligible { service_id: 1 }.failure(),
-            Failure::Permanent
+            http(502).to_string(),
+            "SubmitCart: HTTP 502: upstream said no"
+        );
+        let redirect = transport(HttpError::Redirect {
+            status: 307,
+            host: "elsewhere:8443".into(),
+        });
+        assert_eq!(
+            redirect.to_string(),
+            "SubmitCart: HTTP 307 redirect to host elsewhere:8443, not followed"
         );
     }
 }

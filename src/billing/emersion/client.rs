@@ -5,6 +5,7 @@ use reqwest::header::CONTENT_TYPE;
 use super::error::EmersionError;
 use super::wire::{Fault, Operation, API_NS, SOAP11_ENV_NS};
 use super::wsse;
+use crate::billing::http::{self, Limits};
 use crate::secret::Secret;
 use crate::xml::{Element, XmlWriter};
 
@@ -14,7 +15,19 @@ pub struct EmersionConfig {
     pub base_url: String,
     pub username: String,
     pub password: Secret,
+    /// Deadline of one call, the whole answer included.
     pub timeout: Duration,
+    /// Largest answer read; a larger one fails the call.
+    pub max_response_bytes: usize,
+}
+
+impl EmersionConfig {
+    fn limits(&self) -> Limits {
+        Limits {
+            timeout: self.timeout,
+            max_response_bytes: self.max_response_bytes,
+        }
+    }
 }
 
 /// The Emersion API. Cheap to clone.
@@ -27,10 +40,7 @@ pub struct EmersionClient {
 
 impl EmersionClient {
     pub fn new(config: EmersionConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .build()?;
+        let http = http::client(config.limits())?;
         Ok(EmersionClient {
             http,
             config,
@@ -73,18 +83,15 @@ impl EmersionClient {
         if let Some(key) = &self.idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
-        let response = request
+        let request = request
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")
             .header("SOAPAction", format!("\"{API_NS}#{operation}\""))
-            .body(self.envelope(op))
-            .send()
+            .body(self.envelope(op));
+        let answer = http::exchange(request, self.config.limits())
             .await
-            .map_err(|e| EmersionError::transport(operation, e))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| EmersionError::transport(operation, e))?;
+            .map_err(EmersionError::transport(operation))?;
+        let status = answer.status;
+        let body = answer.text();
         // SOAP 1.1 faults come with HTTP 500: read the body before judging the status.
         let doc = match Element::parse(&body) {
             Ok(doc) => doc,
@@ -106,6 +113,7 @@ impl EmersionClient {
             let fault = Fault::read(fault);
             return Err(EmersionError::Fault {
                 operation,
+                status: status.as_u16(),
                 code: fault.code,
                 message: fault.message,
             });

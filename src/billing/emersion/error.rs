@@ -1,19 +1,14 @@
-use crate::billing::Failure;
+use crate::billing::http::{status_failure, HttpError};
+use crate::billing::{fault_failure, Failure};
 
 /// Errors of an Emersion call, each naming the operation it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum EmersionError {
-    #[error("{operation}: could not connect: {detail}")]
-    Connect {
+    /// No complete answer: never connected, cut off, too slow, too large, or redirected.
+    #[error("{operation}: {error}")]
+    Transport {
         operation: &'static str,
-        detail: String,
-    },
-    #[error("{operation}: no response within the timeout")]
-    Timeout { operation: &'static str },
-    #[error("{operation}: connection failed mid-call: {detail}")]
-    Interrupted {
-        operation: &'static str,
-        detail: String,
+        error: HttpError,
     },
     #[error("{operation}: HTTP {status}: {message}")]
     Http {
@@ -21,10 +16,12 @@ pub enum EmersionError {
         status: u16,
         message: String,
     },
-    /// A SOAP Fault; the message is the platform's own text.
-    #[error("{message}")]
+    /// A SOAP Fault. A `Client` fault reads as the platform's own text, which reaches the
+    /// events verbatim; any other names the operation, code and status too.
+    #[error("{}", fault_text(operation, *status, code, message))]
     Fault {
         operation: &'static str,
+        status: u16,
         code: String,
         message: String,
     },
@@ -35,68 +32,140 @@ pub enum EmersionError {
     },
 }
 
+fn fault_text(operation: &str, status: u16, code: &str, message: &str) -> String {
+    let class = code.split('.').next().unwrap_or(code);
+    if class.eq_ignore_ascii_case("Client") {
+        message.to_string()
+    } else {
+        format!("{operation}: SOAP fault {code} (HTTP {status}): {message}")
+    }
+}
+
 impl EmersionError {
-    /// `Client` faults are validation or business rules (permanent); `Server` faults,
-    /// 5xx and 429 are transient; a call that may have been applied is outcome-unknown.
+    /// `Client` faults are validation or business rules (permanent); only 429 and 503 prove
+    /// a call was not processed (transient); `Server` faults, other 5xx and anything that
+    /// leaves no complete answer may come after the platform acted (outcome unknown).
     pub fn failure(&self) -> Failure {
         match self {
-            EmersionError::Connect { .. } => Failure::Transient,
-            EmersionError::Timeout { .. }
-            | EmersionError::Interrupted { .. }
-            | EmersionError::Malformed { .. } => Failure::OutcomeUnknown,
-            EmersionError::Http { status, .. } if *status == 429 || *status >= 500 => {
-                Failure::Transient
-            }
-            EmersionError::Http { .. } => Failure::Permanent,
-            EmersionError::Fault { code, .. }
-                if code.eq_ignore_ascii_case("Server") || code.eq_ignore_ascii_case("Receiver") =>
-            {
-                Failure::Transient
-            }
-            EmersionError::Fault { .. } => Failure::Permanent,
+            EmersionError::Transport { error, .. } => error.failure(),
+            EmersionError::Http { status, .. } => status_failure(*status),
+            EmersionError::Fault { status, code, .. } => fault_failure(*status, code),
+            EmersionError::Malformed { .. } => Failure::OutcomeUnknown,
         }
     }
 
     pub fn operation(&self) -> &'static str {
         match self {
-            EmersionError::Connect { operation, .. }
-            | EmersionError::Timeout { operation }
-            | EmersionError::Interrupted { operation, .. }
+            EmersionError::Transport { operation, .. }
             | EmersionError::Http { operation, .. }
             | EmersionError::Fault { operation, .. }
             | EmersionError::Malformed { operation, .. } => operation,
         }
     }
 
-    pub(super) fn transport(operation: &'static str, err: reqwest::Error) -> Self {
-        let detail = crate::billing::error_chain(&err);
-        if err.is_connect() {
-            EmersionError::Connect { operation, detail }
-        } else if err.is_timeout() {
-            EmersionError::Timeout { operation }
-        } else {
-            EmersionError::Interrupted { operation, detail }
-        }
+    pub(super) fn transport(operation: &'static str) -> impl FnOnce(HttpError) -> Self {
+        move |error| EmersionError::Transport { operation, error }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
 
-    #[test]
-    fn client_faults_are_permanent_server_faults_transient() {
-        let fault = |code: &str| EmersionError::Fault {
-            operation: "PerformSimpleSQ",
+    use super::*;
+    use crate::billing::http::Phase;
+
+    fn fault(status: u16, code: &str) -> EmersionError {
+        EmersionError::Fault {
+            operation: "CompleteOrder",
+            status,
             code: code.into(),
             message: "Invalid service type id".into(),
-        };
-        assert_eq!(fault("Client").failure(), Failure::Permanent);
-        assert_eq!(fault("Server").failure(), Failure::Transient);
-        assert_eq!(fault("Client").to_string(), "Invalid service type id");
+        }
+    }
+
+    fn http(status: u16) -> EmersionError {
+        EmersionError::Http {
+            operation: "CompleteOrder",
+            status,
+            message: "bad gateway".into(),
+        }
+    }
+
+    fn transport(error: HttpError) -> EmersionError {
+        EmersionError::Transport {
+            operation: "CompleteOrder",
+            error,
+        }
+    }
+
+    #[test]
+    fn classification_table() {
+        use Failure::*;
+        let table = [
+            (transport(HttpError::Connect("refused".into())), Transient),
+            (http(429), Transient),
+            (http(503), Transient),
+            (fault(503, "Server"), Transient),
+            (
+                transport(HttpError::Deadline {
+                    deadline: Duration::from_secs(1),
+                    phase: Phase::Body { read: 3 },
+                }),
+                OutcomeUnknown,
+            ),
+            (
+                transport(HttpError::Interrupted("reset".into())),
+                OutcomeUnknown,
+            ),
+            (
+                transport(HttpError::TooLarge {
+                    cap: 4,
+                    declared: Some(5),
+                }),
+                OutcomeUnknown,
+            ),
+            (http(500), OutcomeUnknown),
+            (http(502), OutcomeUnknown),
+            (http(504), OutcomeUnknown),
+            (fault(500, "Server"), OutcomeUnknown),
+            (fault(500, "Receiver"), OutcomeUnknown),
+            (fault(500, "Server.Database"), OutcomeUnknown),
+            (
+                EmersionError::Malformed {
+                    operation: "CompleteOrder",
+                    detail: "no <CompleteOrderResponse>".into(),
+                },
+                OutcomeUnknown,
+            ),
+            (fault(500, "Client"), Permanent),
+            (fault(500, "client.Authentication"), Permanent),
+            (fault(500, "Sender"), Permanent),
+            (http(400), Permanent),
+            (http(401), Permanent),
+            (
+                transport(HttpError::Redirect {
+                    status: 302,
+                    host: "elsewhere".into(),
+                }),
+                Permanent,
+            ),
+        ];
+        for (error, failure) in table {
+            assert_eq!(error.failure(), failure, "{error}");
+        }
+    }
+
+    #[test]
+    fn client_faults_read_as_the_platform_text_others_keep_the_cause() {
+        assert_eq!(fault(500, "Client").to_string(), "Invalid service type id");
         assert_eq!(
-            EmersionError::Timeout { operation: "x" }.failure(),
-            Failure::OutcomeUnknown
+            fault(500, "Server").to_string(),
+            "CompleteOrder: SOAP fault Server (HTTP 500): Invalid service type id"
+        );
+        assert_eq!(
+            http(502).to_string(),
+            "CompleteOrder: HTTP 502: bad gateway"
         );
     }
 }

@@ -23,9 +23,11 @@ fn rest_error(status: StatusCode, field: &str, message: impl Into<String>) -> Re
 }
 
 /// Injected failures as IDI's REST API writes errors.
-struct RestWire;
+struct RestWire<'a> {
+    headers: &'a HeaderMap,
+}
 
-impl Wire for RestWire {
+impl Wire for RestWire<'_> {
     fn failure(&self, status: StatusCode, message: &str) -> Response {
         rest_error(status, "", message)
     }
@@ -41,6 +43,24 @@ impl Wire for RestWire {
 
     fn rejection(&self, message: &str) -> Response {
         rest_error(StatusCode::BAD_REQUEST, "", message)
+    }
+
+    fn echo_credential(&self, status: StatusCode) -> Response {
+        let token = wrap_token(self.headers).unwrap_or_default();
+        let mut response = rest_error(
+            status,
+            "Authorization",
+            format!("access_token \"{token}\" is not valid for this environment"),
+        );
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("WRAP"),
+        );
+        response
+    }
+
+    fn opening(&self) -> (&'static str, String) {
+        ("application/json", "{\"value\":[".into())
     }
 }
 
@@ -84,6 +104,12 @@ impl Arrival {
         )
     }
 
+    fn wire(&self) -> RestWire<'_> {
+        RestWire {
+            headers: &self.headers,
+        }
+    }
+
     /// The 401 for a call without a WRAP token.
     fn unauthorized(&self) -> Option<Response> {
         if has_wrap_token(&self.headers) {
@@ -104,18 +130,21 @@ impl Arrival {
 
 /// `Authorization: WRAP access_token="<non-empty>"`; any token is accepted.
 fn has_wrap_token(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some((scheme, params)) = value.trim().split_once(char::is_whitespace) else {
-        return false;
-    };
-    let token = params
+    wrap_token(headers).is_some_and(|t| !t.is_empty())
+}
+
+/// The token of an `Authorization: WRAP access_token="..."` header.
+fn wrap_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, params) = value.trim().split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("WRAP") {
+        return None;
+    }
+    params
         .trim()
         .strip_prefix("access_token=")
         .and_then(|t| t.strip_prefix('"'))
-        .and_then(|t| t.strip_suffix('"'));
-    scheme.eq_ignore_ascii_case("WRAP") && matches!(token, Some(t) if !t.is_empty())
+        .and_then(|t| t.strip_suffix('"'))
 }
 
 fn id(field: &'static str, raw: &str) -> Result<i64, RestRejection> {
@@ -141,7 +170,7 @@ pub(super) async fn service_number_detail(
     }
     let query = arrival.uri.query().unwrap_or_default();
     sim.faults()
-        .serve(OP, &RestWire, async {
+        .serve(OP, &arrival.wire(), async {
             let number = match service_number_filter(query) {
                 Ok(number) => number,
                 Err(message) => return rest_error(StatusCode::BAD_REQUEST, "$filter", message),
@@ -175,7 +204,7 @@ pub(super) async fn favorite_price_points(
         return response;
     }
     sim.faults()
-        .serve(OP, &RestWire, async {
+        .serve(OP, &arrival.wire(), async {
             let service_id = match id("serviceId", &service_id) {
                 Ok(id) => id,
                 Err(r) => return refused(r),
@@ -215,7 +244,7 @@ pub(super) async fn renew_advance_pay(
         return response;
     }
     sim.faults()
-        .serve(OP, &RestWire, async {
+        .serve(OP, &arrival.wire(), async {
             let (order_id, service_id) =
                 match (id("orderId", &order_id), id("serviceId", &service_id)) {
                     (Ok(order), Ok(service)) => (order, service),
@@ -256,7 +285,7 @@ pub(super) async fn order(
         return response;
     }
     sim.faults()
-        .serve(OP, &RestWire, async {
+        .serve(OP, &arrival.wire(), async {
             let order_id = match id("orderId", &order_id) {
                 Ok(id) => id,
                 Err(r) => return refused(r),

@@ -55,6 +55,7 @@ pub(super) async fn order_placement(
         .record(&operation, &method, &uri, &headers, &body);
     let wire = SoapWire {
         operation: &operation,
+        request: &body,
     };
     sim.faults()
         .serve(&operation, &wire, async {
@@ -407,6 +408,19 @@ fn soap(status: StatusCode, xml: String) -> Response {
 /// Injected failures as Order Placement writes them.
 struct SoapWire<'a> {
     operation: &'a str,
+    /// The request as received, read again only to echo its token.
+    request: &'a [u8],
+}
+
+impl SoapWire<'_> {
+    /// The request's `Requestor/AuthorizationToken`, empty when it has none.
+    fn token(&self) -> String {
+        std::str::from_utf8(self.request)
+            .ok()
+            .and_then(|xml| Element::parse(xml).ok())
+            .and_then(|doc| doc.descendant("AuthorizationToken").map(|t| t.text.clone()))
+            .unwrap_or_default()
+    }
 }
 
 impl Wire for SoapWire<'_> {
@@ -432,6 +446,33 @@ impl Wire for SoapWire<'_> {
             Some(("InjectedError", message)),
         );
         soap(StatusCode::OK, xml)
+    }
+
+    /// A Sender fault, or with status 200 an `Error` message, naming the token.
+    fn echo_credential(&self, status: StatusCode) -> Response {
+        let text = format!(
+            "Authorization failed: AuthorizationToken \"{}\" is not valid",
+            self.token()
+        );
+        if status == StatusCode::OK {
+            let xml = reply(
+                self.operation,
+                |w| {
+                    w.empty("Result");
+                },
+                Some(("AuthorizationFailed", &text)),
+            );
+            return soap(status, xml);
+        }
+        fault(status, FaultCode::Sender, &text)
+    }
+
+    fn opening(&self) -> (&'static str, String) {
+        let opening = format!(
+            "<env:Envelope xmlns:env=\"{SOAP12_ENV_NS}\"><env:Body><{}Response xmlns=\"{ORDER_PLACEMENT_NS}\">",
+            self.operation
+        );
+        (RESPONSE_CONTENT_TYPE, opening)
     }
 }
 

@@ -47,8 +47,9 @@ pub(super) async fn endpoint(
         &headers,
         redacted(&body).as_bytes(),
     );
+    let wire = SoapWire { request: &body };
     sim.faults()
-        .serve(&operation, &SoapWire, async {
+        .serve(&operation, &wire, async {
             let outcome = call.map_err(|Invalid(text)| text).and_then(|call| {
                 let changes_state = call.changes_state();
                 let xml = answer(&mut sim.emersion().lock(), &operation, call)
@@ -60,7 +61,7 @@ pub(super) async fn endpoint(
             });
             match outcome {
                 Ok(xml) => soap(StatusCode::OK, xml),
-                Err(text) => SoapWire.rejection(&text),
+                Err(text) => wire.rejection(&text),
             }
         })
         .await
@@ -277,9 +278,26 @@ fn fault(status: StatusCode, code: FaultCode, text: &str) -> Response {
 }
 
 /// Refusals and injected failures as Emersion writes them.
-struct SoapWire;
+struct SoapWire<'a> {
+    /// The request as received, read again only to echo its credentials.
+    request: &'a [u8],
+}
 
-impl Wire for SoapWire {
+impl SoapWire<'_> {
+    /// The request's WS-Security `Username`, empty when it has none.
+    fn username(&self) -> String {
+        std::str::from_utf8(self.request)
+            .ok()
+            .and_then(|xml| Element::parse(xml).ok())
+            .and_then(|doc| {
+                doc.path(&["Header", "Security", "UsernameToken", "Username"])
+                    .map(|u| u.text.clone())
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Wire for SoapWire<'_> {
     fn failure(&self, status: StatusCode, message: &str) -> Response {
         fault(status, FaultCode::Receiver, message)
     }
@@ -295,6 +313,23 @@ impl Wire for SoapWire {
             FaultCode::Sender,
             message,
         )
+    }
+
+    /// A Client fault naming the user and, so redaction can be tested on it, the
+    /// simulator's password (a request carries only its digest).
+    fn echo_credential(&self, status: StatusCode) -> Response {
+        let text = format!(
+            "Authentication failed for user {} with password {SIM_PASSWORD}",
+            self.username()
+        );
+        fault(status, FaultCode::Sender, &text)
+    }
+
+    fn opening(&self) -> (&'static str, String) {
+        let opening = format!(
+            "<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"{SOAP11_ENV_NS}\" xmlns:ns1=\"{API_NS}\"><SOAP-ENV:Body>"
+        );
+        (RESPONSE_CONTENT_TYPE, opening)
     }
 }
 
