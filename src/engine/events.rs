@@ -62,7 +62,7 @@ pub struct EventData {
     pub output: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Dead-letter reason: `permanent_error`, `retries_exhausted`, `invalid_message`, `outcome_unknown`.
+    /// Dead-letter reason: `permanent_error`, `retries_exhausted`, `invalid_message`, `outcome_unknown`; `expired`, `delivery_limit`, `rejected` when RabbitMQ dead-lettered the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Retrying: how long until the next attempt.

@@ -6,6 +6,7 @@ mod intake;
 pub mod message;
 pub mod protect;
 pub mod retry;
+mod undelivered;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,13 @@ pub enum DeadReason {
     RetriesExhausted,
     InvalidMessage,
     OutcomeUnknown,
+    /// RabbitMQ dead-lettered it: its per-message TTL ran out in a queue.
+    Expired,
+    /// RabbitMQ dead-lettered it: delivered more often than the quorum queue allows.
+    DeliveryLimit,
+    /// RabbitMQ dead-lettered it: rejected without requeue, over a length limit, or for
+    /// a cause its `x-death` header does not say.
+    Rejected,
 }
 
 impl DeadReason {
@@ -51,6 +59,9 @@ impl DeadReason {
             DeadReason::RetriesExhausted => "retries_exhausted",
             DeadReason::InvalidMessage => "invalid_message",
             DeadReason::OutcomeUnknown => "outcome_unknown",
+            DeadReason::Expired => "expired",
+            DeadReason::DeliveryLimit => "delivery_limit",
+            DeadReason::Rejected => "rejected",
         }
     }
 
@@ -60,6 +71,9 @@ impl DeadReason {
             DeadReason::RetriesExhausted,
             DeadReason::InvalidMessage,
             DeadReason::OutcomeUnknown,
+            DeadReason::Expired,
+            DeadReason::DeliveryLimit,
+            DeadReason::Rejected,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -69,7 +83,10 @@ impl DeadReason {
     fn outcome(self) -> Outcome {
         match self {
             DeadReason::PermanentError | DeadReason::InvalidMessage => Outcome::Failed,
-            DeadReason::RetriesExhausted => Outcome::DeadLettered,
+            DeadReason::RetriesExhausted
+            | DeadReason::Expired
+            | DeadReason::DeliveryLimit
+            | DeadReason::Rejected => Outcome::DeadLettered,
             DeadReason::OutcomeUnknown => Outcome::Parked,
         }
     }
