@@ -72,12 +72,18 @@ async fn an_expired_command_is_dead_lettered_with_a_reason_and_an_event() {
         .await
         .unwrap();
     wait_depth(&h, &h.topology.undelivered_queue(), 1).await;
-    assert_eq!(queue_depth(&h.connection, &h.topology.dead_queue()).await, 0);
+    assert_eq!(
+        queue_depth(&h.connection, &h.topology.dead_queue()).await,
+        0
+    );
 
     let worker = h.spawn_worker();
     h.wait_terminal(&["crm-expired"]).await;
     let end = terminal(&h, "crm-expired").clone();
-    assert_eq!(end.routing_key(), "workflow.advancepay_renewal.dead_lettered");
+    assert_eq!(
+        end.routing_key(),
+        "workflow.advancepay_renewal.dead_lettered"
+    );
     assert_eq!(end.id, "crm-expired/advancepay_renewal/dead_lettered");
     assert_eq!(end.data.reason.as_deref(), Some("expired"));
     let error = end.data.error.clone().unwrap_or_default();
@@ -108,7 +114,10 @@ async fn an_expired_command_is_dead_lettered_with_a_reason_and_an_event() {
         .iter()
         .any(|e| e.is_terminal() && e.data.outcome == Outcome::Completed)
     {
-        assert!(tokio::time::Instant::now() < deadline, "the replay completes");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replay completes"
+        );
         h.poll_event(Duration::from_secs(1)).await;
     }
     assert!(h.drain_dead().await.is_empty());
@@ -162,7 +171,10 @@ async fn a_stage_over_the_delivery_limit_is_dead_lettered_with_its_stage_event()
     assert_eq!(step.data.reason.as_deref(), Some("delivery_limit"));
     assert_eq!(step.data.attempt, Some(1));
     let end = terminal(&h, "crm-limit").clone();
-    assert_eq!(end.routing_key(), "workflow.advancepay_renewal.dead_lettered");
+    assert_eq!(
+        end.routing_key(),
+        "workflow.advancepay_renewal.dead_lettered"
+    );
     assert_eq!(end.data.reason.as_deref(), Some("delivery_limit"));
     assert_eq!(end.data.stage.as_deref(), Some("check_favorites"));
     assert!(h.call_counts().await.is_empty(), "the stage never ran");
@@ -246,7 +258,12 @@ async fn rejected_and_oddly_dead_lettered_messages_are_reported_without_a_panic(
         out.message_id = Some(id.into());
         h.publisher.publish(out).await.unwrap();
     }
-    wait_depth(&h, &undelivered, 4).await;
+    // A legal 250-byte message id on an unreadable body: too long to stand in for a
+    // command id (the event ids derived from it would not fit an AMQP message id).
+    let mut long_id = Outgoing::json("", &undelivered, b"[]".to_vec());
+    long_id.message_id = Some("m".repeat(250));
+    h.publisher.publish(long_id).await.unwrap();
+    wait_depth(&h, &undelivered, 5).await;
 
     let worker = h.spawn_worker();
     let ids = ["crm-rejected", "crm-odd-1", "crm-odd-2", "garbage-1"];
@@ -277,9 +294,21 @@ async fn rejected_and_oddly_dead_lettered_messages_are_reported_without_a_panic(
         "workflow.unknown.dead_lettered"
     );
     assert!(error("garbage-1").len() < 1_000);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !h
+        .seen
+        .iter()
+        .any(|e| e.is_terminal() && e.subject.starts_with("unidentified-"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the message with a long id is reported"
+        );
+        h.poll_event(Duration::from_secs(1)).await;
+    }
 
     let dead = h.drain_dead().await;
-    assert_eq!(dead.len(), 4);
+    assert_eq!(dead.len(), 5);
     for (headers, _) in &dead {
         assert_eq!(headers["x-billflow-reason"], "rejected");
     }

@@ -11,10 +11,12 @@ use lapin::types::{AMQPValue, FieldTable};
 use tracing::warn;
 
 use super::events::{CloudEvent, EventData};
-use super::message::{header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT};
+use super::message::{
+    header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT,
+};
 use super::{dead_headers, fnv1a, DeadReason, Engine, EngineError};
 use crate::broker::Outgoing;
-use crate::command::Command;
+use crate::command::{Command, MAX_COMMAND_ID_LEN};
 use crate::workflow::Workflows;
 
 /// Queue names and reasons from `x-death` are copied into errors: at most this many
@@ -159,6 +161,8 @@ fn subject(delivery: &Delivery, max_message_bytes: usize) -> Subject {
         .and_then(|_| serde_json::from_slice::<serde_json::Value>(body).ok())
         .and_then(|v| serde_json::to_vec(v.get("command")?).ok());
     let command = inner.as_deref().unwrap_or(body);
+    // A message id stands in only if it could be a command id: event ids derived from a
+    // longer one would not fit an AMQP message id.
     let command_id = Command::sniff_id(command)
         .or_else(|| {
             delivery
@@ -166,6 +170,11 @@ fn subject(delivery: &Delivery, max_message_bytes: usize) -> Subject {
                 .message_id()
                 .as_ref()
                 .map(|m| m.to_string())
+                .filter(|m| {
+                    !m.trim().is_empty()
+                        && m.len() <= MAX_COMMAND_ID_LEN
+                        && !m.chars().any(char::is_control)
+                })
         })
         .unwrap_or_else(|| format!("unidentified-{:016x}", fnv1a(&delivery.data)));
     Subject {
@@ -221,10 +230,7 @@ impl Engine {
         // RabbitMQ's time, not ours: a redelivery moves the same dead letter again.
         let at = death.at.unwrap_or_else(Utc::now);
         let first = who.first_failure_at.unwrap_or(at);
-        headers.insert(
-            "x-billflow-first-failure".into(),
-            text(&first.to_rfc3339()),
-        );
+        headers.insert("x-billflow-first-failure".into(), text(&first.to_rfc3339()));
         headers.insert("x-billflow-last-failure".into(), text(&at.to_rfc3339()));
         let mut dead = Outgoing::json("", &self.topology.dead_queue(), delivery.data.clone());
         if let Some(ct) = props.content_type() {
@@ -260,8 +266,7 @@ impl Engine {
         );
         end.traceparent = who.traceparent;
         self.publish_event(end).await?;
-        metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str())
-            .increment(1);
+        metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str()).increment(1);
         Ok(())
     }
 }
@@ -298,7 +303,8 @@ mod tests {
         let d = explain(Some(&headers));
         assert_eq!(d.reason, DeadReason::DeliveryLimit);
         assert!(
-            d.error.starts_with("delivered in p.work.1 over its delivery limit"),
+            d.error
+                .starts_with("delivered in p.work.1 over its delivery limit"),
             "{}",
             d.error
         );
@@ -307,7 +313,10 @@ mod tests {
         let d = explain(Some(&death(vec![entry("expired", "p.intake")])));
         assert_eq!(d.reason, DeadReason::Expired);
         assert!(d.error.starts_with("expired in p.intake"), "{}", d.error);
-        for (reason, says) in [("rejected", "rejected without requeue"), ("maxlen", "length limit")] {
+        for (reason, says) in [
+            ("rejected", "rejected without requeue"),
+            ("maxlen", "length limit"),
+        ] {
             let d = explain(Some(&death(vec![entry(reason, "p.intake")])));
             assert_eq!(d.reason, DeadReason::Rejected);
             assert!(d.error.contains(says), "{}", d.error);
@@ -340,7 +349,10 @@ mod tests {
         let mut e = FieldTable::default();
         e.insert("reason".into(), text("vanished"));
         let long = format!("q\n{}", "x".repeat(10_000));
-        e.insert("queue".into(), AMQPValue::LongString(LongString::from(long)));
+        e.insert(
+            "queue".into(),
+            AMQPValue::LongString(LongString::from(long)),
+        );
         e.insert("time".into(), AMQPValue::Timestamp(u64::MAX));
         e.insert("count".into(), text("many"));
         let d = explain(Some(&death(vec![AMQPValue::FieldTable(e)])));
