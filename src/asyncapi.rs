@@ -80,6 +80,7 @@ pub fn document(prefix: &str) -> Value {
     let commands = topology.commands_exchange();
     let events = topology.events_exchange();
     let dead = topology.dead_queue();
+    let undelivered = topology.undelivered_queue();
     let command_schemas = schemas::command_schemas();
     let command_types: Vec<&str> = command_schemas.iter().map(|(k, _)| k.as_str()).collect();
 
@@ -175,7 +176,11 @@ pub fn document(prefix: &str) -> Value {
                  dedup on them.\n\
                  4. A stage that fails permanently, runs out of retries or whose outcome \
                  cannot be known is moved to the queue `{dead}` with `x-billflow-*` headers, \
-                 for ops tooling (`billflow dlq`).\n\n\
+                 for ops tooling (`billflow dlq`). So is a command or stage message that \
+                 RabbitMQ itself dead-letters (its per-message TTL expired, it went over the \
+                 delivery limit, it was rejected or dropped over a length limit): it passes \
+                 through the internal queue `{undelivered}`, where a worker gives it its \
+                 reason and publishes its `dead_lettered` events.\n\n\
                  Exchange and queue names start with the prefix `{prefix}` (`BILLFLOW_PREFIX`). \
                  Payload schemas are JSON Schema 2020-12 files next to this document."
             ),
@@ -201,7 +206,9 @@ pub fn document(prefix: &str) -> Value {
                      2), `mandatory`, with publisher confirms, and content type \
                      `application/json` (or none). A command that is not valid goes to \
                      `{dead}` with reason `invalid_message`, and a `workflow.<workflow>.failed` \
-                     event reports why."
+                     event reports why. A command published with an `expiration` that runs \
+                     out before a worker takes it goes to `{dead}` with reason `expired`, \
+                     and a `workflow.<workflow>.dead_lettered` event reports it."
                 ),
                 "parameters": {
                     "commandType": {
@@ -236,8 +243,10 @@ pub fn document(prefix: &str) -> Value {
                     "outcome": {
                         "description": "`completed`; `retrying` (another attempt follows, or \
                             the API's circuit breaker is open); `failed` (permanent error); \
-                            `dead_lettered` (retries exhausted); `parked` (the outcome of a \
-                            non-idempotent call is unknown: a person must check).",
+                            `dead_lettered` (retries exhausted, or RabbitMQ dead-lettered the \
+                            stage message: expired, over the delivery limit, rejected); \
+                            `parked` (the outcome of a non-idempotent call is unknown: a \
+                            person must check).",
                         "enum": outcomes,
                     },
                 },
@@ -262,8 +271,10 @@ pub fn document(prefix: &str) -> Value {
                     },
                     "outcome": {
                         "description": "`completed`; `failed` (permanent error or invalid \
-                            message); `dead_lettered` (retries exhausted); `parked` (the \
-                            outcome of a non-idempotent call is unknown: a person must check).",
+                            message); `dead_lettered` (retries exhausted, or RabbitMQ \
+                            dead-lettered the message: expired, over the delivery limit, \
+                            rejected); `parked` (the outcome of a non-idempotent call is \
+                            unknown: a person must check).",
                         "enum": end_outcomes,
                     },
                 },
@@ -278,7 +289,11 @@ pub fn document(prefix: &str) -> Value {
                      tooling: inspect, edit, replay or purge them with `billflow dlq`. Each \
                      message carries its reason and error in `x-billflow-*` headers; the \
                      matching `failed`, `dead_lettered` or `parked` events were published \
-                     when it arrived here."
+                     when it arrived here. Messages RabbitMQ dead-letters from the intake or \
+                     a shard reach it through the internal quorum queue `{undelivered}` \
+                     (reasons `expired`, `delivery_limit`, `rejected`); one that fails to be \
+                     explained more often than the delivery limit arrives with RabbitMQ's \
+                     `x-death` header only."
                 ),
                 "messages": message_refs(&[DEAD_LETTER]),
                 "bindings": {"amqp": {
@@ -461,8 +476,9 @@ fn dead_letter_message() -> Value {
         "summary": "A stage message billflow gave up on, or a message it could not read.",
         "description": "The body is billflow's stage message (JSON: the command, the stage, \
             its attempt and the outputs of the earlier stages) — for reason `invalid_message` \
-            it is the body exactly as received. Replaying it (`billflow dlq replay`) runs the \
-            stage once more.",
+            it is the body exactly as received, and for `expired`, `delivery_limit` and \
+            `rejected` the command or stage message as RabbitMQ dead-lettered it. Replaying \
+            it (`billflow dlq replay`) runs the stage (or the command) once more.",
         "headers": {
             "type": "object",
             "properties": {
@@ -472,23 +488,36 @@ fn dead_letter_message() -> Value {
                         unsigned or altered stage message), `conflicting_duplicate` (a \
                         command_id already used with other data) and `internal_error` (the \
                         worker panicked) were published as `failed`, `retries_exhausted` as \
-                        `dead_lettered`, `outcome_unknown` as `parked`.",
+                        `dead_lettered`, `outcome_unknown` as `parked`. RabbitMQ \
+                        dead-lettered the message, published as `dead_lettered`: `expired` \
+                        (its per-message TTL ran out), `delivery_limit` (delivered more often \
+                        than the quorum queue allows), `rejected` (rejected without requeue, \
+                        dropped over a length limit, or an `x-death` header that does not say).",
                     "enum": reasons,
                 },
                 "x-billflow-error": text("The last error, at most 1000 characters."),
                 "x-billflow-command-id": text("The command_id (for an unreadable message: its \
                     AMQP message_id, or `unidentified-<hash of the body>`)."),
-                STAGE_HEADER: text("The stage (`invalid_message`: only if the message had it)."),
+                STAGE_HEADER: text("The stage (`invalid_message`, `expired`, \
+                    `delivery_limit`, `rejected`: only if the message had it)."),
                 "x-billflow-workflow": text("The workflow (`invalid_message`: only if the \
-                    message had it)."),
-                "x-billflow-attempt": count("The stage's attempt number (`invalid_message`: \
-                    only if the message had it)."),
+                    message had it; `expired`, `delivery_limit`, `rejected`: when the body's \
+                    command type names one)."),
+                "x-billflow-attempt": count("The stage's attempt number (`invalid_message`, \
+                    `expired`, `delivery_limit`, `rejected`: only if the message had it)."),
                 "x-billflow-attempts": count("Attempts made before giving up (not for \
-                    `invalid_message`)."),
+                    `invalid_message`, `expired`, `delivery_limit`, `rejected`)."),
                 "x-billflow-first-failure": text("RFC 3339 time of the first failure."),
-                "x-billflow-last-failure": text("RFC 3339 time of the last failure."),
+                "x-billflow-last-failure": text("RFC 3339 time of the last failure (for \
+                    `expired`, `delivery_limit`, `rejected`: when RabbitMQ dead-lettered it)."),
                 "x-billflow-original-routing-key": text("`invalid_message`: the routing key \
                     the message arrived with."),
+                "x-death": {
+                    "type": "array",
+                    "description": "`expired`, `delivery_limit`, `rejected`: RabbitMQ's \
+                        record of the dead-lettering (newest first: `reason`, `queue`, \
+                        `count`, `time`), kept as it came.",
+                },
                 TRACEPARENT: traceparent_header("The W3C Trace Context of the command, when it had one."),
             },
             "required": [

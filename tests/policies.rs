@@ -1,6 +1,7 @@
 //! `billflow definitions` loaded into the broker: with BILLFLOW_QUEUE_ARGUMENTS=false the
 //! queues carry no delivery limit, dead-lettering or TTL of their own, and the
-//! definitions' policies supply them. Needs `rabbitmqctl` for the broker under test (CI
+//! definitions' policies supply them (a shard's delivery limit ends in the undelivered
+//! queue, and from there in the dead queue with a reason). Needs `rabbitmqctl` for the broker under test (CI
 //! runs it locally); BILLFLOW_TEST_NO_RABBITMQCTL=1 skips this file elsewhere.
 
 mod common;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use billflow::broker::{Outgoing, DELIVERY_LIMIT};
 use billflow::engine::events::Outcome;
+use common::workload::queue_depth;
 use common::{renewal, Harness};
 use lapin::options::BasicNackOptions;
 use serde_json::{json, Value};
@@ -54,7 +56,7 @@ async fn definitions_policies_govern_queues_declared_without_arguments() {
             .iter()
             .find(|q| q["name"] == queue.as_str())
             .map(|q| q["policy"].as_str().unwrap_or_default().to_string());
-        let expected = if queue.contains(".delay.") {
+        let expected = if queue.contains(".delay.") || queue == h.topology.undelivered_queue() {
             queue.clone()
         } else {
             format!("{}.work", h.prefix)
@@ -62,12 +64,12 @@ async fn definitions_policies_govern_queues_declared_without_arguments() {
         assert_eq!(policy.as_deref(), Some(expected.as_str()), "{queue}");
     }
 
-    // The delivery limit and the dead-lettering of a shard queue come from its policy.
+    // The delivery limit and the dead-lettering of a shard queue come from its policy:
+    // into the undelivered queue, which a worker empties into the dead queue.
     let shard = h.topology.shard_queue(0);
-    h.publisher
-        .publish(Outgoing::json("", &shard, b"{\"poison\":true}".to_vec()))
-        .await
-        .unwrap();
+    let mut poison = Outgoing::json("", &shard, b"{\"poison\":true}".to_vec());
+    poison.message_id = Some("poison-1".into());
+    h.publisher.publish(poison).await.unwrap();
     let mut taker = h.consume(&shard).await;
     let mut deliveries = 0;
     while let Ok(Some(delivery)) = tokio::time::timeout(Duration::from_secs(1), taker.next()).await
@@ -82,10 +84,15 @@ async fn definitions_policies_govern_queues_declared_without_arguments() {
     }
     taker.close().await;
     assert_eq!(deliveries, DELIVERY_LIMIT + 1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let dead = h.drain_dead().await;
-    assert_eq!(dead.len(), 1, "the poison message was dead-lettered");
-    assert_eq!(dead[0].1, b"{\"poison\":true}");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while queue_depth(&h.connection, &h.topology.undelivered_queue()).await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the poison message was dead-lettered into the undelivered queue"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(h.drain_dead().await.is_empty());
 
     // The delay tiers' TTL and their way back through the intake come from policies: a
     // renewal whose call fails past its quick retries waits 1 s in a tier and completes.
@@ -100,7 +107,7 @@ async fn definitions_policies_govern_queues_declared_without_arguments() {
         billflow::sim::costguard::ACTIVE_SERVICE,
     ))
     .await;
-    let events = h.wait_terminal(&["crm-policy"]).await;
+    let events = h.wait_terminal(&["crm-policy", "poison-1"]).await;
     let retrying = events
         .iter()
         .find(|e| e.data.outcome == Outcome::Retrying)
@@ -109,6 +116,10 @@ async fn definitions_policies_govern_queues_declared_without_arguments() {
     assert!(events
         .iter()
         .any(|e| e.is_terminal() && e.data.outcome == Outcome::Completed));
+    let dead = h.drain_dead().await;
+    assert_eq!(dead.len(), 1, "the poison message was dead-lettered");
+    assert_eq!(dead[0].0["x-billflow-reason"], "delivery_limit");
+    assert_eq!(dead[0].1, b"{\"poison\":true}");
     worker.stop().await;
 
     for policy in &policies {
@@ -149,10 +160,10 @@ fn checked_in_definitions_match_billflow_definitions() {
     assert_eq!(doc["vhosts"][0]["name"], "/");
     assert_eq!(
         doc["policies"].as_array().unwrap().len(),
-        1 + billflow::broker::DELAY_TIERS.len()
+        2 + billflow::broker::DELAY_TIERS.len()
     );
     assert_eq!(
         doc["queues"].as_array().unwrap().len(),
-        2 + 8 + billflow::broker::DELAY_TIERS.len()
+        3 + 8 + billflow::broker::DELAY_TIERS.len()
     );
 }

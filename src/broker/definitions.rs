@@ -1,5 +1,6 @@
 //! A RabbitMQ definitions file for a topology: exchanges, queues and bindings, with the
-//! delivery limit, dead-lettering and delay TTLs as policies, so operators can load it
+//! delivery limits, dead-lettering (intake and shards into the undelivered queue, that one
+//! into the dead queue, delay tiers back into the intake) and delay TTLs as policies, so operators can load it
 //! at broker boot (`load_definitions`) or with `rabbitmqctl import_definitions` and
 //! change the policies later without re-creating queues.
 
@@ -27,6 +28,11 @@ impl Topology {
                 policy_definition(self.policy_arguments(QueueRole::Delay(tier))),
             ));
         }
+        policies.push((
+            self.undelivered_queue(),
+            format!(r"^{prefix}\.undelivered$"),
+            policy_definition(self.policy_arguments(QueueRole::Undelivered)),
+        ));
         policies
     }
 
@@ -43,6 +49,7 @@ impl Topology {
         };
         let mut queues = vec![
             queue(self.dead_queue(), QueueRole::Dead, false),
+            queue(self.undelivered_queue(), QueueRole::Undelivered, false),
             queue(self.intake_queue(), QueueRole::Work, false),
         ];
         queues.extend(
@@ -131,11 +138,19 @@ mod tests {
         let policies = t.policies();
         assert_eq!(policies[0].1, r"^bill\.flow\.(intake|work\.[0-9]+)$");
         assert_eq!(policies[0].2["delivery-limit"], 20);
-        assert_eq!(policies[0].2["dead-letter-routing-key"], "bill.flow.dead");
+        assert_eq!(
+            policies[0].2["dead-letter-routing-key"],
+            "bill.flow.undelivered"
+        );
         assert_eq!(policies[1].2["message-ttl"], 1_000);
         assert_eq!(policies[1].2["dead-letter-routing-key"], "bill.flow.intake");
+        let undelivered = policies.last().unwrap();
+        assert_eq!(undelivered.1, r"^bill\.flow\.undelivered$");
+        assert_eq!(undelivered.2["delivery-limit"], 20);
+        assert_eq!(undelivered.2["dead-letter-routing-key"], "bill.flow.dead");
         let doc = t.definitions("/");
-        let shard = &doc["queues"][2];
+        assert_eq!(doc["queues"][1]["name"], "bill.flow.undelivered");
+        let shard = &doc["queues"][3];
         assert_eq!(shard["name"], "bill.flow.work.0");
         assert_eq!(shard["arguments"]["x-single-active-consumer"], true);
         assert!(shard["arguments"].get("x-delivery-limit").is_none());

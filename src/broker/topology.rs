@@ -10,8 +10,8 @@ use super::BrokerError;
 /// let a long delay at the head hold back shorter ones behind it).
 pub const DELAY_TIERS: [u64; 6] = [1_000, 5_000, 30_000, 120_000, 600_000, 3_600_000];
 
-/// How often a message may be handed out before RabbitMQ dead-letters it: the guard
-/// against a message that crashes the worker every time.
+/// How often a message may be handed out before RabbitMQ dead-letters it (into the
+/// undelivered queue): the guard against a message that crashes the worker every time.
 pub const DELIVERY_LIMIT: i64 = 20;
 
 pub const DEFAULT_SHARDS: u16 = 8;
@@ -92,6 +92,13 @@ impl Topology {
         format!("{}.dead", self.prefix)
     }
 
+    /// Where RabbitMQ itself dead-letters intake and shard messages (expired, over the
+    /// delivery limit, rejected, over a length limit); workers move them on to the dead
+    /// queue with a reason and publish their terminal events.
+    pub fn undelivered_queue(&self) -> String {
+        format!("{}.undelivered", self.prefix)
+    }
+
     pub fn delay_queue(&self, tier_ms: u64) -> String {
         format!("{}.delay.{}ms", self.prefix, tier_ms)
     }
@@ -109,11 +116,13 @@ impl Topology {
         (0..self.shards).map(|s| self.shard_queue(s)).collect()
     }
 
-    /// The queues stage messages wait in: intake, shards and delay tiers.
+    /// The queues stage messages wait in: intake, shards, delay tiers, and the undelivered
+    /// queue (until a worker explains them).
     pub fn stage_queues(&self) -> Vec<String> {
         let mut queues = vec![self.intake_queue()];
         queues.extend(self.shard_queues());
         queues.extend(DELAY_TIERS.iter().map(|t| self.delay_queue(*t)));
+        queues.push(self.undelivered_queue());
         queues
     }
 
@@ -136,6 +145,14 @@ impl Topology {
         };
         match queue {
             QueueRole::Work => {
+                let mut args = vec![("x-delivery-limit", AMQPValue::LongLongInt(DELIVERY_LIMIT))];
+                args.extend(dead_letter(self.undelivered_queue()));
+                args
+            }
+            // A message that fails its explanation every time still reaches the dead
+            // queue, with RabbitMQ's x-death only, instead of circling (or, where quorum
+            // queues have a default delivery limit, being dropped).
+            QueueRole::Undelivered => {
                 let mut args = vec![("x-delivery-limit", AMQPValue::LongLongInt(DELIVERY_LIMIT))];
                 args.extend(dead_letter(self.dead_queue()));
                 args
@@ -192,6 +209,10 @@ impl Topology {
         }
         let mut queues = vec![
             (self.dead_queue(), self.arguments(QueueRole::Dead, false)),
+            (
+                self.undelivered_queue(),
+                self.arguments(QueueRole::Undelivered, false),
+            ),
             (self.intake_queue(), self.arguments(QueueRole::Work, false)),
         ];
         for shard in self.shard_queues() {
@@ -252,6 +273,8 @@ pub(super) enum QueueRole {
     /// Intake and shard queues.
     Work,
     Delay(u64),
+    /// RabbitMQ's own dead letters, waiting for a worker to explain them.
+    Undelivered,
     Dead,
 }
 
@@ -312,6 +335,16 @@ mod tests {
         let shard = t.arguments(QueueRole::Work, true);
         assert!(shard.inner().contains_key("x-single-active-consumer"));
         assert!(shard.inner().contains_key("x-delivery-limit"));
+        assert_eq!(
+            shard.inner().get("x-dead-letter-routing-key"),
+            Some(&text("p.undelivered"))
+        );
+        let undelivered = t.arguments(QueueRole::Undelivered, false);
+        assert_eq!(
+            undelivered.inner().get("x-dead-letter-routing-key"),
+            Some(&text("p.dead"))
+        );
+        assert!(!undelivered.inner().contains_key("x-single-active-consumer"));
         let bare = t
             .with_queue_arguments(false)
             .arguments(QueueRole::Delay(1_000), false);

@@ -63,7 +63,8 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Dead-letter reason: `permanent_error`, `retries_exhausted`, `invalid_message`,
-    /// `outcome_unknown`, `conflicting_duplicate`, `internal_error`.
+    /// `outcome_unknown`, `conflicting_duplicate`, `internal_error`; `expired`,
+    /// `delivery_limit`, `rejected` when RabbitMQ dead-lettered the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Retrying: how long until the next attempt.

@@ -7,6 +7,7 @@ pub mod message;
 pub mod protect;
 pub mod retry;
 pub mod signing;
+mod undelivered;
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -51,6 +52,13 @@ pub enum DeadReason {
     ConflictingDuplicate,
     /// The worker panicked on the message.
     InternalError,
+    /// RabbitMQ dead-lettered it: its per-message TTL ran out in a queue.
+    Expired,
+    /// RabbitMQ dead-lettered it: delivered more often than the quorum queue allows.
+    DeliveryLimit,
+    /// RabbitMQ dead-lettered it: rejected without requeue, over a length limit, or for
+    /// a cause its `x-death` header does not say.
+    Rejected,
 }
 
 impl DeadReason {
@@ -62,16 +70,22 @@ impl DeadReason {
             DeadReason::OutcomeUnknown => "outcome_unknown",
             DeadReason::ConflictingDuplicate => "conflicting_duplicate",
             DeadReason::InternalError => "internal_error",
+            DeadReason::Expired => "expired",
+            DeadReason::DeliveryLimit => "delivery_limit",
+            DeadReason::Rejected => "rejected",
         }
     }
 
-    pub const ALL: [DeadReason; 6] = [
+    pub const ALL: [DeadReason; 9] = [
         DeadReason::PermanentError,
         DeadReason::RetriesExhausted,
         DeadReason::InvalidMessage,
         DeadReason::OutcomeUnknown,
         DeadReason::ConflictingDuplicate,
         DeadReason::InternalError,
+        DeadReason::Expired,
+        DeadReason::DeliveryLimit,
+        DeadReason::Rejected,
     ];
 
     fn parse(s: &str) -> Option<Self> {
@@ -85,7 +99,10 @@ impl DeadReason {
             | DeadReason::InvalidMessage
             | DeadReason::ConflictingDuplicate
             | DeadReason::InternalError => Outcome::Failed,
-            DeadReason::RetriesExhausted => Outcome::DeadLettered,
+            DeadReason::RetriesExhausted
+            | DeadReason::Expired
+            | DeadReason::DeliveryLimit
+            | DeadReason::Rejected => Outcome::DeadLettered,
             DeadReason::OutcomeUnknown => Outcome::Parked,
         }
     }
@@ -971,7 +988,11 @@ fn dead_headers(headers: &mut FieldTable, reason: DeadReason, error: &str) {
 /// carries (a JSON body's secret fields masked; in any other text, the configured secrets).
 fn dead_body(delivery: &Delivery, json: Option<serde_json::Value>) -> Vec<u8> {
     match json {
-        Some(mut value) if !redact::json_secrets(&value).is_empty() => {
+        Some(mut value)
+            if redact::json_secrets(&value)
+                .iter()
+                .any(|s| s != redact::MASK) =>
+        {
             redact::mask_secret_fields(&mut value);
             serde_json::to_vec(&value).unwrap_or_else(|_| delivery.data.clone())
         }

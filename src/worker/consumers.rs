@@ -2,7 +2,8 @@
 //! s is home to worker s mod W) at once and, a little later, every other shard as a
 //! standby. Shard queues have a single active consumer, so a standby only receives work
 //! when the shard's home worker is gone; when that worker is back (its presence queue
-//! has a consumer again), the standbys step back behind it.
+//! has a consumer again), the standbys step back behind it. Every worker also consumes
+//! the intake and the undelivered queue (RabbitMQ's own dead letters).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::broker::Topology;
 
-/// Intake deliveries in flight at once, at most.
+/// Intake (and undelivered) deliveries in flight at once, at most.
 const INTAKE_PREFETCH: u16 = 64;
 
 /// The queue a delivery came from.
@@ -25,6 +26,8 @@ const INTAKE_PREFETCH: u16 = 64;
 pub enum Source {
     Intake,
     Shard(u16),
+    /// Messages RabbitMQ dead-lettered from the intake or a shard.
+    Undelivered,
 }
 
 pub enum Event {
@@ -128,6 +131,7 @@ impl Consumers {
             .basic_qos(prefetch.min(INTAKE_PREFETCH), BasicQosOptions::default())
             .await?;
         consumers.subscribe(Source::Intake).await?;
+        consumers.subscribe(Source::Undelivered).await?;
         consumers
             .channel
             .basic_qos(prefetch, BasicQosOptions::default())
@@ -149,6 +153,7 @@ impl Consumers {
         match source {
             Source::Intake => self.topology.intake_queue(),
             Source::Shard(s) => self.topology.shard_queue(s),
+            Source::Undelivered => self.topology.undelivered_queue(),
         }
     }
 
@@ -158,7 +163,7 @@ impl Consumers {
             .keys()
             .filter_map(|s| match s {
                 Source::Shard(s) => Some(*s),
-                Source::Intake => None,
+                Source::Intake | Source::Undelivered => None,
             })
             .collect()
     }

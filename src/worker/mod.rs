@@ -331,6 +331,10 @@ async fn consume(
                     let engine = engine.clone();
                     tasks.spawn(async move { engine.process(*delivery).await });
                 }
+                Some(Event::Delivery(Source::Undelivered, delivery)) => {
+                    let engine = engine.clone();
+                    tasks.spawn(async move { engine.explain_undelivered(*delivery).await });
+                }
                 Some(Event::Ended(_, Some(e))) => break Ended::Lost(e.into()),
                 Some(Event::Ended(source, None)) => match consumers.ended(source).await {
                     Ok(true) => {}
