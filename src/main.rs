@@ -78,6 +78,10 @@ enum Commands {
         /// The worker's admin API address.
         #[arg(long, env = "BILLFLOW_HTTP_ADDR", default_value = "127.0.0.1:9090")]
         http_addr: String,
+        /// The admin API's bearer token (the worker's BILLFLOW_ADMIN_TOKEN); sent as
+        /// `Authorization: Bearer`.
+        #[arg(long, env = "BILLFLOW_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<billflow::secret::Secret>,
     },
     /// Run the simulator and a worker in this process, publish sample renewals (Active,
     /// Hotlined, ineligible) and sign-ups (each SQ kind, and one that breaks an SQ rule),
@@ -218,8 +222,10 @@ async fn main() -> anyhow::Result<()> {
         Commands::Status {
             command_id,
             http_addr,
+            admin_token,
         } => {
-            let timeline = billflow::status::fetch(&http_addr, &command_id).await?;
+            let timeline =
+                billflow::status::fetch(&http_addr, &command_id, admin_token.as_ref()).await?;
             print!("{}", billflow::status::render(&timeline));
         }
         Commands::Bench(settings) => {
