@@ -217,6 +217,12 @@ async fn main() -> anyhow::Result<()> {
             let connection = broker::connect(settings.amqp_url.expose(), "billflow-dlq").await?;
             let result = billflow::dlq::run_cli(command, &connection, &settings.topology()).await;
             let _ = connection.close(200, "done".into()).await;
+            if let Err(e) = &result {
+                if let Some(partial) = e.downcast_ref::<billflow::dlq::NotAllReplayed>() {
+                    eprintln!("{partial}");
+                    std::process::exit(billflow::dlq::EXIT_NOT_ALL_REPLAYED);
+                }
+            }
             result?;
         }
         Commands::Status {
