@@ -246,3 +246,32 @@ pub async fn serve(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_one_bearer_header_counts() {
+        assert_eq!(bearer(&headers(&["Bearer abc"])), Some(&b"abc"[..]));
+        assert_eq!(bearer(&headers(&["bEaReR  abc "])), Some(&b"abc"[..]));
+        for refused in [
+            &["Basic abc"][..],
+            &["Bearer"],
+            &["Bearer   "],
+            &["abc"],
+            &["Bearer abc", "Bearer abc"],
+        ] {
+            assert_eq!(bearer(&headers(refused)), None, "{refused:?}");
+        }
+    }
+}

@@ -718,6 +718,45 @@ mod tests {
     }
 
     #[test]
+    fn json_content_types_in_any_case_and_with_parameters() {
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " APPLICATION/json ;charset=UTF-8",
+        ] {
+            assert!(is_json_content_type(json), "{json}");
+        }
+        for other in ["text/plain", "application/jsonx", "application/xml; x=application/json", ""] {
+            assert!(!is_json_content_type(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn nested_headers_become_json_up_to_a_depth() {
+        let mut death = FieldTable::default();
+        death.insert("queue".into(), AMQPValue::LongString("q".into()));
+        death.insert(
+            "routing-keys".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::LongString("advancepay.renew".into())].into()),
+        );
+        death.insert("count".into(), AMQPValue::LongLongInt(1));
+        let deaths = AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into());
+        assert_eq!(
+            header_value(&deaths, MAX_HEADER_DEPTH),
+            serde_json::json!([{"queue": "q", "routing-keys": ["advancepay.renew"], "count": 1}])
+        );
+        let mut deep = AMQPValue::LongString("bottom".into());
+        for _ in 0..1000 {
+            deep = AMQPValue::FieldArray(vec![deep].into());
+        }
+        let mut shown = &header_value(&deep, MAX_HEADER_DEPTH);
+        for _ in 0..MAX_HEADER_DEPTH {
+            shown = &shown[0];
+        }
+        assert_eq!(shown, &Value::String("(nested too deep)".into()));
+    }
+
+    #[test]
     fn secrets_are_masked_everywhere() {
         let mut v = serde_json::json!({"data": {"account": {"username": "u", "password": "p"},
             "identifier": {"password": "q"}, "list": [{"api_token": "t"}]}});
