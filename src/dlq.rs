@@ -203,7 +203,9 @@ fn header_value(v: &AMQPValue, depth: usize) -> Value {
                 .map(|item| header_value(item, deeper))
                 .collect(),
         ),
-        AMQPValue::FieldTable(table) => Value::Object(header_table(table, deeper).into_iter().collect()),
+        AMQPValue::FieldTable(table) => {
+            Value::Object(header_table(table, deeper).into_iter().collect())
+        }
         other => Value::String(format!("{other:?}")),
     }
 }
@@ -726,7 +728,12 @@ mod tests {
         ] {
             assert!(is_json_content_type(json), "{json}");
         }
-        for other in ["text/plain", "application/jsonx", "application/xml; x=application/json", ""] {
+        for other in [
+            "text/plain",
+            "application/jsonx",
+            "application/xml; x=application/json",
+            "",
+        ] {
             assert!(!is_json_content_type(other), "{other}");
         }
     }

@@ -152,7 +152,10 @@ fn the_readme_configuration_reference_matches_help() {
 /// `status --help` names the token's variable without showing its value.
 #[test]
 fn help_documents_replay_exit_status_and_the_status_token() {
-    let out = billflow().args(["dlq", "replay", "--help"]).output().unwrap();
+    let out = billflow()
+        .args(["dlq", "replay", "--help"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("Exit status")

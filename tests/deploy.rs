@@ -1076,7 +1076,10 @@ fn every_worker_has_the_admin_token_and_signing_key_from_a_secret() {
             "{var} must come from a Secret (secretKeyRef), not {entry:?}"
         );
         let value = kube.secret_value(&text(&reference["name"]), &text(&reference["key"]));
-        assert!(!value.trim().is_empty(), "{var}: the Secret's value is empty");
+        assert!(
+            !value.trim().is_empty(),
+            "{var}: the Secret's value is empty"
+        );
         for map in &config_maps {
             assert!(
                 !kube.keys("ConfigMap", map).contains(&var.to_string()),

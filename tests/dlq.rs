@@ -284,7 +284,12 @@ async fn dead_letter(
 fn dead_command_ids(dead: &[(std::collections::BTreeMap<String, String>, Vec<u8>)]) -> Vec<String> {
     let mut ids: Vec<String> = dead
         .iter()
-        .map(|(headers, _)| headers.get("x-billflow-command-id").cloned().unwrap_or_default())
+        .map(|(headers, _)| {
+            headers
+                .get("x-billflow-command-id")
+                .cloned()
+                .unwrap_or_default()
+        })
         .collect();
     ids.sort();
     ids
@@ -298,73 +303,146 @@ async fn a_bulk_replay_goes_past_a_letter_it_cannot_replay() {
                                  "message": "register closed", "count": 1});
     // In this order in the dead queue: a good letter, one that cannot be replayed, a good one.
     h.sim_post("/_sim/faults", register_closed.clone()).await;
-    h.publish(&renewal("crm-bulk-1", billflow::sim::costguard::ACTIVE_SERVICE))
-        .await;
+    h.publish(&renewal(
+        "crm-bulk-1",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
     h.wait_terminal(&["crm-bulk-1"]).await;
-    h.publish(&json!({"command_id": "crm-bulk-bad", "type": "advancepay.renew",
-                      "data": {"service_number": "5555555555"}}))
-        .await;
+    h.publish(
+        &json!({"command_id": "crm-bulk-bad", "type": "advancepay.renew",
+                      "data": {"service_number": "5555555555"}}),
+    )
+    .await;
     h.wait_terminal(&["crm-bulk-bad"]).await;
     h.sim_post("/_sim/faults", register_closed).await;
-    h.publish(&renewal("crm-bulk-2", billflow::sim::costguard::ACTIVE_SERVICE))
-        .await;
+    h.publish(&renewal(
+        "crm-bulk-2",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
     h.wait_terminal(&["crm-bulk-2"]).await;
 
     let (code, dry, err) = dlq_code(&h, &["replay", "--all", "--dry-run"]);
     assert_eq!(code, Some(3), "{dry}{err}");
-    assert!(line_of(&dry, "crm-bulk-bad").starts_with("would skip"), "{dry}");
-    assert!(line_of(&dry, "crm-bulk-2").starts_with("would replay"), "{dry}");
+    assert!(
+        line_of(&dry, "crm-bulk-bad").starts_with("would skip"),
+        "{dry}"
+    );
+    assert!(
+        line_of(&dry, "crm-bulk-2").starts_with("would replay"),
+        "{dry}"
+    );
     let queue = DeadQueue::open(&h.connection, &h.topology).await.unwrap();
     assert_eq!(queue.letters.len(), 3, "a dry run moves nothing");
     queue.close().await;
 
     let (code, report, err) = dlq_code(&h, &["replay", "--all"]);
-    assert_eq!(code, Some(billflow::dlq::EXIT_NOT_ALL_REPLAYED), "{report}{err}");
+    assert_eq!(
+        code,
+        Some(billflow::dlq::EXIT_NOT_ALL_REPLAYED),
+        "{report}{err}"
+    );
     let lines: Vec<&str> = report.lines().collect();
-    assert_eq!(lines.len(), 4, "one line per letter and the counts:\n{report}");
-    assert!(lines[0].starts_with("replayed") && lines[0].contains("crm-bulk-1 at submit"), "{report}");
+    assert_eq!(
+        lines.len(),
+        4,
+        "one line per letter and the counts:\n{report}"
+    );
     assert!(
-        lines[1].starts_with("skipped") && lines[1].contains("crm-bulk-bad") && lines[1].contains("not a valid command"),
+        lines[0].starts_with("replayed") && lines[0].contains("crm-bulk-1 at submit"),
         "{report}"
     );
-    assert!(lines[2].starts_with("replayed") && lines[2].contains("crm-bulk-2 at submit"), "{report}");
-    assert_eq!(lines[3], "replayed 2, skipped 1, failed 0, of 3 dead letters");
+    assert!(
+        lines[1].starts_with("skipped")
+            && lines[1].contains("crm-bulk-bad")
+            && lines[1].contains("not a valid command"),
+        "{report}"
+    );
+    assert!(
+        lines[2].starts_with("replayed") && lines[2].contains("crm-bulk-2 at submit"),
+        "{report}"
+    );
+    assert_eq!(
+        lines[3],
+        "replayed 2, skipped 1, failed 0, of 3 dead letters"
+    );
     assert!(err.contains("1 of 3 dead letters not replayed"), "{err}");
 
     let deadline = tokio::time::Instant::now() + common::WAIT;
     while completed(&h, "crm-bulk-1") == 0 || completed(&h, "crm-bulk-2") == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the replays never completed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replays never completed"
+        );
         h.settle(Duration::from_millis(200)).await;
     }
 
     // The command a letter carries is replayed only under the routing key of its type;
     // a JSON content type is recognised in any case, another one is not replayed.
     let rk = "advancepay.renew";
-    dead_letter(&h, "letter-rk", renewal("crm-rk", billflow::sim::costguard::ACTIVE_SERVICE),
+    dead_letter(
+        &h,
+        "letter-rk",
+        renewal("crm-rk", billflow::sim::costguard::ACTIVE_SERVICE),
         "application/json",
-        &[("x-billflow-reason", "invalid_message"), ("x-billflow-command-id", "crm-rk"),
-          ("x-billflow-original-routing-key", "service_order.submit")]).await;
-    dead_letter(&h, "letter-ct", renewal("crm-ct", billflow::sim::costguard::ACTIVE_SERVICE),
+        &[
+            ("x-billflow-reason", "invalid_message"),
+            ("x-billflow-command-id", "crm-rk"),
+            ("x-billflow-original-routing-key", "service_order.submit"),
+        ],
+    )
+    .await;
+    dead_letter(
+        &h,
+        "letter-ct",
+        renewal("crm-ct", billflow::sim::costguard::ACTIVE_SERVICE),
         "Application/JSON; charset=utf-8",
-        &[("x-billflow-reason", "invalid_message"), ("x-billflow-command-id", "crm-ct"),
-          ("x-billflow-original-routing-key", rk)]).await;
-    dead_letter(&h, "letter-text", renewal("crm-text", billflow::sim::costguard::ACTIVE_SERVICE),
+        &[
+            ("x-billflow-reason", "invalid_message"),
+            ("x-billflow-command-id", "crm-ct"),
+            ("x-billflow-original-routing-key", rk),
+        ],
+    )
+    .await;
+    dead_letter(
+        &h,
+        "letter-text",
+        renewal("crm-text", billflow::sim::costguard::ACTIVE_SERVICE),
         "text/plain",
-        &[("x-billflow-reason", "invalid_message"), ("x-billflow-command-id", "crm-text")]).await;
+        &[
+            ("x-billflow-reason", "invalid_message"),
+            ("x-billflow-command-id", "crm-text"),
+        ],
+    )
+    .await;
     let (code, report, err) = dlq_code(&h, &["replay", "--reason", "invalid_message"]);
     assert_eq!(code, Some(3), "{report}{err}");
-    assert!(line_of(&report, "crm-bulk-bad").starts_with("skipped"), "{report}");
+    assert!(
+        line_of(&report, "crm-bulk-bad").starts_with("skipped"),
+        "{report}"
+    );
     let line = line_of(&report, "crm-rk");
     assert!(
-        line.starts_with("skipped") && line.contains("routing key \"service_order.submit\" does not match its type \"advancepay.renew\""),
+        line.starts_with("skipped")
+            && line.contains(
+                "routing key \"service_order.submit\" does not match its type \"advancepay.renew\""
+            ),
         "{report}"
     );
-    assert!(line_of(&report, "crm-ct").starts_with("replayed"), "{report}");
     assert!(
-        line_of(&report, "crm-text").starts_with("skipped") && report.contains("\"text/plain\" is not JSON"),
+        line_of(&report, "crm-ct").starts_with("replayed"),
         "{report}"
     );
-    assert!(report.ends_with("replayed 1, skipped 3, failed 0, of 4 dead letters\n"), "{report}");
+    assert!(
+        line_of(&report, "crm-text").starts_with("skipped")
+            && report.contains("\"text/plain\" is not JSON"),
+        "{report}"
+    );
+    assert!(
+        report.ends_with("replayed 1, skipped 3, failed 0, of 4 dead letters\n"),
+        "{report}"
+    );
     h.wait_terminal(&["crm-ct"]).await;
     assert_eq!(completed(&h, "crm-ct"), 1);
 
@@ -372,7 +450,10 @@ async fn a_bulk_replay_goes_past_a_letter_it_cannot_replay() {
     let (code, report, err) = dlq_code(&h, &["replay", "nope", "letter-rk"]);
     assert_eq!(code, Some(3), "{report}{err}");
     assert!(report.contains("nope  no such dead letter"), "{report}");
-    assert!(line_of(&report, "crm-rk").starts_with("skipped"), "{report}");
+    assert!(
+        line_of(&report, "crm-rk").starts_with("skipped"),
+        "{report}"
+    );
 
     let dead = h.drain_dead().await;
     assert_eq!(
@@ -383,7 +464,11 @@ async fn a_bulk_replay_goes_past_a_letter_it_cannot_replay() {
         "what could not be replayed stays, nothing else"
     );
     let counts = h.call_counts().await;
-    assert_eq!(counts.get("SubmitCart"), Some(&5), "two refused, three replayed or run");
+    assert_eq!(
+        counts.get("SubmitCart"),
+        Some(&5),
+        "two refused, three replayed or run"
+    );
     worker.stop().await;
     h.cleanup().await;
 }

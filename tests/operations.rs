@@ -348,7 +348,11 @@ async fn get_with(url: &str, authorization: Option<&str>) -> (u16, Option<String
 }
 
 /// `billflow status` with the given environment: (success, stdout, stderr).
-fn status_cli(addr: std::net::SocketAddr, id: &str, env: &[(&str, &str)]) -> (bool, String, String) {
+fn status_cli(
+    addr: std::net::SocketAddr,
+    id: &str,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_billflow"));
     cmd.args(["status", id, "--http-addr", &addr.to_string()])
         .env_remove("BILLFLOW_ADMIN_TOKEN");
@@ -395,49 +399,92 @@ async fn with_a_token_only_the_probes_answer_without_it() {
             assert_eq!(status, 200, "{path} with {authorization:?} is open");
         }
     }
-    for path in ["/metrics", "/workflows/crm-auth", "/workflows/nope", "/nope"] {
+    for path in [
+        "/metrics",
+        "/workflows/crm-auth",
+        "/workflows/nope",
+        "/nope",
+    ] {
         for authorization in refused {
             let (status, challenge, body) = get_with(&format!("{base}{path}"), authorization).await;
             assert_eq!(status, 401, "{path} with {authorization:?}");
             assert!(
-                challenge.as_deref().is_some_and(|c| c.starts_with("Bearer")),
+                challenge
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("Bearer")),
                 "{path}: WWW-Authenticate {challenge:?}"
             );
             assert!(
-                !body.contains("not-the-token") && !body.contains("YWRtaW46") && !body.contains("crm-auth"),
+                !body.contains("not-the-token")
+                    && !body.contains("YWRtaW46")
+                    && !body.contains("crm-auth"),
                 "{path}: the 401 repeats what was sent: {body}"
             );
         }
     }
     let (status, _, metrics) = get_with(&format!("{base}/metrics"), Some(&right)).await;
     assert_eq!(status, 200);
-    assert!(metrics.contains("billflow_messages_consumed_total"), "{metrics}");
+    assert!(
+        metrics.contains("billflow_messages_consumed_total"),
+        "{metrics}"
+    );
     let (status, _, body) = get_with(&format!("{base}/workflows/crm-auth"), Some(&right)).await;
     assert_eq!(status, 200, "{body}");
     let timeline: billflow::admin::Timeline = serde_json::from_str(&body).unwrap();
     assert_eq!(timeline.stages.len(), 7);
     // The scheme is case-insensitive; an unknown route is 404 only once the token is right.
     let lower = format!("bearer {ADMIN_TOKEN}");
-    assert_eq!(get_with(&format!("{base}/workflows/crm-auth"), Some(&lower)).await.0, 200);
-    assert_eq!(get_with(&format!("{base}/workflows/nope"), Some(&right)).await.0, 404);
+    assert_eq!(
+        get_with(&format!("{base}/workflows/crm-auth"), Some(&lower))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get_with(&format!("{base}/workflows/nope"), Some(&right))
+            .await
+            .0,
+        404
+    );
     assert_eq!(get_with(&format!("{base}/nope"), Some(&right)).await.0, 404);
 
     // `billflow status` sends the token from BILLFLOW_ADMIN_TOKEN or --admin-token, and
     // says which of missing or wrong it is.
     let (ok, text, err) = status_cli(addr, "crm-auth", &[("BILLFLOW_ADMIN_TOKEN", ADMIN_TOKEN)]);
     assert!(ok, "{err}");
-    assert!(text.contains("command crm-auth") && text.contains("submit"), "{text}");
+    assert!(
+        text.contains("command crm-auth") && text.contains("submit"),
+        "{text}"
+    );
     let (ok, _, err) = status_cli(addr, "crm-auth", &[]);
-    assert!(!ok && err.contains("requires the admin token") && err.contains("BILLFLOW_ADMIN_TOKEN"), "{err}");
-    let (ok, _, err) = status_cli(addr, "crm-auth", &[("BILLFLOW_ADMIN_TOKEN", "not-the-token-3f9a1c77e2")]);
+    assert!(
+        !ok && err.contains("requires the admin token") && err.contains("BILLFLOW_ADMIN_TOKEN"),
+        "{err}"
+    );
+    let (ok, _, err) = status_cli(
+        addr,
+        "crm-auth",
+        &[("BILLFLOW_ADMIN_TOKEN", "not-the-token-3f9a1c77e2")],
+    );
     assert!(!ok && err.contains("refused the admin token"), "{err}");
     assert!(!err.contains("not-the-token"), "{err}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_billflow"))
-        .args(["status", "crm-auth", "--http-addr", &addr.to_string(), "--admin-token", ADMIN_TOKEN])
+        .args([
+            "status",
+            "crm-auth",
+            "--http-addr",
+            &addr.to_string(),
+            "--admin-token",
+            ADMIN_TOKEN,
+        ])
         .env_remove("BILLFLOW_ADMIN_TOKEN")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     worker.stop().await;
 
     // BILLFLOW_METRICS_PUBLIC opens /metrics, and nothing else.
@@ -448,7 +495,12 @@ async fn with_a_token_only_the_probes_answer_without_it() {
     let worker = h.spawn_worker_with(settings);
     wait_for(&format!("{base}/readyz"), 200).await;
     assert_eq!(get_with(&format!("{base}/metrics"), None).await.0, 200);
-    assert_eq!(get_with(&format!("{base}/workflows/crm-auth"), None).await.0, 401);
+    assert_eq!(
+        get_with(&format!("{base}/workflows/crm-auth"), None)
+            .await
+            .0,
+        401
+    );
     assert_eq!(get_with(&format!("{base}/nope"), None).await.0, 401);
     worker.stop().await;
     h.cleanup().await;
@@ -487,13 +539,18 @@ fn without_a_token_a_worker_refuses_a_non_loopback_admin_address() {
         let (ok, err, created) = worker_start(addr, None);
         assert!(!ok, "{addr}: started");
         assert!(
-            err.contains("BILLFLOW_HTTP_ADDR") && err.contains("BILLFLOW_ADMIN_TOKEN") && err.contains("loopback"),
+            err.contains("BILLFLOW_HTTP_ADDR")
+                && err.contains("BILLFLOW_ADMIN_TOKEN")
+                && err.contains("loopback"),
             "{addr}: {err}"
         );
         assert!(!created, "{addr}: refused before anything else started");
         // An empty or blank token is no token.
         let (ok, err, _) = worker_start(addr, Some("  "));
-        assert!(!ok && err.contains("not a loopback address"), "{addr}: {err}");
+        assert!(
+            !ok && err.contains("not a loopback address"),
+            "{addr}: {err}"
+        );
     }
     let (ok, err, _) = worker_start("0.0.0.0:0", Some("short"));
     assert!(!ok && err.contains("shorter than 16"), "{err}");
@@ -505,6 +562,9 @@ fn without_a_token_a_worker_refuses_a_non_loopback_admin_address() {
         ("0.0.0.0:0", Some(ADMIN_TOKEN)),
     ] {
         let (ok, err, _) = worker_start(addr, token);
-        assert!(!ok && err.contains("no billing platform configured"), "{addr}: {err}");
+        assert!(
+            !ok && err.contains("no billing platform configured"),
+            "{addr}: {err}"
+        );
     }
 }
