@@ -1,20 +1,118 @@
 //! The worker's admin HTTP API on `BILLFLOW_HTTP_ADDR`: liveness, readiness, Prometheus
-//! metrics, and the stage timeline of a command from this worker's store.
+//! metrics, and the stage timeline of a command from this worker's store; and who may
+//! read it (the bearer token `BILLFLOW_ADMIN_TOKEN`, or loopback only without one).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{ConfigError, WorkerSettings};
+use crate::secret::Secret;
 use crate::store::{StageRecord, Store};
+
+/// Routes answered without the token: the liveness and readiness probes.
+pub const OPEN_ROUTES: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Shortest admin token accepted: the API allows unlimited guesses, so the token must be
+/// too long to guess.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Who may read the admin API.
+#[derive(Clone)]
+pub struct Access {
+    /// `None`: no token configured, so the API listens on loopback only and is open.
+    token: Option<Secret>,
+    metrics_public: bool,
+}
+
+impl Access {
+    /// The access rules of a worker's settings. Refuses a token that is too short or
+    /// that no HTTP header can carry, and a non-loopback `BILLFLOW_HTTP_ADDR` without a
+    /// token.
+    pub fn from_settings(settings: &WorkerSettings) -> Result<Access, ConfigError> {
+        // A token read from a file or Secret may end in a newline no header carries.
+        let token = settings
+            .admin_token
+            .as_ref()
+            .map(|t| t.expose().trim())
+            .filter(|t| !t.is_empty());
+        if let Some(token) = token {
+            if token.len() < MIN_TOKEN_LEN {
+                return Err(ConfigError::AdminToken(format!(
+                    "is shorter than {MIN_TOKEN_LEN} characters; use a long random value (openssl rand -hex 32)"
+                )));
+            }
+            if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::AdminToken(
+                    "may only hold visible ASCII characters (an HTTP header carries no others)"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(addr) = settings.http_addr {
+            if token.is_none() && !addr.ip().to_canonical().is_loopback() {
+                return Err(ConfigError::AdminWithoutToken { addr });
+            }
+        }
+        Ok(Access {
+            token: token.map(Secret::new),
+            metrics_public: settings.metrics_public,
+        })
+    }
+
+    fn allows(&self, path: &str, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        if OPEN_ROUTES.contains(&path) || (self.metrics_public && path == "/metrics") {
+            return true;
+        }
+        bearer(headers).is_some_and(|given| given.ct_eq(token.expose().as_bytes()).into())
+    }
+}
+
+/// The credentials of the one `Authorization: Bearer <token>` header; `None` when there is
+/// none, more than one, or another scheme.
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let mut parts = value.as_bytes().splitn(2, |b| *b == b' ');
+    let scheme = parts.next()?;
+    let credentials = parts.next()?.trim_ascii();
+    (scheme.eq_ignore_ascii_case(b"bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
+/// Runs before routing, so an unknown route without the token is 401, not 404: nothing is
+/// learnt without it. The answer never repeats what was sent.
+async fn authorize(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    if access.allows(request.uri().path(), request.headers()) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (WWW_AUTHENTICATE, "Bearer realm=\"billflow\""),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        "unauthorized: send Authorization: Bearer <BILLFLOW_ADMIN_TOKEN>\n",
+    )
+        .into_response()
+}
 
 #[derive(Clone)]
 struct Admin {
@@ -75,13 +173,15 @@ pub struct StageView {
     pub record: StageRecord,
 }
 
-fn router(admin: Admin) -> Router {
+fn router(admin: Admin, access: Access) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/workflows/{command_id}", get(workflow))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(admin)
+        .layer(middleware::from_fn_with_state(Arc::new(access), authorize))
 }
 
 async fn readyz(State(admin): State<Admin>) -> Response {
@@ -117,7 +217,10 @@ async fn workflow(State(admin): State<Admin>, Path(command_id): Path<String>) ->
                 .map(|(stage, record)| StageView { stage, record })
                 .collect();
             stages.sort_by_key(|s| s.record.started_at);
-            Json(Timeline { command_id, stages }).into_response()
+            let mut answer = serde_json::to_value(Timeline { command_id, stages })
+                .unwrap_or_default();
+            crate::redact::global().redact_json(&mut answer);
+            Json(answer).into_response()
         }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,9 +230,10 @@ async fn workflow(State(admin): State<Admin>, Path(command_id): Path<String>) ->
     }
 }
 
-/// Serves the admin API until `shutdown`.
+/// Serves the admin API until `shutdown`, to whom `access` allows.
 pub async fn serve(
     addr: SocketAddr,
+    access: Access,
     ready: Arc<AtomicBool>,
     store: Store,
     shutdown: CancellationToken,
@@ -141,7 +245,36 @@ pub async fn serve(
         store,
         metrics: metrics_handle(),
     };
-    axum::serve(listener, router(admin))
+    axum::serve(listener, router(admin, access))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_one_bearer_header_counts() {
+        assert_eq!(bearer(&headers(&["Bearer abc"])), Some(&b"abc"[..]));
+        assert_eq!(bearer(&headers(&["bEaReR  abc "])), Some(&b"abc"[..]));
+        for refused in [
+            &["Basic abc"][..],
+            &["Bearer"],
+            &["Bearer   "],
+            &["abc"],
+            &["Bearer abc", "Bearer abc"],
+        ] {
+            assert_eq!(bearer(&headers(refused)), None, "{refused:?}");
+        }
+    }
 }

@@ -275,4 +275,8 @@ pub enum ConfigError {
     WorkerId { id: u16, workers: u16 },
     #[error("no billing platform configured: set COSTGUARD_TOKEN, COSTGUARD_AUTHENTICATED_KEY and COSTGUARD_ENVIRONMENT, or EMERSION_USERNAME and EMERSION_PASSWORD")]
     NoPlatform,
+    #[error("BILLFLOW_HTTP_ADDR {addr} is not a loopback address and BILLFLOW_ADMIN_TOKEN is not set: set BILLFLOW_ADMIN_TOKEN, or serve the admin API on 127.0.0.1 or [::1]")]
+    AdminWithoutToken { addr: std::net::SocketAddr },
+    #[error("BILLFLOW_ADMIN_TOKEN {0}")]
+    AdminToken(String),
 }

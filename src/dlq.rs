@@ -5,6 +5,9 @@
 //! a message is publish-with-confirm first, ack second: a crash in between may leave a
 //! copy behind, never lose one, and the replay id makes a second replay of the same dead
 //! letter a duplicate the engine drops.
+//!
+//! A bulk replay goes past a letter it cannot replay, reports every letter, and ends with
+//! the counts and an exit status saying whether every chosen letter was replayed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,9 +20,62 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 use serde_json::Value;
 
-use crate::broker::{Outgoing, Publisher, Topology};
-use crate::command::Command;
-use crate::engine::message::{StageMessage, STAGE_HEADER};
+use crate::broker::fnv1a;
+use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
+use crate::command::{Command, CommandError};
+use crate::engine::message::{is_json, StageMessage, STAGE_HEADER};
+use crate::engine::signing::Signer;
+use crate::redact;
+
+/// Exit status of `dlq replay` when a chosen letter was skipped or failed (the others were
+/// replayed).
+pub const EXIT_NOT_ALL_REPLAYED: i32 = 3;
+
+/// Headers nested deeper than this (`x-death` is two levels) are shown as a placeholder.
+const MAX_HEADER_DEPTH: usize = 8;
+
+/// Why a dead letter cannot be replayed as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreplayable {
+    #[error("content type {0:?} is not JSON")]
+    NotJson(String),
+    #[error("not a valid stage message: {0}")]
+    Stage(CommandError),
+    #[error("not a valid command: {0}; fix it with `dlq edit`")]
+    Command(CommandError),
+    #[error("routing key {routing_key:?} does not match its type {kind:?}")]
+    RoutingKey { routing_key: String, kind: String },
+    #[error("a stage is replayed signed: set BILLFLOW_SIGNING_KEY to the workers' key")]
+    NoSigningKey,
+}
+
+/// Why a replay did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Unreplayable(#[from] Unreplayable),
+    #[error("publishing the replay failed: {0}")]
+    Publish(#[from] BrokerError),
+    #[error("the replay was published but the dead letter could not be removed (replaying the copy left behind runs nothing twice): {0}")]
+    Ack(#[from] lapin::Error),
+}
+
+impl ReplayError {
+    /// Skipped (the letter itself is the problem) rather than failed (the broker was).
+    pub fn is_skip(&self) -> bool {
+        matches!(self, ReplayError::Unreplayable(_))
+    }
+}
+
+/// Some chosen dead letters were not replayed: `dlq replay` exits with
+/// [`EXIT_NOT_ALL_REPLAYED`].
+#[derive(Debug, thiserror::Error)]
+#[error("{} of {chosen} dead letters not replayed ({skipped} skipped, {failed} failed)", .skipped + .failed)]
+pub struct NotAllReplayed {
+    pub chosen: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
 
 /// One dead letter, as read from the queue.
 pub struct DeadLetter {
@@ -28,10 +84,18 @@ pub struct DeadLetter {
     pub headers: BTreeMap<String, Value>,
     pub body: Vec<u8>,
     pub routing_key: String,
+    pub content_type: Option<String>,
     message: BasicGetMessage,
 }
 
 impl DeadLetter {
+    /// The configured secrets and those the letter's body carries: masked in whatever is
+    /// printed about it.
+    fn redactor(&self) -> redact::Redactor {
+        let body = serde_json::from_slice::<Value>(&self.body).ok();
+        redact::global().with(body.as_ref().map(redact::json_secrets).unwrap_or_default())
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(Value::as_str)
     }
@@ -65,6 +129,24 @@ impl DeadLetter {
             .unwrap_or(0)
     }
 
+    /// The routing key the command was published with, when the dead letter records it:
+    /// billflow's header on an invalid message, else the oldest RabbitMQ `x-death` entry.
+    /// `None` when it is one of this prefix's own queues: the message was moved inside
+    /// billflow, and the key it was published with is not known.
+    pub fn published_routing_key(&self, topology: &Topology) -> Option<&str> {
+        let key = self.header("x-billflow-original-routing-key").or_else(|| {
+            self.headers
+                .get("x-death")
+                .and_then(Value::as_array)
+                .and_then(|deaths| deaths.last())
+                .and_then(|death| death.get("routing-keys"))
+                .and_then(Value::as_array)
+                .and_then(|keys| keys.first())
+                .and_then(Value::as_str)
+        })?;
+        (!topology.queues().iter().any(|q| q == key)).then_some(key)
+    }
+
     /// The id a replay of this dead letter carries: the same dead letter always gives the
     /// same id, so replaying it twice runs its stage once.
     fn replay_id(&self) -> String {
@@ -75,13 +157,13 @@ impl DeadLetter {
         )
     }
 
-    async fn ack(&self) -> anyhow::Result<()> {
+    async fn ack(&self) -> Result<(), lapin::Error> {
+        // `false`: acked already, so the letter is gone either way.
         self.message
             .delivery
             .ack(BasicAckOptions::default())
             .await
-            .context("ack on the dead queue")?;
-        Ok(())
+            .map(|_| ())
     }
 }
 
@@ -91,13 +173,42 @@ pub struct DeadQueue {
     pub letters: Vec<DeadLetter>,
 }
 
-fn header_value(v: &AMQPValue) -> Value {
+fn header_table(table: &FieldTable, depth: usize) -> BTreeMap<String, Value> {
+    table
+        .inner()
+        .iter()
+        .map(|(k, v)| (k.to_string(), header_value(v, depth)))
+        .collect()
+}
+
+/// A header as JSON; tables and arrays (RabbitMQ's `x-death`) become objects and arrays.
+fn header_value(v: &AMQPValue, depth: usize) -> Value {
+    let Some(deeper) = depth.checked_sub(1) else {
+        return Value::String("(nested too deep)".into());
+    };
     match v {
         AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into()),
         AMQPValue::ShortString(s) => Value::String(s.to_string()),
         AMQPValue::LongLongInt(n) => Value::from(*n),
         AMQPValue::LongInt(n) => Value::from(*n),
+        AMQPValue::LongUInt(n) => Value::from(*n),
+        AMQPValue::ShortInt(n) => Value::from(*n),
+        AMQPValue::ShortUInt(n) => Value::from(*n),
+        AMQPValue::ShortShortInt(n) => Value::from(*n),
+        AMQPValue::ShortShortUInt(n) => Value::from(*n),
+        AMQPValue::Timestamp(t) => Value::from(*t),
         AMQPValue::Boolean(b) => Value::from(*b),
+        AMQPValue::Void => Value::Null,
+        AMQPValue::FieldArray(items) => Value::Array(
+            items
+                .as_slice()
+                .iter()
+                .map(|item| header_value(item, deeper))
+                .collect(),
+        ),
+        AMQPValue::FieldTable(table) => {
+            Value::Object(header_table(table, deeper).into_iter().collect())
+        }
         other => Value::String(format!("{other:?}")),
     }
 }
@@ -115,15 +226,10 @@ impl DeadQueue {
             .context("reading the dead queue")?
         {
             let props = &message.delivery.properties;
-            let headers: BTreeMap<String, Value> = props
+            let headers = props
                 .headers()
                 .as_ref()
-                .map(|h| {
-                    h.inner()
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), header_value(v)))
-                        .collect()
-                })
+                .map(|h| header_table(h, MAX_HEADER_DEPTH))
                 .unwrap_or_default();
             let id = props
                 .message_id()
@@ -135,6 +241,7 @@ impl DeadQueue {
                 headers,
                 body: message.delivery.data.clone(),
                 routing_key: message.delivery.routing_key.to_string(),
+                content_type: props.content_type().as_ref().map(|c| c.to_string()),
                 message,
             });
         }
@@ -147,17 +254,13 @@ impl DeadQueue {
     }
 
     pub fn find(&self, id: &str) -> anyhow::Result<&DeadLetter> {
-        self.letters
-            .iter()
-            .find(|l| l.id == id)
+        self.get(id)
             .with_context(|| format!("no dead letter with id {id:?} (see `billflow dlq list`)"))
     }
-}
 
-fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+    pub fn get(&self, id: &str) -> Option<&DeadLetter> {
+        self.letters.iter().find(|l| l.id == id)
+    }
 }
 
 /// Parses `30m`, `2h`, `7d`, `45s`.
@@ -177,67 +280,66 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Replaces every `password`, `token` or `secret` value in a JSON document by `***`.
-pub fn mask_secrets(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                let k = key.to_ascii_lowercase();
-                if k.contains("password") || k.contains("token") || k.contains("secret") {
-                    *v = Value::String("***".into());
-                } else {
-                    mask_secrets(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
-        _ => {}
-    }
-}
-
 /// `dlq show`: headers, and the message (command and stage context) as JSON, secrets masked.
 pub fn show(letter: &DeadLetter) -> Value {
     let mut message = serde_json::from_slice::<Value>(&letter.body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&letter.body).into_owned()));
-    mask_secrets(&mut message);
-    serde_json::json!({
+    let redactor = letter.redactor();
+    redact::mask_secret_fields(&mut message);
+    let mut shown = serde_json::json!({
         "id": letter.id,
         "routing_key": letter.routing_key,
+        "content_type": letter.content_type,
         "headers": letter.headers,
         "message": message,
-    })
+    });
+    redactor.redact_json(&mut shown);
+    shown
 }
 
 /// The message that resumes a dead letter: its stage, attempts reset, marked as a replay;
-/// or, for a command that never became a stage message, the command again.
+/// or, for a command that never became a stage message, the command again, only if the
+/// routing key it was published with (when known) matches its type. `body` replaces the
+/// letter's own (an edit); the letter's content type must say JSON otherwise.
 pub fn replay_message(
     letter: &DeadLetter,
     topology: &Topology,
+    signer: Option<&Signer>,
     body: Option<Vec<u8>>,
-) -> anyhow::Result<Outgoing> {
-    let body = body.unwrap_or_else(|| letter.body.clone());
+) -> Result<Outgoing, Unreplayable> {
+    let body = match body {
+        Some(edited) => edited,
+        None => {
+            if let Some(ct) = letter.content_type.as_deref() {
+                if !is_json(ct) {
+                    return Err(Unreplayable::NotJson(ct.to_string()));
+                }
+            }
+            letter.body.clone()
+        }
+    };
     match letter.stage() {
         Some(stage) => {
-            let mut msg = StageMessage::decode(&body, Some(stage)).with_context(|| {
-                format!("dead letter {} is not a valid stage message", letter.id)
-            })?;
+            let mut msg = StageMessage::decode(&body, Some(stage)).map_err(Unreplayable::Stage)?;
             msg.attempt = 1;
             msg.first_failure_at = None;
             msg.replay = Some(letter.replay_id());
-            let mut out = Outgoing::json("", &topology.intake_queue(), msg.encode());
-            out.headers = msg.headers();
+            let signer = signer.ok_or(Unreplayable::NoSigningKey)?;
+            let mut out = msg.outgoing(&topology.intake_queue(), signer);
             out.message_id = Some(format!("{}/replay", letter.id));
-            out.message_type = Some("billflow.stage".into());
             Ok(out)
         }
         None => {
-            let command = Command::parse(&body).with_context(|| {
-                format!(
-                    "dead letter {} is not a valid command; fix it with `dlq edit`",
-                    letter.id
-                )
-            })?;
+            let command = Command::parse(&body).map_err(Unreplayable::Command)?;
             let routing_key = command.body.type_name();
+            if let Some(published) = letter.published_routing_key(topology) {
+                if published != routing_key {
+                    return Err(Unreplayable::RoutingKey {
+                        routing_key: published.to_string(),
+                        kind: routing_key.to_string(),
+                    });
+                }
+            }
             let mut out = Outgoing::json(&topology.commands_exchange(), routing_key, body);
             out.message_id = Some(command.command_id.clone());
             out.headers = FieldTable::default();
@@ -251,18 +353,67 @@ pub async fn replay(
     letter: &DeadLetter,
     publisher: &Publisher,
     topology: &Topology,
+    signer: Option<&Signer>,
     body: Option<Vec<u8>>,
-) -> anyhow::Result<()> {
-    let out = replay_message(letter, topology, body)?;
-    publisher
-        .publish(out)
-        .await
-        .with_context(|| format!("publishing the replay of {}", letter.id))?;
-    letter.ack().await
+) -> Result<(), ReplayError> {
+    let out = replay_message(letter, topology, signer, body)?;
+    publisher.publish(out).await?;
+    letter.ack().await?;
+    Ok(())
 }
 
 pub async fn purge(letter: &DeadLetter) -> anyhow::Result<()> {
-    letter.ack().await
+    letter.ack().await.context("ack on the dead queue")
+}
+
+/// How one letter of a replay run ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Verdict {
+    Replayed,
+    /// The letter cannot be replayed as it is; it stays in the dead queue.
+    Skipped,
+    /// The broker did not take the replay, or did not let the letter go.
+    Failed,
+}
+
+/// Replays one chosen letter (or, on a dry run, only checks it) and says how it went;
+/// `letter` is `None` for an id the dead queue does not hold.
+async fn replay_one(
+    id: &str,
+    letter: Option<&DeadLetter>,
+    publisher: &Publisher,
+    topology: &Topology,
+    signer: Option<&Signer>,
+    dry_run: bool,
+) -> (Verdict, String) {
+    let Some(letter) = letter else {
+        return (Verdict::Skipped, format!("{id}  no such dead letter"));
+    };
+    let what = format!(
+        "{}  {} at {}",
+        letter.id,
+        letter.command_id(),
+        letter.stage().unwrap_or("the start")
+    );
+    let done = if dry_run {
+        replay_message(letter, topology, signer, None)
+            .map(|_| ())
+            .map_err(ReplayError::from)
+    } else {
+        replay(letter, publisher, topology, signer, None).await
+    };
+    let redactor = letter.redactor();
+    match done {
+        Ok(()) => (Verdict::Replayed, what),
+        Err(e) if e.is_skip() => (
+            Verdict::Skipped,
+            redactor.redact(&format!("{what}: {e}")).into_owned(),
+        ),
+        Err(e) => (
+            Verdict::Failed,
+            redactor.redact(&format!("{what}: {e}")).into_owned(),
+        ),
+    }
 }
 
 /// Applies `PATH=VALUE` edits to the command inside a dead letter and validates it.
@@ -304,7 +455,9 @@ pub fn edit(letter: &DeadLetter, sets: &[String]) -> anyhow::Result<Vec<u8>> {
 pub enum DlqCommand {
     /// A table of the dead letters: command_id, workflow, stage, reason, error, attempts, age.
     List {
-        /// Only this reason (permanent_error, retries_exhausted, invalid_message, outcome_unknown).
+        /// Only this reason (permanent_error, retries_exhausted, invalid_message,
+        /// outcome_unknown, conflicting_duplicate, internal_error, expired, delivery_limit,
+        /// rejected).
         #[arg(long)]
         reason: Option<String>,
         /// Only this workflow (advancepay_renewal, service_order).
@@ -317,6 +470,15 @@ pub enum DlqCommand {
     /// One dead letter in full: headers, command and context, as JSON (secrets masked).
     Show { id: String },
     /// Resume dead letters at their failed stage, attempts reset (publish, then ack).
+    ///
+    /// Goes past a letter it cannot replay (not a valid command or stage message, a
+    /// command whose recorded routing key is not its type, a content type other than
+    /// JSON) and leaves it in the dead queue: prints one line per letter (replayed,
+    /// skipped or failed, with the reason), then the counts.
+    ///
+    /// Exit status: 0 when every chosen letter was replayed (or, with --dry-run, would
+    /// be); 3 when any was skipped or failed, or a named id is not in the dead queue; 1
+    /// when the run could not start (broker unreachable, nothing named).
     Replay {
         ids: Vec<String>,
         /// Every dead letter.
@@ -345,16 +507,18 @@ pub enum DlqCommand {
     },
 }
 
+/// Runs a `billflow dlq` subcommand; `signer` (the workers' key) signs replayed stages.
 pub async fn run_cli(
     command: DlqCommand,
     connection: &Connection,
     topology: &Topology,
+    signer: Option<&Signer>,
 ) -> anyhow::Result<()> {
     topology
         .declare(&connection.create_channel().await?)
         .await?;
     let queue = DeadQueue::open(connection, topology).await?;
-    let result = dispatch(command, connection, topology, &queue).await;
+    let result = dispatch(command, connection, topology, signer, &queue).await;
     queue.close().await;
     result
 }
@@ -363,6 +527,7 @@ async fn dispatch(
     command: DlqCommand,
     connection: &Connection,
     topology: &Topology,
+    signer: Option<&Signer>,
     queue: &DeadQueue,
 ) -> anyhow::Result<()> {
     match command {
@@ -389,10 +554,13 @@ async fn dispatch(
                 }
                 shown += 1;
                 let error: String = l
-                    .headers
-                    .get("x-billflow-error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
+                    .redactor()
+                    .redact(
+                        l.headers
+                            .get("x-billflow-error")
+                            .and_then(Value::as_str)
+                            .unwrap_or(""),
+                    )
                     .chars()
                     .take(80)
                     .collect();
@@ -421,35 +589,61 @@ async fn dispatch(
             reason,
             dry_run,
         } => {
-            let chosen: Vec<&DeadLetter> = if all {
-                queue.letters.iter().collect()
+            let chosen: Vec<(&str, Option<&DeadLetter>)> = if all {
+                queue
+                    .letters
+                    .iter()
+                    .map(|l| (l.id.as_str(), Some(l)))
+                    .collect()
             } else if let Some(reason) = &reason {
                 queue
                     .letters
                     .iter()
                     .filter(|l| l.reason() == reason)
+                    .map(|l| (l.id.as_str(), Some(l)))
                     .collect()
             } else if ids.is_empty() {
                 bail!("name the dead letters to replay, or use --all or --reason");
             } else {
-                ids.iter()
-                    .map(|id| queue.find(id))
-                    .collect::<anyhow::Result<_>>()?
+                ids.iter().map(|id| (id.as_str(), queue.get(id))).collect()
             };
             let publisher = Publisher::open(connection).await?;
-            let total = chosen.len();
-            for (n, letter) in chosen.into_iter().enumerate() {
-                if dry_run {
-                    println!(
-                        "would replay {} ({} at {})",
-                        letter.id,
-                        letter.command_id(),
-                        letter.stage().unwrap_or("the start")
-                    );
-                    continue;
+            let (done, skip) = if dry_run {
+                ("would replay", "would skip")
+            } else {
+                ("replayed", "skipped")
+            };
+            let (mut replayed, mut skipped, mut failed) = (0, 0, 0);
+            for (id, letter) in &chosen {
+                let (verdict, line) =
+                    replay_one(id, *letter, &publisher, topology, signer, dry_run).await;
+                let label = match verdict {
+                    Verdict::Replayed => {
+                        replayed += 1;
+                        done
+                    }
+                    Verdict::Skipped => {
+                        skipped += 1;
+                        skip
+                    }
+                    Verdict::Failed => {
+                        failed += 1;
+                        "failed"
+                    }
+                };
+                println!("{label:<12} {line}");
+            }
+            println!(
+                "{done} {replayed}, {skip} {skipped}, failed {failed}, of {} dead letters",
+                chosen.len()
+            );
+            if skipped + failed > 0 {
+                return Err(NotAllReplayed {
+                    chosen: chosen.len(),
+                    skipped,
+                    failed,
                 }
-                replay(letter, &publisher, topology, None).await?;
-                eprintln!("replayed {}/{total}: {}", n + 1, letter.id);
+                .into());
             }
             Ok(())
         }
@@ -461,7 +655,9 @@ async fn dispatch(
                 edit(letter, &sets)?
             };
             let publisher = Publisher::open(connection).await?;
-            replay(letter, &publisher, topology, Some(body)).await?;
+            replay(letter, &publisher, topology, signer, Some(body))
+                .await
+                .with_context(|| format!("replaying the edited {id}"))?;
             eprintln!("replayed the edited {id}; the original is gone from the dead queue");
             Ok(())
         }
@@ -524,10 +720,54 @@ mod tests {
     }
 
     #[test]
+    fn json_content_types_in_any_case_and_with_parameters() {
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " APPLICATION/json ;charset=UTF-8",
+        ] {
+            assert!(is_json(json), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/jsonx",
+            "application/xml; x=application/json",
+            "",
+        ] {
+            assert!(!is_json(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn nested_headers_become_json_up_to_a_depth() {
+        let mut death = FieldTable::default();
+        death.insert("queue".into(), AMQPValue::LongString("q".into()));
+        death.insert(
+            "routing-keys".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::LongString("advancepay.renew".into())].into()),
+        );
+        death.insert("count".into(), AMQPValue::LongLongInt(1));
+        let deaths = AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into());
+        assert_eq!(
+            header_value(&deaths, MAX_HEADER_DEPTH),
+            serde_json::json!([{"queue": "q", "routing-keys": ["advancepay.renew"], "count": 1}])
+        );
+        let mut deep = AMQPValue::LongString("bottom".into());
+        for _ in 0..1000 {
+            deep = AMQPValue::FieldArray(vec![deep].into());
+        }
+        let mut shown = &header_value(&deep, MAX_HEADER_DEPTH);
+        for _ in 0..MAX_HEADER_DEPTH {
+            shown = &shown[0];
+        }
+        assert_eq!(shown, &Value::String("(nested too deep)".into()));
+    }
+
+    #[test]
     fn secrets_are_masked_everywhere() {
         let mut v = serde_json::json!({"data": {"account": {"username": "u", "password": "p"},
             "identifier": {"password": "q"}, "list": [{"api_token": "t"}]}});
-        mask_secrets(&mut v);
+        redact::mask_secret_fields(&mut v);
         let text = v.to_string();
         assert!(!text.contains("\"p\"") && !text.contains("\"q\"") && !text.contains("\"t\""));
         assert!(text.contains("\"u\""));

@@ -69,6 +69,15 @@ enum Commands {
         command: billflow::dlq::DlqCommand,
         #[command(flatten)]
         broker: BrokerSettings,
+        /// The workers' BILLFLOW_SIGNING_KEY: a replayed or edited stage is signed with it
+        /// (replaying a command needs no key).
+        #[arg(
+            long,
+            env = "BILLFLOW_SIGNING_KEY",
+            hide_env_values = true,
+            global = true
+        )]
+        signing_key: Option<billflow::secret::Secret>,
     },
     /// Print a command's stages as this worker recorded them: a timeline with times,
     /// attempts, outputs and errors (from the worker's admin API).
@@ -78,6 +87,10 @@ enum Commands {
         /// The worker's admin API address.
         #[arg(long, env = "BILLFLOW_HTTP_ADDR", default_value = "127.0.0.1:9090")]
         http_addr: String,
+        /// The admin API's bearer token (the worker's BILLFLOW_ADMIN_TOKEN); sent as
+        /// `Authorization: Bearer`.
+        #[arg(long, env = "BILLFLOW_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<billflow::secret::Secret>,
     },
     /// Run the simulator and a worker in this process, publish sample renewals (Active,
     /// Hotlined, ineligible) and sign-ups (each SQ kind, and one that breaks an SQ rule),
@@ -146,10 +159,23 @@ fn shutdown_on_signals() -> CancellationToken {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Whatever this process prints, the secrets its environment holds are masked in it.
     billflow::redact::register_from_env();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "Error: {}",
+                billflow::redact::global().redact(&format!("{e:?}"))
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Commands::Worker(settings) => {
             init_tracing("info");
@@ -211,17 +237,31 @@ async fn main() -> anyhow::Result<()> {
         Commands::Dlq {
             command,
             broker: settings,
+            signing_key,
         } => {
+            let signer = signing_key
+                .map(|k| billflow::engine::signing::Signer::from_keys(Some(k.expose()), None))
+                .transpose()?;
             let connection = broker::connect(settings.amqp_url.expose(), "billflow-dlq").await?;
-            let result = billflow::dlq::run_cli(command, &connection, &settings.topology()).await;
+            let result =
+                billflow::dlq::run_cli(command, &connection, &settings.topology(), signer.as_ref())
+                    .await;
             let _ = connection.close(200, "done".into()).await;
+            if let Err(e) = &result {
+                if let Some(partial) = e.downcast_ref::<billflow::dlq::NotAllReplayed>() {
+                    eprintln!("{partial}");
+                    std::process::exit(billflow::dlq::EXIT_NOT_ALL_REPLAYED);
+                }
+            }
             result?;
         }
         Commands::Status {
             command_id,
             http_addr,
+            admin_token,
         } => {
-            let timeline = billflow::status::fetch(&http_addr, &command_id).await?;
+            let timeline =
+                billflow::status::fetch(&http_addr, &command_id, admin_token.as_ref()).await?;
             print!("{}", billflow::status::render(&timeline));
         }
         Commands::Bench(settings) => {

@@ -1,10 +1,21 @@
 //! `billflow status COMMAND_ID`: a command's stage timeline, read from a worker's admin API.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context};
 
 use crate::admin::Timeline;
+use crate::secret::Secret;
 
-pub async fn fetch(http_addr: &str, command_id: &str) -> anyhow::Result<Timeline> {
+/// How long the whole request to the admin API may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads the timeline, sending `token` as `Authorization: Bearer` when one is given.
+pub async fn fetch(
+    http_addr: &str,
+    command_id: &str,
+    token: Option<&Secret>,
+) -> anyhow::Result<Timeline> {
     let base = if http_addr.starts_with("http") {
         http_addr.trim_end_matches('/').to_string()
     } else {
@@ -12,10 +23,31 @@ pub async fn fetch(http_addr: &str, command_id: &str) -> anyhow::Result<Timeline
     };
     let id = percent_encoding::utf8_percent_encode(command_id, percent_encoding::NON_ALPHANUMERIC);
     let url = format!("{base}/workflows/{id}");
-    let response = reqwest::get(&url).await.with_context(|| {
+    // A redirect would carry the token elsewhere: none is followed.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .build()
+        .context("HTTP client")?;
+    let token = token.map(|t| t.expose().trim()).filter(|t| !t.is_empty());
+    let mut request = client.get(&url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.with_context(|| {
         format!("cannot reach the worker's admin API at {base} (BILLFLOW_HTTP_ADDR)")
     })?;
     let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        match token {
+            None => bail!(
+                "the worker at {base} requires the admin token: set BILLFLOW_ADMIN_TOKEN (or --admin-token)"
+            ),
+            Some(_) => bail!(
+                "the worker at {base} refused the admin token: BILLFLOW_ADMIN_TOKEN (or --admin-token) is wrong"
+            ),
+        }
+    }
     if status == reqwest::StatusCode::NOT_FOUND {
         bail!("the worker at {base} has no record of command {command_id:?}");
     }
@@ -33,7 +65,14 @@ pub async fn fetch(http_addr: &str, command_id: &str) -> anyhow::Result<Timeline
 
 /// One line per stage: when it started, how long it took, its state and attempt, and
 /// its error or output.
+/// The timeline as text, every configured secret masked.
 pub fn render(timeline: &Timeline) -> String {
+    crate::redact::global()
+        .redact(&render_plain(timeline))
+        .into_owned()
+}
+
+fn render_plain(timeline: &Timeline) -> String {
     let mut out = format!("command {}\n", timeline.command_id);
     for s in &timeline.stages {
         let r = &s.record;

@@ -147,3 +147,27 @@ fn the_readme_configuration_reference_matches_help() {
         );
     }
 }
+
+/// `dlq replay --help` documents the exit status of a replay that left letters behind;
+/// `status --help` names the token's variable without showing its value.
+#[test]
+fn help_documents_replay_exit_status_and_the_status_token() {
+    let out = billflow()
+        .args(["dlq", "replay", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Exit status")
+            && text.contains(&billflow::dlq::EXIT_NOT_ALL_REPLAYED.to_string()),
+        "{text}"
+    );
+    let out = billflow()
+        .args(["status", "--help"])
+        .env("BILLFLOW_ADMIN_TOKEN", "token-value-4c1d9e22aa7b")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("BILLFLOW_ADMIN_TOKEN"), "{text}");
+    assert!(!text.contains("token-value-4c1d9e22aa7b"), "{text}");
+}

@@ -1002,3 +1002,118 @@ fn image_build_gets_every_file_the_code_embeds() {
         );
     }
 }
+
+const ADMIN_TOKEN: &str = "BILLFLOW_ADMIN_TOKEN";
+const SIGNING_KEY: &str = "BILLFLOW_SIGNING_KEY";
+
+/// The final stage's `ENV`: what a container has unless its deployment sets otherwise.
+fn final_image_env() -> BTreeMap<String, String> {
+    let instructions = dockerfile();
+    let last_from = instructions.iter().rposition(|(k, _)| k == "FROM").unwrap();
+    image_env(&instructions[last_from..])
+}
+
+/// A worker whose admin API listens beyond loopback (its own BILLFLOW_HTTP_ADDR, else the
+/// image's) has a token the worker accepts; otherwise it would refuse to start.
+fn assert_admin_needs_a_token(place: &str, env: &BTreeMap<String, String>) {
+    let image = final_image_env();
+    let Some(addr) = env
+        .get("BILLFLOW_HTTP_ADDR")
+        .or_else(|| image.get("BILLFLOW_HTTP_ADDR"))
+    else {
+        return;
+    };
+    let addr: SocketAddr = addr
+        .parse()
+        .unwrap_or_else(|e| panic!("{place}: BILLFLOW_HTTP_ADDR {addr:?}: {e}"));
+    if addr.ip().to_canonical().is_loopback() {
+        return;
+    }
+    let token = env.get(ADMIN_TOKEN).map(|t| t.trim()).unwrap_or_default();
+    assert!(
+        token.len() >= billflow::admin::MIN_TOKEN_LEN,
+        "{place}: the admin API on {addr} has no {ADMIN_TOKEN} of at least {} characters",
+        billflow::admin::MIN_TOKEN_LEN
+    );
+}
+
+/// Every worker has the admin token and the signing key: in Kubernetes from a Secret
+/// (`secretKeyRef`, and not also in the ConfigMap), in Compose set in its environment. A
+/// non-loopback admin address always comes with a token; the image carries neither.
+#[test]
+fn every_worker_has_the_admin_token_and_signing_key_from_a_secret() {
+    let image = final_image_env();
+    for var in [ADMIN_TOKEN, SIGNING_KEY] {
+        assert!(
+            !image.contains_key(var),
+            "{DOCKERFILE} bakes {var} into the image"
+        );
+    }
+
+    for (name, _, env) in compose_workers(&compose()) {
+        let place = format!("{COMPOSE} service {name}");
+        for var in [ADMIN_TOKEN, SIGNING_KEY] {
+            let value = env.get(var).map(|v| v.trim()).unwrap_or_default();
+            assert!(!value.is_empty(), "{place} does not set {var}");
+        }
+        assert_admin_needs_a_token(&place, &env);
+    }
+
+    let kube = Kube::load();
+    let (_, container) = worker_statefulset(&kube);
+    let config_maps: Vec<String> = list(&container["envFrom"])
+        .iter()
+        .filter_map(|source| scalar(&source["configMapRef"]["name"]))
+        .collect();
+    for var in [ADMIN_TOKEN, SIGNING_KEY] {
+        let entry = list(&container["env"])
+            .iter()
+            .find(|e| e["name"] == var)
+            .unwrap_or_else(|| panic!("the worker StatefulSet does not set {var}"));
+        let reference = &entry["valueFrom"]["secretKeyRef"];
+        assert!(
+            reference.is_mapping(),
+            "{var} must come from a Secret (secretKeyRef), not {entry:?}"
+        );
+        let value = kube.secret_value(&text(&reference["name"]), &text(&reference["key"]));
+        assert!(
+            !value.trim().is_empty(),
+            "{var}: the Secret's value is empty"
+        );
+        for map in &config_maps {
+            assert!(
+                !kube.keys("ConfigMap", map).contains(&var.to_string()),
+                "ConfigMap {map} also sets {var}"
+            );
+        }
+    }
+    let (env, _) = container_env(&kube, container);
+    assert_admin_needs_a_token("the worker StatefulSet", &env);
+}
+
+/// With the token set, the probes still work: they use the routes open without it. A
+/// Service asking Prometheus to scrape by annotation (which sends no token) goes with
+/// BILLFLOW_METRICS_PUBLIC=true.
+#[test]
+fn probes_and_scraping_need_no_token() {
+    let kube = Kube::load();
+    let (_, container) = worker_statefulset(&kube);
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let path = text(&container[probe]["httpGet"]["path"]);
+        assert!(
+            billflow::admin::OPEN_ROUTES.contains(&path.as_str()),
+            "{probe} on {path}, which needs the admin token"
+        );
+    }
+    let scraped = kube.objects.iter().any(|o| {
+        o["kind"] == "Service" && o["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    });
+    if scraped {
+        let (env, _) = container_env(&kube, container);
+        assert_eq!(
+            setting(&env, "BILLFLOW_METRICS_PUBLIC"),
+            "true",
+            "Prometheus scrapes by annotation, without the admin token"
+        );
+    }
+}

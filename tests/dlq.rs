@@ -18,6 +18,7 @@ fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
         .args(args)
         .env("AMQP_URL", &h.amqp_url)
         .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
         .output()
         .unwrap();
     (
@@ -139,6 +140,7 @@ async fn an_edited_dead_letter_replays_in_place_of_the_original() {
         .args(["dlq", "edit", &bad])
         .env("AMQP_URL", &h.amqp_url)
         .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
         .env("EDITOR", &editor)
         .output()
         .unwrap();
@@ -199,9 +201,9 @@ async fn the_same_dead_letter_replayed_twice_runs_its_stage_once() {
     let letter = &queue.letters[0];
     assert_eq!(letter.stage(), Some("submit"));
     let publisher = Publisher::open(&h.connection).await.unwrap();
-    let copy = dlq::replay_message(letter, &h.topology, None).unwrap();
+    let copy = dlq::replay_message(letter, &h.topology, Some(&h.signer()), None).unwrap();
     publisher.publish(copy).await.unwrap();
-    dlq::replay(letter, &publisher, &h.topology, None)
+    dlq::replay(letter, &publisher, &h.topology, Some(&h.signer()), None)
         .await
         .unwrap();
     queue.close().await;
@@ -229,6 +231,247 @@ async fn the_same_dead_letter_replayed_twice_runs_its_stage_once() {
         "the refused call and one replay"
     );
     assert!(h.drain_dead().await.is_empty());
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+/// `billflow dlq` with its exit code: (code, stdout, stderr).
+fn dlq_code(h: &Harness, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
+        .arg("dlq")
+        .args(args)
+        .env("AMQP_URL", &h.amqp_url)
+        .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The report line about `command_id`.
+fn line_of<'a>(report: &'a str, command_id: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.contains(&format!(" {command_id} ")) || l.contains(&format!(" {command_id}:")))
+        .unwrap_or_else(|| panic!("no line about {command_id} in\n{report}"))
+}
+
+/// Puts a letter straight into the dead queue, as a hand-made one or another tool's.
+async fn dead_letter(
+    h: &Harness,
+    id: &str,
+    body: serde_json::Value,
+    content_type: &str,
+    headers: &[(&str, &str)],
+) {
+    let mut out = billflow::broker::Outgoing::json(
+        "",
+        &h.topology.dead_queue(),
+        serde_json::to_vec(&body).unwrap(),
+    );
+    out.message_id = Some(id.to_string());
+    out.content_type = content_type.to_string();
+    for (name, value) in headers {
+        out.headers.insert(
+            (*name).into(),
+            lapin::types::AMQPValue::LongString(value.to_string().into()),
+        );
+    }
+    h.publisher.publish(out).await.unwrap();
+}
+
+fn dead_command_ids(dead: &[(std::collections::BTreeMap<String, String>, Vec<u8>)]) -> Vec<String> {
+    let mut ids: Vec<String> = dead
+        .iter()
+        .map(|(headers, _)| {
+            headers
+                .get("x-billflow-command-id")
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_replay_goes_past_a_letter_it_cannot_replay() {
+    let mut h = Harness::start("dlq-bulk").await;
+    let worker = h.spawn_worker();
+    let register_closed = json!({"operation": "SubmitCart", "kind": "business_error",
+                                 "message": "register closed", "count": 1});
+    // In this order in the dead queue: a good letter, one that cannot be replayed, a good one.
+    h.sim_post("/_sim/faults", register_closed.clone()).await;
+    h.publish(&renewal(
+        "crm-bulk-1",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-bulk-1"]).await;
+    h.publish(
+        &json!({"command_id": "crm-bulk-bad", "type": "advancepay.renew",
+                      "data": {"service_number": "5555555555"}}),
+    )
+    .await;
+    h.wait_terminal(&["crm-bulk-bad"]).await;
+    h.sim_post("/_sim/faults", register_closed).await;
+    h.publish(&renewal(
+        "crm-bulk-2",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-bulk-2"]).await;
+
+    let (code, dry, err) = dlq_code(&h, &["replay", "--all", "--dry-run"]);
+    assert_eq!(code, Some(3), "{dry}{err}");
+    assert!(
+        line_of(&dry, "crm-bulk-bad").starts_with("would skip"),
+        "{dry}"
+    );
+    assert!(
+        line_of(&dry, "crm-bulk-2").starts_with("would replay"),
+        "{dry}"
+    );
+    let queue = DeadQueue::open(&h.connection, &h.topology).await.unwrap();
+    assert_eq!(queue.letters.len(), 3, "a dry run moves nothing");
+    queue.close().await;
+
+    let (code, report, err) = dlq_code(&h, &["replay", "--all"]);
+    assert_eq!(
+        code,
+        Some(billflow::dlq::EXIT_NOT_ALL_REPLAYED),
+        "{report}{err}"
+    );
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "one line per letter and the counts:\n{report}"
+    );
+    assert!(
+        lines[0].starts_with("replayed") && lines[0].contains("crm-bulk-1 at submit"),
+        "{report}"
+    );
+    assert!(
+        lines[1].starts_with("skipped")
+            && lines[1].contains("crm-bulk-bad")
+            && lines[1].contains("not a valid command"),
+        "{report}"
+    );
+    assert!(
+        lines[2].starts_with("replayed") && lines[2].contains("crm-bulk-2 at submit"),
+        "{report}"
+    );
+    assert_eq!(
+        lines[3],
+        "replayed 2, skipped 1, failed 0, of 3 dead letters"
+    );
+    assert!(err.contains("1 of 3 dead letters not replayed"), "{err}");
+
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while completed(&h, "crm-bulk-1") == 0 || completed(&h, "crm-bulk-2") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replays never completed"
+        );
+        h.settle(Duration::from_millis(200)).await;
+    }
+
+    // The command a letter carries is replayed only under the routing key of its type;
+    // a JSON content type is recognised in any case, another one is not replayed.
+    let rk = "advancepay.renew";
+    dead_letter(
+        &h,
+        "letter-rk",
+        renewal("crm-rk", billflow::sim::costguard::ACTIVE_SERVICE),
+        "application/json",
+        &[
+            ("x-billflow-reason", "invalid_message"),
+            ("x-billflow-command-id", "crm-rk"),
+            ("x-billflow-original-routing-key", "service_order.submit"),
+        ],
+    )
+    .await;
+    dead_letter(
+        &h,
+        "letter-ct",
+        renewal("crm-ct", billflow::sim::costguard::ACTIVE_SERVICE),
+        "Application/JSON; charset=utf-8",
+        &[
+            ("x-billflow-reason", "invalid_message"),
+            ("x-billflow-command-id", "crm-ct"),
+            ("x-billflow-original-routing-key", rk),
+        ],
+    )
+    .await;
+    dead_letter(
+        &h,
+        "letter-text",
+        renewal("crm-text", billflow::sim::costguard::ACTIVE_SERVICE),
+        "text/plain",
+        &[
+            ("x-billflow-reason", "invalid_message"),
+            ("x-billflow-command-id", "crm-text"),
+        ],
+    )
+    .await;
+    let (code, report, err) = dlq_code(&h, &["replay", "--reason", "invalid_message"]);
+    assert_eq!(code, Some(3), "{report}{err}");
+    assert!(
+        line_of(&report, "crm-bulk-bad").starts_with("skipped"),
+        "{report}"
+    );
+    let line = line_of(&report, "crm-rk");
+    assert!(
+        line.starts_with("skipped")
+            && line.contains(
+                "routing key \"service_order.submit\" does not match its type \"advancepay.renew\""
+            ),
+        "{report}"
+    );
+    assert!(
+        line_of(&report, "crm-ct").starts_with("replayed"),
+        "{report}"
+    );
+    assert!(
+        line_of(&report, "crm-text").starts_with("skipped")
+            && report.contains("\"text/plain\" is not JSON"),
+        "{report}"
+    );
+    assert!(
+        report.ends_with("replayed 1, skipped 3, failed 0, of 4 dead letters\n"),
+        "{report}"
+    );
+    h.wait_terminal(&["crm-ct"]).await;
+    assert_eq!(completed(&h, "crm-ct"), 1);
+
+    // Named ids behave the same way: an unknown one is reported, the others still replayed.
+    let (code, report, err) = dlq_code(&h, &["replay", "nope", "letter-rk"]);
+    assert_eq!(code, Some(3), "{report}{err}");
+    assert!(report.contains("nope  no such dead letter"), "{report}");
+    assert!(
+        line_of(&report, "crm-rk").starts_with("skipped"),
+        "{report}"
+    );
+
+    let dead = h.drain_dead().await;
+    assert_eq!(
+        dead_command_ids(&dead),
+        ["crm-bulk-bad", "crm-rk", "crm-text"]
+            .map(String::from)
+            .to_vec(),
+        "what could not be replayed stays, nothing else"
+    );
+    let counts = h.call_counts().await;
+    assert_eq!(
+        counts.get("SubmitCart"),
+        Some(&5),
+        "two refused, three replayed or run"
+    );
     worker.stop().await;
     h.cleanup().await;
 }

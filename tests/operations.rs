@@ -306,10 +306,14 @@ async fn secrets_never_appear_in_logs_events_dead_letter_headers_or_the_admin_ap
     }
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
-    // The body keeps the command for replay, so the search itself is shown to find it.
-    assert!(String::from_utf8_lossy(&dead[0].1).contains(identifier_password));
-    for (headers, _) in dead {
+    // The body keeps the command for replay, its passwords sealed.
+    assert!(String::from_utf8_lossy(&dead[0].1).contains("\"sealed\""));
+    for (headers, body) in dead {
         places.push(("dead-letter headers".into(), format!("{headers:?}")));
+        places.push((
+            "dead-letter body".into(),
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
     }
     for id in ["crm-secret-ok", "crm-secret-dead", "crm-secret-renew"] {
         let (_, body) = get(&format!("http://{addr}/workflows/{id}")).await;
@@ -328,4 +332,247 @@ async fn secrets_never_appear_in_logs_events_dead_letter_headers_or_the_admin_ap
         }
     }
     h.cleanup().await;
+}
+
+const ADMIN_TOKEN: &str = "admin-token-5b0c8e1d47a2f9e3";
+
+/// Status, `WWW-Authenticate` and body of a GET with an optional `Authorization` value.
+async fn get_with(url: &str, authorization: Option<&str>) -> (u16, Option<String>, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, challenge, response.text().await.unwrap())
+}
+
+/// `billflow status` with the given environment: (success, stdout, stderr).
+fn status_cli(
+    addr: std::net::SocketAddr,
+    id: &str,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_billflow"));
+    cmd.args(["status", id, "--http-addr", &addr.to_string()])
+        .env_remove("BILLFLOW_ADMIN_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_only_the_probes_answer_without_it() {
+    let mut h = Harness::start("admin-auth").await;
+    let addr = free_addr();
+    let base = format!("http://{addr}");
+    let mut settings = h.worker_settings();
+    settings.http_addr = Some(addr);
+    settings.admin_token = Some(billflow::secret::Secret::new(ADMIN_TOKEN));
+    let worker = h.spawn_worker_with(settings.clone());
+    wait_for(&format!("{base}/readyz"), 200).await;
+    h.publish(&renewal(
+        "crm-auth",
+        billflow::sim::costguard::ACTIVE_SERVICE,
+    ))
+    .await;
+    h.wait_terminal(&["crm-auth"]).await;
+
+    let right = format!("Bearer {ADMIN_TOKEN}");
+    let wrong = "Bearer not-the-token-3f9a1c77e2";
+    let refused = [
+        None,
+        Some(wrong),
+        Some("Basic YWRtaW46YWRtaW4="),
+        Some("Bearer"),
+        Some(ADMIN_TOKEN),
+    ];
+    for path in ["/healthz", "/readyz"] {
+        for authorization in refused.iter().chain([&Some(right.as_str())]) {
+            let (status, _, _) = get_with(&format!("{base}{path}"), *authorization).await;
+            assert_eq!(status, 200, "{path} with {authorization:?} is open");
+        }
+    }
+    for path in [
+        "/metrics",
+        "/workflows/crm-auth",
+        "/workflows/nope",
+        "/nope",
+    ] {
+        for authorization in refused {
+            let (status, challenge, body) = get_with(&format!("{base}{path}"), authorization).await;
+            assert_eq!(status, 401, "{path} with {authorization:?}");
+            assert!(
+                challenge
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("Bearer")),
+                "{path}: WWW-Authenticate {challenge:?}"
+            );
+            assert!(
+                !body.contains("not-the-token")
+                    && !body.contains("YWRtaW46")
+                    && !body.contains("crm-auth"),
+                "{path}: the 401 repeats what was sent: {body}"
+            );
+        }
+    }
+    let (status, _, metrics) = get_with(&format!("{base}/metrics"), Some(&right)).await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("billflow_messages_consumed_total"),
+        "{metrics}"
+    );
+    let (status, _, body) = get_with(&format!("{base}/workflows/crm-auth"), Some(&right)).await;
+    assert_eq!(status, 200, "{body}");
+    let timeline: billflow::admin::Timeline = serde_json::from_str(&body).unwrap();
+    assert_eq!(timeline.stages.len(), 7);
+    // The scheme is case-insensitive; an unknown route is 404 only once the token is right.
+    let lower = format!("bearer {ADMIN_TOKEN}");
+    assert_eq!(
+        get_with(&format!("{base}/workflows/crm-auth"), Some(&lower))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get_with(&format!("{base}/workflows/nope"), Some(&right))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(get_with(&format!("{base}/nope"), Some(&right)).await.0, 404);
+
+    // `billflow status` sends the token from BILLFLOW_ADMIN_TOKEN or --admin-token, and
+    // says which of missing or wrong it is.
+    let (ok, text, err) = status_cli(addr, "crm-auth", &[("BILLFLOW_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("command crm-auth") && text.contains("submit"),
+        "{text}"
+    );
+    let (ok, _, err) = status_cli(addr, "crm-auth", &[]);
+    assert!(
+        !ok && err.contains("requires the admin token") && err.contains("BILLFLOW_ADMIN_TOKEN"),
+        "{err}"
+    );
+    let (ok, _, err) = status_cli(
+        addr,
+        "crm-auth",
+        &[("BILLFLOW_ADMIN_TOKEN", "not-the-token-3f9a1c77e2")],
+    );
+    assert!(!ok && err.contains("refused the admin token"), "{err}");
+    assert!(!err.contains("not-the-token"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_billflow"))
+        .args([
+            "status",
+            "crm-auth",
+            "--http-addr",
+            &addr.to_string(),
+            "--admin-token",
+            ADMIN_TOKEN,
+        ])
+        .env_remove("BILLFLOW_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    worker.stop().await;
+
+    // BILLFLOW_METRICS_PUBLIC opens /metrics, and nothing else.
+    let addr = free_addr();
+    let base = format!("http://{addr}");
+    settings.http_addr = Some(addr);
+    settings.metrics_public = true;
+    let worker = h.spawn_worker_with(settings);
+    wait_for(&format!("{base}/readyz"), 200).await;
+    assert_eq!(get_with(&format!("{base}/metrics"), None).await.0, 200);
+    assert_eq!(
+        get_with(&format!("{base}/workflows/crm-auth"), None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(get_with(&format!("{base}/nope"), None).await.0, 401);
+    worker.stop().await;
+    h.cleanup().await;
+}
+
+/// `billflow worker` with these admin settings, stopped at the first configuration check
+/// it fails: (exit status success, stderr, whether it created its data directory).
+fn worker_start(http_addr: &str, token: Option<&str>) -> (bool, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("store");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_billflow"));
+    cmd.arg("worker")
+        .env("BILLFLOW_HTTP_ADDR", http_addr)
+        .env("BILLFLOW_DATA_DIR", &data_dir)
+        .env("BILLFLOW_LOG_FORMAT", "text")
+        .env(
+            "BILLFLOW_SIGNING_KEY",
+            billflow::engine::signing::Signer::generate_key(),
+        )
+        // No platform configured: a worker that passes the admin checks stops here.
+        .env_remove("COSTGUARD_TOKEN")
+        .env_remove("COSTGUARD_AUTHENTICATED_KEY")
+        .env_remove("EMERSION_USERNAME")
+        .env_remove("EMERSION_PASSWORD")
+        .env_remove("BILLFLOW_ADMIN_TOKEN");
+    if let Some(token) = token {
+        cmd.env("BILLFLOW_ADMIN_TOKEN", token);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        data_dir.exists(),
+    )
+}
+
+#[test]
+fn without_a_token_a_worker_refuses_a_non_loopback_admin_address() {
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let (ok, err, created) = worker_start(addr, None);
+        assert!(!ok, "{addr}: started");
+        assert!(
+            err.contains("BILLFLOW_HTTP_ADDR")
+                && err.contains("BILLFLOW_ADMIN_TOKEN")
+                && err.contains("loopback"),
+            "{addr}: {err}"
+        );
+        assert!(!created, "{addr}: refused before anything else started");
+        // An empty or blank token is no token.
+        let (ok, err, _) = worker_start(addr, Some("  "));
+        assert!(
+            !ok && err.contains("not a loopback address"),
+            "{addr}: {err}"
+        );
+    }
+    let (ok, err, _) = worker_start("0.0.0.0:0", Some("x9-tok"));
+    assert!(!ok && err.contains("shorter than 16"), "{err}");
+    assert!(!err.contains("x9-tok"), "the token is not repeated: {err}");
+    // Passing the admin checks, these stop at the next one: no billing platform.
+    for (addr, token) in [
+        ("127.0.0.1:0", None),
+        ("[::1]:0", None),
+        ("0.0.0.0:0", Some(ADMIN_TOKEN)),
+    ] {
+        let (ok, err, _) = worker_start(addr, token);
+        assert!(
+            !ok && err.contains("no billing platform configured"),
+            "{addr}: {err}"
+        );
+    }
 }

@@ -104,7 +104,7 @@ async fn an_expired_command_is_dead_lettered_with_a_reason_and_an_event() {
     assert_eq!(letter.body, body, "the message is kept unchanged");
     assert!(letter.headers.contains_key("x-billflow-first-failure"));
     assert!(letter.headers.contains_key("x-billflow-last-failure"));
-    dlq::replay(letter, &h.publisher, &h.topology, None)
+    dlq::replay(letter, &h.publisher, &h.topology, Some(&h.signer()), None)
         .await
         .unwrap();
     queue.close().await;

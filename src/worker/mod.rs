@@ -89,6 +89,8 @@ pub async fn run_with(
     shutdown: CancellationToken,
     ready: Arc<AtomicBool>,
 ) -> Result<(), WorkerError> {
+    // Before anything starts: an admin API nobody may reach unauthenticated, or none.
+    let access = crate::admin::Access::from_settings(&settings)?;
     crate::redact::register(settings.secrets());
     let signer = Signer::from_keys(
         settings.signing_key.as_ref().map(|k| k.expose()),
@@ -143,7 +145,7 @@ pub async fn run_with(
     let admin = settings.http_addr.map(|addr| {
         let (ready, store, stop) = (ready.clone(), store.clone(), admin_stop.clone());
         tokio::spawn(async move {
-            if let Err(e) = crate::admin::serve(addr, ready, store, stop).await {
+            if let Err(e) = crate::admin::serve(addr, access, ready, store, stop).await {
                 tracing::error!(error = %e, %addr, "admin API failed");
             }
         })
