@@ -22,7 +22,9 @@ pub const MAX_SCALE: u32 = 18;
 /// Why an amount was refused. Each message names the value and the rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
-    #[error("amount {prefix:?}… is {len} bytes long, more than the {MAX_TEXT_LEN} an amount may have")]
+    #[error(
+        "amount {prefix:?}… is {len} bytes long, more than the {MAX_TEXT_LEN} an amount may have"
+    )]
     TooLong { prefix: String, len: usize },
     #[error("amount {0:?} is not a plain decimal (digits, optionally a leading minus and a point followed by digits; no exponent, no NaN)")]
     NotDecimal(String),
@@ -294,7 +296,10 @@ mod tests {
     fn every_message_names_the_value_and_the_rule() {
         let cases = [
             (parse("1e5", 2), ["\"1e5\"", "no exponent"]),
-            (parse("14.349999999999", 2), ["14.349999999999", "2 decimal places"]),
+            (
+                parse("14.349999999999", 2),
+                ["14.349999999999", "2 decimal places"],
+            ),
             (parse("1000000000", 2), ["1000000000", "below 1000000000"]),
             (not_negative(dec("-1")), ["-1", "negative"]),
             (positive(Decimal::ZERO), ["0", "not positive"]),

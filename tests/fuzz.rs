@@ -369,9 +369,9 @@ fn drive(
     target: &dyn Fn(&[u8]),
 ) -> (u64, Option<Finding>) {
     assert!(!corpus.is_empty(), "{name}: empty corpus");
-    let name_hash = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let name_hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let started = Instant::now();
     let mut iteration = 0;
     while budget.allows(iteration, started) {
@@ -720,7 +720,11 @@ fn a_panicking_target_is_reported_with_its_seed_and_input() {
     let finding = finding.expect("the driver finds the ampersand");
     assert_eq!(finding.seed, 42);
     assert!(finding.input.contains(&b'&'));
-    assert!(finding.message.contains("an ampersand"), "{}", finding.message);
+    assert!(
+        finding.message.contains("an ampersand"),
+        "{}",
+        finding.message
+    );
     // The same seed and iteration give the same input.
     let replay = Budget::Iterations(finding.iteration + 1);
     let (_, again) = drive("self_test", &corpus, 42, &replay, &target);

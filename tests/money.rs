@@ -119,7 +119,8 @@ async fn a_normal_renewal_tenders_exactly_the_validated_amount_due() {
     ))
     .await;
     h.publish(&renewal("crm-money-zeros", "5550100000")).await;
-    h.wait_terminal(&["crm-money-seed", "crm-money-zeros"]).await;
+    h.wait_terminal(&["crm-money-seed", "crm-money-zeros"])
+        .await;
 
     for id in ["crm-money-seed", "crm-money-zeros"] {
         let done = h

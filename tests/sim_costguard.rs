@@ -234,10 +234,7 @@ async fn active_renewal_end_to_end_and_call_counts() {
     assert_eq!(due.to_string(), "14.34");
     assert_eq!(due, RENEWAL_PRICE + RENEWAL_TAX);
 
-    let tendered = cg
-        .add_cash_tender(ENV, &cart_id, due, 2)
-        .await
-        .unwrap();
+    let tendered = cg.add_cash_tender(ENV, &cart_id, due, 2).await.unwrap();
     assert!(tendered.receipt_number.is_some());
     assert_eq!(tendered.tender_details.len(), 1);
     assert_eq!(tendered.tender_details[0].amount.as_str(), "14.34");
@@ -1341,7 +1338,10 @@ async fn order_lookup_follows_a_renewal_cart_through_every_state() {
     let order = sim.open_order(cart.id).await;
     assert_eq!(order["status"], "Submitted");
     let typed: OrderDetail = serde_json::from_value(order).unwrap();
-    assert_eq!(typed.subtotal.map(|s| s.validate(2)), Some(Ok(dec("23.98"))));
+    assert_eq!(
+        typed.subtotal.map(|s| s.validate(2)),
+        Some(Ok(dec("23.98")))
+    );
     assert_eq!(typed.tenders[0].amount.validate(2), Ok(dec("28.68")));
     assert_eq!(typed.items.len(), 2);
 

@@ -239,7 +239,10 @@ pub async fn run(
         "restore_submit" => {
             let created: CartCreated = output_of(outputs, "restore_create_cart")?;
             let summary = client.submit_cart(env, &created.cart).await?;
-            done(submitted(&created.cart, summary, scale)?, Some("create_cart"))
+            done(
+                submitted(&created.cart, summary, scale)?,
+                Some("create_cart"),
+            )
         }
         "create_cart" => {
             let found: ServiceFound = output_of(outputs, "lookup_service")?;
@@ -468,8 +471,16 @@ mod tests {
             "14.345"
         );
         for (subtotal, tax, needle) in [
-            ("-11.99", "2.35", "Checkout Subtotal: amount \"-11.99\" is negative"),
-            ("11.99", "-2.35", "Checkout TaxSubtotal: amount \"-2.35\" is negative"),
+            (
+                "-11.99",
+                "2.35",
+                "Checkout Subtotal: amount \"-11.99\" is negative",
+            ),
+            (
+                "11.99",
+                "-2.35",
+                "Checkout TaxSubtotal: amount \"-2.35\" is negative",
+            ),
             ("0", "0", "amount 0 is not positive"),
             ("14.349999999999", "0", "more than 2 decimal places"),
             ("79228162514264337593543950335", "2.35", "out of range"),

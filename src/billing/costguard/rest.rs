@@ -221,7 +221,10 @@ mod tests {
             "subtotal": null, "taxSubtotal": null, "receiptNumber": null
         });
         let order: OrderDetail = serde_json::from_value(pinned.clone()).unwrap();
-        assert_eq!(order.tenders[0].amount.validate(2), Ok(Decimal::new(1434, 2)));
+        assert_eq!(
+            order.tenders[0].amount.validate(2),
+            Ok(Decimal::new(1434, 2))
+        );
         assert_eq!(order.items[0].action_type, "Restore");
         assert_eq!(serde_json::to_value(&order).unwrap(), pinned);
         assert_eq!(

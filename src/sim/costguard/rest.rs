@@ -324,7 +324,10 @@ fn order_detail(cart: &Cart) -> OrderDetail {
     let (subtotal, tax_subtotal) = match cart.checked_out_at {
         Some(_) => {
             let (subtotal, tax_subtotal) = cart.printed_totals();
-            (Some(RawAmount::new(subtotal)), Some(RawAmount::new(tax_subtotal)))
+            (
+                Some(RawAmount::new(subtotal)),
+                Some(RawAmount::new(tax_subtotal)),
+            )
         }
         None => (None, None),
     };

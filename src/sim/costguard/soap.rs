@@ -12,8 +12,8 @@ use rust_decimal::Decimal;
 use super::orders::{CashTender, NewCart, Rejection, Restore};
 use super::{Cart, CostGuard, Item, Simulator};
 use crate::billing::costguard::soap::{ORDER_PLACEMENT_NS, SOAP12_ENV_NS};
-use crate::sim::faults::{FaultCode, Wire};
 use crate::money;
+use crate::sim::faults::{FaultCode, Wire};
 use crate::sim::Invalid;
 use crate::xml::{Element, XmlWriter};
 
