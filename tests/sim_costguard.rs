@@ -593,6 +593,14 @@ async fn special_characters_survive_lookup_and_restore() {
     assert_eq!(service["favorites"][1]["active"], false);
     let bad = sim.post("/_sim/services", json!({"number": "1"})).await;
     assert_eq!(bad.status(), 400);
+    // A price the simulator's sums could overflow on is refused.
+    let huge = sim
+        .post(
+            "/_sim/services",
+            json!({"service_number": "5551230001", "favorites": [{"price": "1e12"}]}),
+        )
+        .await;
+    assert_eq!(huge.status(), 400);
 }
 
 #[tokio::test]
