@@ -216,7 +216,9 @@ pub struct NoteData {
 pub struct PaymentData {
     pub transaction_category: String,
     pub reference: String,
-    /// Decimal amount, as a string (e.g. "49.95").
+    /// Decimal amount as a string, e.g. "49.95": no exponent, below 1000000000.
+    #[serde(deserialize_with = "crate::money::deserialize_amount")]
+    #[schemars(schema_with = "crate::money::amount_schema")]
     pub amount: rust_decimal::Decimal,
     pub transaction_date: chrono::NaiveDate,
 }
@@ -251,11 +253,8 @@ impl ServiceOrderData {
             }
         }
         if let Some(payment) = &self.payment {
-            if payment.amount <= rust_decimal::Decimal::ZERO {
-                problems.push(format!(
-                    "data.payment.amount must be positive, got {}",
-                    payment.amount
-                ));
+            if let Err(e) = crate::money::positive(payment.amount) {
+                problems.push(format!("data.payment.amount: {e}"));
             }
         }
         if problems.is_empty() {
@@ -466,6 +465,44 @@ mod tests {
         );
         assert!(negative.contains("service_number is empty") && negative.contains("order_type_id"));
         assert!(err(r#"{"command_id":"a","type":"advancepay.renew","data":{"service_number":"1","order_type_id":1,"register_id":1,"tender_type_id":1,"extra":1}}"#).contains("unknown field"));
+    }
+
+    #[test]
+    fn payment_amounts_are_plain_positive_decimals() {
+        let sign_up = |amount: serde_json::Value| {
+            serde_json::json!({"command_id": "a", "type": "service_order.submit", "data": {
+                "account": {"account_id": 1}, "service_type_id": 1, "sq": {"kind": "simple"},
+                "package": {"plan_id": 1},
+                "payment": {"transaction_category": "Credit Card", "reference": "r",
+                            "amount": amount, "transaction_date": "2026-11-22"}}})
+            .to_string()
+        };
+        let amount = |json: serde_json::Value| match Command::parse(sign_up(json).as_bytes()) {
+            Ok(Command {
+                body: CommandBody::ServiceOrderSubmit(data),
+                ..
+            }) => Ok(data.payment.map(|p| p.amount.to_string())),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(amount(serde_json::json!("49.95")), Ok(Some("49.95".into())));
+        assert_eq!(amount(serde_json::json!(49.95)), Ok(Some("49.95".into())));
+        for (bad, why) in [
+            (serde_json::json!("1e5"), "not a plain decimal"),
+            (serde_json::json!("NaN"), "not a plain decimal"),
+            (serde_json::json!(""), "not a plain decimal"),
+            (serde_json::json!("0"), "not positive"),
+            (serde_json::json!("-49.95"), "not positive"),
+            (serde_json::json!("1000000000"), "out of range"),
+            (
+                serde_json::json!("79228162514264337593543950335"),
+                "out of range",
+            ),
+            (serde_json::json!(1e300), "more than the 40"),
+        ] {
+            let err = amount(bad.clone()).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod dlq;
 pub mod engine;
+pub mod money;
 pub mod publish;
 pub mod redact;
 pub mod schemas;

@@ -1,11 +1,18 @@
 //! Small XML toolkit shared by the SOAP clients and the simulator.
 //!
 //! Reading builds a tree keyed by *local* element names, because vendors vary their
-//! namespace prefixes between operations. Writing goes through quick-xml's writer so
-//! every text value and attribute is escaped.
+//! namespace prefixes between operations; the tree is bounded in depth and size, so a
+//! hostile document can neither exhaust the stack of the recursive walks (nor of the
+//! tree's drop) nor multiply its size in memory. Writing goes through quick-xml's writer
+//! so every text value and attribute is escaped.
 
 use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::{Reader, Writer};
+
+/// Deepest element nesting read; SOAP answers nest about ten deep.
+pub const MAX_DEPTH: usize = 64;
+/// Most elements read from one document; the largest documented answers hold hundreds.
+pub const MAX_ELEMENTS: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum XmlError {
@@ -13,6 +20,10 @@ pub enum XmlError {
     Malformed(String),
     #[error("XML document has no root element")]
     Empty,
+    #[error("XML document nests elements deeper than {MAX_DEPTH}")]
+    TooDeep,
+    #[error("XML document has more than {MAX_ELEMENTS} elements")]
+    TooManyElements,
     #[error("missing element <{0}>")]
     Missing(String),
     #[error("element <{element}> has an invalid value {value:?}: {reason}")]
@@ -40,11 +51,26 @@ impl Element {
         let mut stack: Vec<Element> = Vec::new();
         let mut root: Option<Element> = None;
         let malformed = |e: &dyn std::fmt::Display| XmlError::Malformed(e.to_string());
+        let mut elements = 0usize;
+        let mut count = || {
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                return Err(XmlError::TooManyElements);
+            }
+            Ok(())
+        };
         loop {
             let event = reader.read_event().map_err(|e| malformed(&e))?;
             match event {
-                Event::Start(start) => stack.push(open(&start)?),
+                Event::Start(start) => {
+                    count()?;
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(XmlError::TooDeep);
+                    }
+                    stack.push(open(&start)?);
+                }
                 Event::Empty(start) => {
+                    count()?;
                     let el = open(&start)?;
                     close(el, &mut stack, &mut root)?;
                 }
@@ -330,6 +356,27 @@ mod tests {
         assert!(Element::parse("<a>").is_err());
         assert!(matches!(Element::parse(""), Err(XmlError::Empty)));
         assert!(Element::parse("<a/><b/>").is_err());
+    }
+
+    #[test]
+    fn documents_are_bounded_in_depth_and_size() {
+        let nested = |depth: usize| format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+        assert!(Element::parse(&nested(MAX_DEPTH)).is_ok());
+        assert!(matches!(
+            Element::parse(&nested(MAX_DEPTH + 1)),
+            Err(XmlError::TooDeep)
+        ));
+        // Deep enough to overflow the stack of a recursive walk or drop, were it read.
+        assert!(matches!(
+            Element::parse(&nested(1_000_000)),
+            Err(XmlError::TooDeep)
+        ));
+        let wide = |n: usize| format!("<r>{}</r>", "<a/>".repeat(n));
+        assert!(Element::parse(&wide(MAX_ELEMENTS - 1)).is_ok());
+        assert!(matches!(
+            Element::parse(&wide(MAX_ELEMENTS)),
+            Err(XmlError::TooManyElements)
+        ));
     }
 
     #[test]

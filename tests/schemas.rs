@@ -243,6 +243,10 @@ fn broken_commands_are_rejected_by_the_schemas_and_the_parser() {
     cmd["data"]["payment"] = json!({"transaction_category": "Credit Card", "reference": "r",
                                     "amount": "forty", "transaction_date": "2026-11-22"});
     broken.push(("payment amount that is not a decimal", cmd));
+    let mut cmd = sign_up.clone();
+    cmd["data"]["payment"] = json!({"transaction_category": "Credit Card", "reference": "r",
+                                    "amount": "1e5", "transaction_date": "2026-11-22"});
+    broken.push(("payment amount with an exponent", cmd));
 
     for (what, cmd) in &broken {
         union.assert_invalid(what, cmd);

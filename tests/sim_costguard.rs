@@ -231,18 +231,16 @@ async fn active_renewal_end_to_end_and_call_counts() {
     let summary = cg.checkout(ENV, &cart_id).await.unwrap().unwrap();
     assert_eq!(summary.cart_id, cart_id);
     assert_eq!(summary.cart_item_count, 1);
-    assert_eq!(summary.subtotal, dec("11.99"));
-    assert_eq!(summary.tax_subtotal, dec("2.35"));
-    assert_eq!(summary.amount_due().to_string(), "14.34");
-    assert_eq!(summary.amount_due(), RENEWAL_PRICE + RENEWAL_TAX);
+    assert_eq!(summary.subtotal.as_str(), "11.99");
+    assert_eq!(summary.tax_subtotal.as_str(), "2.35");
+    let due = summary.amount_due(2).unwrap();
+    assert_eq!(due.to_string(), "14.34");
+    assert_eq!(due, RENEWAL_PRICE + RENEWAL_TAX);
 
-    let tendered = cg
-        .add_cash_tender(ENV, &cart_id, summary.amount_due(), 2)
-        .await
-        .unwrap();
+    let tendered = cg.add_cash_tender(ENV, &cart_id, due, 2).await.unwrap();
     assert!(tendered.receipt_number.is_some());
     assert_eq!(tendered.tender_details.len(), 1);
-    assert_eq!(tendered.tender_details[0].amount, dec("14.34"));
+    assert_eq!(tendered.tender_details[0].amount.as_str(), "14.34");
     assert_eq!(tendered.tender_details[0].tender_type_id, Some(2));
     assert_eq!(
         tendered.tender_details[0].tender_status.as_deref(),
@@ -251,7 +249,7 @@ async fn active_renewal_end_to_end_and_call_counts() {
 
     let submitted = cg.submit_cart(ENV, &cart_id).await.unwrap().unwrap();
     assert_eq!(submitted.cart_item_count, 1);
-    assert_eq!(submitted.subtotal, dec("11.99"));
+    assert_eq!(submitted.subtotal.as_str(), "11.99");
 
     let cart_state = sim.cart_state(cart_id.id).await;
     assert_eq!(cart_state["submitted"], true);
@@ -333,7 +331,7 @@ async fn restore_order_makes_a_hotlined_service_active() {
     assert_eq!(cg.checkout(ENV, &cart.cart_id).await.unwrap(), None);
     let summary = cg.submit_cart(ENV, &cart.cart_id).await.unwrap().unwrap();
     assert_eq!(summary.cart_item_count, 0);
-    assert_eq!(summary.amount_due(), Decimal::ZERO);
+    assert_eq!(summary.amount_due(2), Ok(Decimal::ZERO));
 
     let service = sim.service_state(HOTLINED_SERVICE_ID).await;
     assert_eq!(service["status"], "Active");
@@ -433,7 +431,7 @@ async fn order_rules_are_enforced_with_messages() {
     assert!(rejected_text(err).contains("must be checked out"));
     let summary = cg.checkout(ENV, &cart).await.unwrap().unwrap();
     assert_eq!(summary.cart_item_count, 2);
-    assert_eq!(summary.amount_due(), dec("28.68"));
+    assert_eq!(summary.amount_due(2), Ok(dec("28.68")));
 
     // A trailing zero is the same amount.
     cg.add_cash_tender(ENV, &cart, dec("28.680"), 2)
@@ -598,6 +596,14 @@ async fn special_characters_survive_lookup_and_restore() {
     assert_eq!(service["favorites"][1]["active"], false);
     let bad = sim.post("/_sim/services", json!({"number": "1"})).await;
     assert_eq!(bad.status(), 400);
+    // A price the simulator's sums could overflow on is refused.
+    let huge = sim
+        .post(
+            "/_sim/services",
+            json!({"service_number": "5551230001", "favorites": [{"price": "1e12"}]}),
+        )
+        .await;
+    assert_eq!(huge.status(), 400);
 }
 
 #[tokio::test]
@@ -1363,8 +1369,11 @@ async fn order_lookup_follows_a_renewal_cart_through_every_state() {
     let order = sim.open_order(cart.id).await;
     assert_eq!(order["status"], "Submitted");
     let typed: OrderDetail = serde_json::from_value(order).unwrap();
-    assert_eq!(typed.subtotal, Some(dec("23.98")));
-    assert_eq!(typed.tenders[0].amount, dec("28.68"));
+    assert_eq!(
+        typed.subtotal.map(|s| s.validate(2)),
+        Some(Ok(dec("23.98")))
+    );
+    assert_eq!(typed.tenders[0].amount.validate(2), Ok(dec("28.68")));
     assert_eq!(typed.items.len(), 2);
 
     // Two active favorites renew under one service information item: listed once.

@@ -1,6 +1,14 @@
 //! Simulated CostGuard (IDI Billing): services with favorite AdvancePay price points, and
 //! Order Placement carts with the rules of the renewal and restore orders (seed 003), which
 //! the order lookup shows as orders.
+//!
+//! Odd amounts: `POST /_sim/services` takes `"checkout": {"subtotal": "<text>",
+//! "tax_subtotal": "<text>"}` (each optional), any text at all (`-11.99`, `1e5`, `NaN`,
+//! ``). A cart renewing that service then prints these texts verbatim as the `Subtotal`
+//! and `TaxSubtotal` of its Checkout and SubmitCart answers and of the order lookup;
+//! the price points still decide what the cart costs (the amount due a tender must match).
+//! Prices, taxes and tenders must be plain decimals below `money::LIMIT`, so the
+//! simulator's own sums cannot overflow.
 
 mod orders;
 mod rest;
@@ -20,6 +28,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{ops_error, ops_json, Simulator};
+use crate::money;
 
 /// Seeded service number of an `Active` service with one active favorite (the seed's numbers).
 pub const ACTIVE_SERVICE: &str = "5555555555";
@@ -85,6 +94,16 @@ struct Service {
     status: String,
     renewal_count: u32,
     favorites: Vec<Favorite>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkout: Option<PrintedTotals>,
+}
+
+/// Texts a cart prints instead of its computed totals (see the module comment).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PrintedTotals {
+    subtotal: Option<String>,
+    tax_subtotal: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +131,8 @@ struct Cart {
     checked_out_at: Option<DateTime<Utc>>,
     receipt_number: Option<String>,
     submitted: bool,
+    /// Copied from the renewed service by renewAdvancePay.
+    printed: Option<PrintedTotals>,
     created_at: DateTime<Utc>,
     modified_at: DateTime<Utc>,
 }
@@ -173,6 +194,7 @@ impl Cart {
         self.renewals().count()
     }
 
+    // The sums below cannot overflow: every price, tax and tender is below money::LIMIT.
     fn subtotal(&self) -> Decimal {
         self.renewals().map(|(price, _)| price).sum()
     }
@@ -187,6 +209,19 @@ impl Cart {
 
     fn amount_due(&self) -> Decimal {
         self.subtotal() + self.tax_subtotal() - self.tendered()
+    }
+
+    /// `Subtotal` and `TaxSubtotal` as the cart prints them.
+    fn printed_totals(&self) -> (String, String) {
+        let printed = self.printed.clone().unwrap_or_default();
+        (
+            printed
+                .subtotal
+                .unwrap_or_else(|| self.subtotal().to_string()),
+            printed
+                .tax_subtotal
+                .unwrap_or_else(|| self.tax_subtotal().to_string()),
+        )
     }
 
     fn view(&self) -> serde_json::Value {
@@ -236,6 +271,8 @@ struct NewService {
     status: String,
     #[serde(default = "default_favorites")]
     favorites: Vec<NewFavorite>,
+    #[serde(default)]
+    checkout: Option<PrintedTotals>,
 }
 
 fn active_status() -> String {
@@ -294,6 +331,7 @@ impl CostGuard {
                 service_id,
                 status.into(),
                 vec![favorite],
+                None,
             );
         }
         cg
@@ -306,6 +344,7 @@ impl CostGuard {
         service_id: i64,
         status: String,
         favorites: Vec<NewFavorite>,
+        checkout: Option<PrintedTotals>,
     ) {
         let favorites = favorites
             .into_iter()
@@ -326,6 +365,7 @@ impl CostGuard {
             status,
             renewal_count: 0,
             favorites,
+            checkout,
         };
         self.services.insert(service_id, service);
     }
@@ -370,7 +410,8 @@ pub(super) fn routes() -> Router<Simulator> {
         .route("/_sim/services", post(add_service))
 }
 
-/// `POST /_sim/services`: a new customer with one service, for cases the seed lacks.
+/// `POST /_sim/services`: a new customer with one service, for cases the seed lacks;
+/// `checkout` sets the texts its carts print as totals (see the module comment).
 async fn add_service(State(sim): State<Simulator>, body: Bytes) -> Response {
     let new: NewService = match ops_json(&body) {
         Ok(new) => new,
@@ -381,6 +422,13 @@ async fn add_service(State(sim): State<Simulator>, body: Bytes) -> Response {
             StatusCode::BAD_REQUEST,
             "service_number and status must not be empty",
         );
+    }
+    for favorite in &new.favorites {
+        for amount in [favorite.price, favorite.tax] {
+            if let Err(e) = money::check(amount, money::MAX_SCALE) {
+                return ops_error(StatusCode::BAD_REQUEST, format!("favorites: {e}"));
+            }
+        }
     }
     let mut cg = sim.costguard().lock();
     if cg.by_number(&new.service_number).is_some() {
@@ -397,6 +445,7 @@ async fn add_service(State(sim): State<Simulator>, body: Bytes) -> Response {
         service_id,
         new.status,
         new.favorites,
+        new.checkout,
     );
     let created = serde_json::json!({ "customer_id": customer_id, "service_id": service_id });
     (StatusCode::CREATED, Json(created)).into_response()

@@ -156,6 +156,7 @@ pub async fn run_with(
             costguard,
             costguard_environment: settings.costguard.costguard_environment.clone(),
             emersion,
+            currency_scale: settings.currency_scale,
         },
         guards: Arc::new(Guards::new(settings.api_limits.clone())),
         inflight: Inflight::default(),

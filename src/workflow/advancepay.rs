@@ -1,12 +1,16 @@
 //! `advancepay.renew`: the AdvancePay renewal of seed 003, one stage per CostGuard call.
+//! Every amount CostGuard answers is validated (`crate::money`) for the currency's scale
+//! before it is used or passed on; a bad one fails its stage permanently.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{output_of, Effect, Outputs, Probe, StageDone, StageError};
-use crate::billing::costguard::soap::{KeyedId, ServiceDetail};
-use crate::billing::costguard::{rest::FavoritePricePoint, CostGuardClient, CostGuardError};
+use crate::billing::costguard::rest::{FavoritePricePoint, OrderTender};
+use crate::billing::costguard::soap::{CartSummary, KeyedId, ServiceDetail};
+use crate::billing::costguard::{CostGuardClient, CostGuardError};
 use crate::command::RenewData;
+use crate::money::{self, MoneyError, RawAmount};
 
 pub const WORKFLOW: &str = "advancepay_renewal";
 
@@ -81,9 +85,76 @@ fn wants_restore(data: &RenewData, found: &ServiceFound) -> bool {
     data.restore.is_some() && found.service_status.eq_ignore_ascii_case("Hotlined")
 }
 
+/// A stage fails permanently on a bad amount: the platform's answer will not improve.
+fn bad_amount(what: &str, err: MoneyError) -> StageError {
+    StageError::permanent(format!("{what}: {err}"))
+}
+
+/// One amount of a platform answer, validated; `what` names it in the error.
+fn amount(what: &str, raw: &RawAmount, scale: u32) -> Result<Decimal, StageError> {
+    raw.validate(scale)
+        .and_then(money::not_negative)
+        .map_err(|e| bad_amount(what, e))
+}
+
+/// Subtotal and TaxSubtotal of a cart summary, validated, and their checked sum.
+fn totals(
+    operation: &str,
+    summary: &CartSummary,
+    scale: u32,
+) -> Result<(Decimal, Decimal, Decimal), StageError> {
+    let subtotal = amount(&format!("{operation} Subtotal"), &summary.subtotal, scale)?;
+    let tax = amount(
+        &format!("{operation} TaxSubtotal"),
+        &summary.tax_subtotal,
+        scale,
+    )?;
+    let due = money::add(subtotal, tax).map_err(|e| {
+        bad_amount(
+            &format!(
+                "{operation} Subtotal {:?} + TaxSubtotal {:?}",
+                summary.subtotal.as_str(),
+                summary.tax_subtotal.as_str()
+            ),
+            e,
+        )
+    })?;
+    Ok((subtotal, tax, due))
+}
+
+/// The amount due of a renewal checkout: it must be positive, as the tender pays it.
+fn amount_due(summary: &CartSummary, scale: u32) -> Result<CheckedOut, StageError> {
+    let (subtotal, tax_subtotal, due) = totals("Checkout", summary, scale)?;
+    let amount_due = money::positive(due).map_err(|e| {
+        bad_amount(
+            &format!(
+                "Checkout amount due (Subtotal {:?} + TaxSubtotal {:?})",
+                summary.subtotal.as_str(),
+                summary.tax_subtotal.as_str()
+            ),
+            e,
+        )
+    })?;
+    Ok(CheckedOut {
+        subtotal,
+        tax_subtotal,
+        amount_due,
+    })
+}
+
+/// What the tenders on an order add up to, each amount validated.
+fn tendered(tenders: &[OrderTender], scale: u32) -> Result<Decimal, StageError> {
+    let amounts = tenders
+        .iter()
+        .map(|t| amount("order lookup tender amount", &t.amount, scale))
+        .collect::<Result<Vec<_>, _>>()?;
+    money::sum(amounts).map_err(|e| bad_amount("order lookup tenders", e))
+}
+
 pub async fn run(
     client: &CostGuardClient,
     env: &str,
+    scale: u32,
     data: &RenewData,
     stage: &str,
     outputs: &Outputs,
@@ -157,6 +228,9 @@ pub async fn run(
         "restore_checkout" => {
             let created: CartCreated = output_of(outputs, "restore_create_cart")?;
             let summary = client.checkout(env, &created.cart).await?;
+            if let Some(summary) = &summary {
+                totals("Checkout", summary, scale)?;
+            }
             done(
                 serde_json::json!({ "summary": summary }),
                 Some("restore_submit"),
@@ -165,7 +239,10 @@ pub async fn run(
         "restore_submit" => {
             let created: CartCreated = output_of(outputs, "restore_create_cart")?;
             let summary = client.submit_cart(env, &created.cart).await?;
-            done(submitted(&created.cart, summary), Some("create_cart"))
+            done(
+                submitted(&created.cart, summary, scale)?,
+                Some("create_cart"),
+            )
         }
         "create_cart" => {
             let found: ServiceFound = output_of(outputs, "lookup_service")?;
@@ -198,31 +275,22 @@ pub async fn run(
             let summary = client.checkout(env, &created.cart).await?.ok_or_else(|| {
                 StageError::permanent("Checkout of the renewal order returned no CartSummary")
             })?;
-            let amount_due = summary.amount_due();
-            // Nothing to tender on a zero-priced order: go straight to submit.
-            let next = if amount_due > Decimal::ZERO {
-                "tender"
-            } else {
-                "submit"
-            };
-            done(
-                CheckedOut {
-                    subtotal: summary.subtotal,
-                    tax_subtotal: summary.tax_subtotal,
-                    amount_due,
-                },
-                Some(next),
-            )
+            // A renewal is always paid: a zero or negative amount due fails here rather
+            // than skipping the tender.
+            done(amount_due(&summary, scale)?, Some("tender"))
         }
         "tender" => {
             let created: CartCreated = output_of(outputs, "create_cart")?;
             let checked: CheckedOut = output_of(outputs, "checkout")?;
+            let due = money::check(checked.amount_due, scale)
+                .and_then(money::positive)
+                .map_err(|e| bad_amount("amount due of the checkout output", e))?;
             let cart = client
-                .add_cash_tender(env, &created.cart, checked.amount_due, data.tender_type_id)
+                .add_cash_tender(env, &created.cart, due, data.tender_type_id)
                 .await?;
             done(
                 Tendered {
-                    amount: checked.amount_due,
+                    amount: due,
                     receipt_number: cart.receipt_number,
                 },
                 Some("submit"),
@@ -231,7 +299,7 @@ pub async fn run(
         "submit" => {
             let created: CartCreated = output_of(outputs, "create_cart")?;
             let summary = client.submit_cart(env, &created.cart).await?;
-            done(submitted(&created.cart, summary), None)
+            done(submitted(&created.cart, summary, scale)?, None)
         }
         other => Err(StageError::permanent(format!(
             "{WORKFLOW} has no stage {other:?}"
@@ -241,14 +309,19 @@ pub async fn run(
 
 fn submitted(
     cart: &KeyedId,
-    summary: Option<crate::billing::costguard::soap::CartSummary>,
-) -> Submitted {
-    Submitted {
+    summary: Option<CartSummary>,
+    scale: u32,
+) -> Result<Submitted, StageError> {
+    let totals = summary
+        .as_ref()
+        .map(|s| totals("SubmitCart", s, scale))
+        .transpose()?;
+    Ok(Submitted {
         cart_id: cart.id,
         cart_item_count: summary.as_ref().map(|s| s.cart_item_count),
-        subtotal: summary.as_ref().map(|s| s.subtotal),
-        tax_subtotal: summary.as_ref().map(|s| s.tax_subtotal),
-    }
+        subtotal: totals.map(|(subtotal, _, _)| subtotal),
+        tax_subtotal: totals.map(|(_, tax, _)| tax),
+    })
 }
 
 /// The non-idempotent stages [`probe`] can settle.
@@ -266,6 +339,7 @@ pub const PROBED: &[&str] = &[
 pub async fn probe(
     client: &CostGuardClient,
     env: &str,
+    scale: u32,
     stage: &str,
     outputs: &Outputs,
 ) -> Result<Probe, StageError> {
@@ -311,7 +385,7 @@ pub async fn probe(
                 None => Ok(Probe::NotApplied),
                 Some(first) => applied(done(
                     Renewed {
-                        renewed_product_count: renewed.len() as i64,
+                        renewed_product_count: i64::try_from(renewed.len()).unwrap_or(i64::MAX),
                         service_information_item_id: Some(first.service_information_item_id),
                     },
                     Some("checkout"),
@@ -320,10 +394,10 @@ pub async fn probe(
         }
         "tender" => {
             let checked: CheckedOut = output_of(outputs, "checkout")?;
-            let tendered: Decimal = order.tenders.iter().map(|t| t.amount).sum();
             if order.tenders.is_empty() {
                 return Ok(Probe::NotApplied);
             }
+            let tendered = tendered(&order.tenders, scale)?;
             if tendered != checked.amount_due {
                 return Err(StageError::permanent(format!(
                     "order {} holds tenders of {tendered}, not the {} due: a person must look",
@@ -348,15 +422,110 @@ pub async fn probe(
             } else {
                 Some("create_cart")
             };
+            let total = |what: &str, raw: &Option<RawAmount>| {
+                raw.as_ref()
+                    .map(|raw| amount(&format!("order lookup {what}"), raw, scale))
+                    .transpose()
+            };
             applied(done(
                 Submitted {
                     cart_id: created.cart.id,
-                    cart_item_count: Some(order.items.len() as i64),
-                    subtotal: order.subtotal,
-                    tax_subtotal: order.tax_subtotal,
+                    cart_item_count: Some(i64::try_from(order.items.len()).unwrap_or(i64::MAX)),
+                    subtotal: total("subtotal", &order.subtotal)?,
+                    tax_subtotal: total("taxSubtotal", &order.tax_subtotal)?,
                 },
                 next,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(subtotal: &str, tax: &str) -> CartSummary {
+        CartSummary {
+            cart_id: KeyedId {
+                authenticated_key: "k".into(),
+                id: 11,
+            },
+            cart_item_count: 1,
+            estimated_mrc: RawAmount::new("0"),
+            subtotal: RawAmount::new(subtotal),
+            tax_subtotal: RawAmount::new(tax),
+        }
+    }
+
+    #[test]
+    fn the_amount_due_is_validated_and_positive() {
+        let ok = amount_due(&summary("11.99", "2.35"), 2).unwrap();
+        assert_eq!(ok.amount_due.to_string(), "14.34");
+        let ok = amount_due(&summary("11.990", "2.350"), 2).unwrap();
+        assert_eq!(ok.amount_due.to_string(), "14.34");
+        assert_eq!(
+            amount_due(&summary("11.995", "2.35"), 3)
+                .unwrap()
+                .amount_due
+                .to_string(),
+            "14.345"
+        );
+        for (subtotal, tax, needle) in [
+            (
+                "-11.99",
+                "2.35",
+                "Checkout Subtotal: amount \"-11.99\" is negative",
+            ),
+            (
+                "11.99",
+                "-2.35",
+                "Checkout TaxSubtotal: amount \"-2.35\" is negative",
+            ),
+            ("0", "0", "amount 0 is not positive"),
+            ("14.349999999999", "0", "more than 2 decimal places"),
+            ("79228162514264337593543950335", "2.35", "out of range"),
+            ("999999999.99", "0.01", "out of range"),
+            ("1e5", "0", "not a plain decimal"),
+            ("NaN", "0", "not a plain decimal"),
+            ("", "0", "amount \"\" is not a plain decimal"),
+        ] {
+            let err = amount_due(&summary(subtotal, tax), 2).unwrap_err();
+            assert_eq!(err.failure, crate::billing::Failure::Permanent);
+            assert!(err.message.contains(needle), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn tenders_on_an_order_are_validated_and_summed() {
+        let tender = |amount: &str| OrderTender {
+            tender_information_item_id: 1,
+            amount: RawAmount::new(amount),
+            tender_type_id: Some(2),
+            tender_status: "Captured".into(),
+        };
+        assert_eq!(
+            tendered(&[tender("10.00"), tender("4.34")], 2)
+                .unwrap()
+                .to_string(),
+            "14.34"
+        );
+        for bad in ["1e5", "14.349", "-1", "NaN", "1000000000"] {
+            let err = tendered(&[tender(bad)], 2).unwrap_err();
+            assert!(err.message.contains(&format!("{bad:?}")), "{}", err.message);
+        }
+        let err = tendered(&[tender("999999999"), tender("1")], 2).unwrap_err();
+        assert!(err.message.contains("out of range"), "{}", err.message);
+    }
+
+    #[test]
+    fn submitted_totals_are_validated() {
+        let cart = KeyedId {
+            authenticated_key: "k".into(),
+            id: 11,
+        };
+        let done = submitted(&cart, Some(summary("11.99", "2.35")), 2).unwrap();
+        assert_eq!(done.subtotal, Some(Decimal::new(1199, 2)));
+        assert!(submitted(&cart, Some(summary("NaN", "2.35")), 2).is_err());
+        assert_eq!(submitted(&cart, None, 2).unwrap().subtotal, None);
     }
 }

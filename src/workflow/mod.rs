@@ -95,6 +95,8 @@ pub struct Workflows {
     pub costguard: Option<CostGuardClient>,
     pub costguard_environment: String,
     pub emersion: Option<EmersionClient>,
+    /// Decimal places of the currency (`BILLFLOW_CURRENCY_SCALE`): no amount may have more.
+    pub currency_scale: u32,
 }
 
 impl Workflows {
@@ -175,6 +177,17 @@ impl Workflows {
             .unwrap_or(&self.costguard_environment)
     }
 
+    /// The command parser checked the payment amount for everything but the currency,
+    /// which only the worker knows: an amount with more places fails before any call.
+    fn check_payment(&self, data: &crate::command::ServiceOrderData) -> Result<(), StageError> {
+        match &data.payment {
+            Some(payment) => crate::money::check(payment.amount, self.currency_scale)
+                .map(drop)
+                .map_err(|e| StageError::permanent(format!("data.payment.amount: {e}"))),
+            None => Ok(()),
+        }
+    }
+
     pub async fn run(
         &self,
         command: &Command,
@@ -184,9 +197,11 @@ impl Workflows {
         match &command.body {
             CommandBody::AdvancePayRenew(data) => {
                 let client = self.costguard(command, stage)?;
-                advancepay::run(&client, self.environment(data), data, stage, outputs).await
+                let env = self.environment(data);
+                advancepay::run(&client, env, self.currency_scale, data, stage, outputs).await
             }
             CommandBody::ServiceOrderSubmit(data) => {
+                self.check_payment(data)?;
                 service_order::run(&self.emersion(command, stage)?, data, stage, outputs).await
             }
         }
@@ -202,7 +217,8 @@ impl Workflows {
         match &command.body {
             CommandBody::AdvancePayRenew(data) => {
                 let client = self.costguard(command, stage)?;
-                advancepay::probe(&client, self.environment(data), stage, outputs).await
+                let env = self.environment(data);
+                advancepay::probe(&client, env, self.currency_scale, stage, outputs).await
             }
             CommandBody::ServiceOrderSubmit(data) => {
                 service_order::probe(&self.emersion(command, stage)?, data, stage, outputs).await

@@ -1,8 +1,10 @@
 //! CostGuard REST (JSON) wire types, shared by the client and the simulator.
-//! Field names are the platform's; see API-NOTES.md for the pinned shapes.
+//! Field names are the platform's; see API-NOTES.md for the pinned shapes. Amounts stay
+//! the platform's text ([`RawAmount`]) until a workflow validates them with `crate::money`.
 
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+use crate::money::RawAmount;
 
 /// An IDI collection: `{"value": [...]}` (paging links are ignored: lookups by a unique
 /// key return one page).
@@ -61,9 +63,9 @@ pub struct OrderDetail {
     pub items: Vec<OrderItem>,
     pub tenders: Vec<OrderTender>,
     /// Set once the order is checked out.
-    pub subtotal: Option<Decimal>,
+    pub subtotal: Option<RawAmount>,
     #[serde(rename = "taxSubtotal")]
-    pub tax_subtotal: Option<Decimal>,
+    pub tax_subtotal: Option<RawAmount>,
     #[serde(rename = "receiptNumber")]
     pub receipt_number: Option<String>,
 }
@@ -83,7 +85,7 @@ pub struct OrderItem {
 pub struct OrderTender {
     #[serde(rename = "tenderInformationItemID")]
     pub tender_information_item_id: i64,
-    pub amount: Decimal,
+    pub amount: RawAmount,
     #[serde(rename = "tenderTypeID")]
     pub tender_type_id: Option<i64>,
     #[serde(rename = "tenderStatus")]
@@ -183,6 +185,7 @@ pub mod paths {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
 
     #[test]
     fn pinned_shapes_parse() {
@@ -218,7 +221,10 @@ mod tests {
             "subtotal": null, "taxSubtotal": null, "receiptNumber": null
         });
         let order: OrderDetail = serde_json::from_value(pinned.clone()).unwrap();
-        assert_eq!(order.tenders[0].amount, Decimal::new(1434, 2));
+        assert_eq!(
+            order.tenders[0].amount.validate(2),
+            Ok(Decimal::new(1434, 2))
+        );
         assert_eq!(order.items[0].action_type, "Restore");
         assert_eq!(serde_json::to_value(&order).unwrap(), pinned);
         assert_eq!(

@@ -1,9 +1,11 @@
 //! CostGuard Order Placement (SOAP 1.2) wire types: request bodies exactly as seed 003
-//! shows them, and responses read by local element name.
+//! shows them, and responses read by local element name. Amounts in responses stay the
+//! platform's text ([`RawAmount`]) until a workflow validates them with `crate::money`.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::money::{self, MoneyError, RawAmount};
 use crate::xml::{Element, XmlError, XmlWriter};
 
 pub const SOAP12_ENV_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -213,7 +215,7 @@ pub struct ServiceDetail {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenderDetail {
-    pub amount: Decimal,
+    pub amount: RawAmount,
     pub tender_information_item_id: Option<i64>,
     pub tender_status: Option<String>,
     pub tender_type_id: Option<i64>,
@@ -256,7 +258,7 @@ impl Cart {
                 td.children_named("TenderDetail")
                     .map(|d| {
                         Ok(TenderDetail {
-                            amount: d.parse_at(&["Amount"])?,
+                            amount: raw_amount(d, "Amount")?,
                             tender_information_item_id: d
                                 .parse_opt(&["TenderInformationItemID"])?,
                             tender_status: d.child("TenderStatus").map(|e| e.text.clone()),
@@ -289,9 +291,9 @@ impl Cart {
 pub struct CartSummary {
     pub cart_id: KeyedId,
     pub cart_item_count: i64,
-    pub estimated_mrc: Decimal,
-    pub subtotal: Decimal,
-    pub tax_subtotal: Decimal,
+    pub estimated_mrc: RawAmount,
+    pub subtotal: RawAmount,
+    pub tax_subtotal: RawAmount,
 }
 
 impl CartSummary {
@@ -302,16 +304,25 @@ impl CartSummary {
                     .ok_or_else(|| missing("CartSummary/CartID"))?,
             )?,
             cart_item_count: el.parse_at(&["CartItemCount"])?,
-            estimated_mrc: el.parse_at(&["EstimatedMRC"])?,
-            subtotal: el.parse_at(&["Subtotal"])?,
-            tax_subtotal: el.parse_at(&["TaxSubtotal"])?,
+            estimated_mrc: raw_amount(el, "EstimatedMRC")?,
+            subtotal: raw_amount(el, "Subtotal")?,
+            tax_subtotal: raw_amount(el, "TaxSubtotal")?,
         })
     }
 
-    /// The amount a tender must cover.
-    pub fn amount_due(&self) -> Decimal {
-        self.subtotal + self.tax_subtotal
+    /// The amount a tender must cover: Subtotal + TaxSubtotal, each validated for a
+    /// currency of `scale` decimal places, added with checked arithmetic.
+    pub fn amount_due(&self, scale: u32) -> Result<Decimal, MoneyError> {
+        money::add(
+            self.subtotal.validate(scale)?,
+            self.tax_subtotal.validate(scale)?,
+        )
     }
+}
+
+/// The text of an amount element, as written: an empty element is an empty amount.
+fn raw_amount(el: &Element, name: &str) -> Result<RawAmount, XmlError> {
+    el.text_at(&[name]).map(RawAmount::new)
 }
 
 /// What an Order Placement response document says, before business interpretation.
@@ -555,21 +566,21 @@ mod tests {
 
         let (result, _) = reply("SubmitCart", fixture!("restore_submit_cart.response.xml"));
         let summary = read_summary(result.as_ref()).unwrap().unwrap();
-        assert_eq!(summary.amount_due(), Decimal::ZERO);
+        assert_eq!(summary.amount_due(2).unwrap(), Decimal::ZERO);
 
         let (result, _) = reply("CreateCart", fixture!("create_cart.response.xml"));
         assert_eq!(read_cart(result.as_ref()).unwrap().cart_id, key(11));
 
         let (result, _) = reply("Checkout", fixture!("checkout.response.xml"));
         let summary = read_summary(result.as_ref()).unwrap().unwrap();
-        assert_eq!(summary.subtotal, Decimal::from_str("11.99").unwrap());
-        assert_eq!(summary.tax_subtotal, Decimal::from_str("2.35").unwrap());
-        assert_eq!(summary.amount_due().to_string(), "14.34");
+        assert_eq!(summary.subtotal.as_str(), "11.99");
+        assert_eq!(summary.tax_subtotal.as_str(), "2.35");
+        assert_eq!(summary.amount_due(2).unwrap().to_string(), "14.34");
 
         let (result, _) = reply("ModifyCart", fixture!("tender_modify_cart.response.xml"));
         let cart = read_cart(result.as_ref()).unwrap();
         assert_eq!(cart.receipt_number.as_deref(), Some("STORE-01-0076"));
-        assert_eq!(cart.tender_details[0].amount.to_string(), "14.34");
+        assert_eq!(cart.tender_details[0].amount.as_str(), "14.34");
 
         let (result, _) = reply("SubmitCart", fixture!("submit_cart.response.xml"));
         let summary = read_summary(result.as_ref()).unwrap().unwrap();
@@ -579,6 +590,57 @@ mod tests {
     #[test]
     fn the_seed_checkout_typo_is_rejected_not_misread() {
         assert!(OrderResponse::parse("Checkout", fixture!("checkout.response.seed.xml")).is_err());
+    }
+
+    #[test]
+    fn odd_amounts_are_read_as_written_and_refused_when_validated() {
+        let checkout = |subtotal: &str| {
+            format!(
+                "<CheckoutResponse><Result><CartSummary><CartID><AuthenticatedKey>k\
+                 </AuthenticatedKey><ID>11</ID></CartID><CartItemCount>1</CartItemCount>\
+                 <EstimatedMRC>0</EstimatedMRC>{subtotal}<TaxSubtotal>2.35</TaxSubtotal>\
+                 </CartSummary></Result></CheckoutResponse>"
+            )
+        };
+        for (element, text) in [
+            ("<Subtotal>-11.99</Subtotal>", "-11.99"),
+            ("<Subtotal>14.349999999999</Subtotal>", "14.349999999999"),
+            (
+                "<Subtotal>79228162514264337593543950335</Subtotal>",
+                "79228162514264337593543950335",
+            ),
+            ("<Subtotal>1e5</Subtotal>", "1e5"),
+            ("<Subtotal>NaN</Subtotal>", "NaN"),
+            ("<Subtotal/>", ""),
+        ] {
+            let (result, _) = reply("Checkout", &checkout(element));
+            let summary = read_summary(result.as_ref()).unwrap().unwrap();
+            assert_eq!(summary.subtotal.as_str(), text);
+            if text == "-11.99" {
+                // A valid number: the workflow refuses it as an amount due.
+                assert_eq!(summary.amount_due(2).unwrap().to_string(), "-9.64");
+            } else {
+                let err = summary.amount_due(2).unwrap_err().to_string();
+                assert!(err.contains(&format!("{text:?}")), "{err}");
+            }
+        }
+        // Found by tests/fuzz.rs when the sum was unchecked: "Addition overflowed".
+        let (result, _) = reply(
+            "SubmitCart",
+            "<SubmitCartResponse>\n<Result>\n<CartSummary>\n<CartID>Infinity<AuthenticatedKey>\
+             AuthKey</AuthenticatedKey>\n<ID>11</ID>\n</CartID>\n<CartItemCount>1</CartItemCount>\n\
+             <EstimatedMRC>0</EstimatedMRC>\n<Subtotal>11.99</Subtotal>\n<TaxSubtotal>\
+             79228162514264337593543950335</TaxSubtotal>\x00</CartSummary>\n</Result>\n\
+             <Messages/>\n</SubmitCartResponse>",
+        );
+        let summary = read_summary(result.as_ref()).unwrap().unwrap();
+        assert!(matches!(
+            summary.amount_due(2),
+            Err(MoneyError::OutOfRange(_))
+        ));
+        // A missing amount is an unreadable answer, not an empty amount.
+        let (result, _) = reply("Checkout", &checkout(""));
+        assert!(read_summary(result.as_ref()).is_err());
     }
 
     #[test]

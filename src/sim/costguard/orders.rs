@@ -91,6 +91,7 @@ impl CostGuard {
             checked_out_at: None,
             receipt_number: None,
             submitted: false,
+            printed: None,
             created_at: now,
             modified_at: now,
         };
@@ -281,6 +282,7 @@ impl CostGuard {
                 service_information_item_id: None,
             });
         }
+        let printed = service.checkout.clone();
         let item_id = next(&mut self.ids.item);
         let Some(cart) = self.carts.get_mut(&cart_id) else {
             return Err(refuse(
@@ -299,6 +301,9 @@ impl CostGuard {
             price: f.price,
             tax: f.tax,
         }));
+        if printed.is_some() {
+            cart.printed = printed;
+        }
         cart.checked_out_at = None;
         cart.modified_at = Utc::now();
         Ok(RenewAdvancePayResult {

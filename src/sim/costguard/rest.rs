@@ -15,6 +15,7 @@ use crate::billing::costguard::rest::{
     Collection, FavoritePricePoint, OrderDetail, OrderItem, OrderTender, RestErrors,
     ServiceNumberDetail,
 };
+use crate::money::RawAmount;
 use crate::sim::calls::Entry;
 use crate::sim::faults::{FaultCode, Wire};
 
@@ -343,13 +344,22 @@ fn order_detail(cart: &Cart) -> OrderDetail {
         .iter()
         .map(|t| OrderTender {
             tender_information_item_id: t.tender_information_item_id,
-            amount: t.amount,
+            amount: t.amount.into(),
             tender_type_id: t.tender_type_id,
             tender_status: t.tender_status.clone(),
         })
         .collect();
     // The totals are only settled by a checkout; a change since then clears it.
-    let checked_out = cart.checked_out_at.is_some();
+    let (subtotal, tax_subtotal) = match cart.checked_out_at {
+        Some(_) => {
+            let (subtotal, tax_subtotal) = cart.printed_totals();
+            (
+                Some(RawAmount::new(subtotal)),
+                Some(RawAmount::new(tax_subtotal)),
+            )
+        }
+        None => (None, None),
+    };
     OrderDetail {
         order_id: cart.cart_id,
         customer_id: cart.customer_id,
@@ -358,8 +368,8 @@ fn order_detail(cart: &Cart) -> OrderDetail {
         status: status.into(),
         items,
         tenders,
-        subtotal: checked_out.then(|| cart.subtotal()),
-        tax_subtotal: checked_out.then(|| cart.tax_subtotal()),
+        subtotal,
+        tax_subtotal,
         receipt_number: cart.receipt_number.clone(),
     }
 }

@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use super::orders::{CashTender, NewCart, Rejection, Restore};
 use super::{Cart, CostGuard, Item, Simulator};
 use crate::billing::costguard::soap::{ORDER_PLACEMENT_NS, SOAP12_ENV_NS};
+use crate::money;
 use crate::sim::faults::{FaultCode, Wire};
 use crate::sim::Invalid;
 use crate::xml::{Element, XmlWriter};
@@ -189,7 +190,8 @@ fn tenders(request: &Element) -> Result<Vec<CashTender>, Invalid> {
     info.children_named("TenderInformationItem")
         .map(|item| match item_type(item) {
             "TenderInformationItemCash" => Ok(CashTender {
-                amount: item.parse_at(&["Amount"])?,
+                amount: money::parse(item.text_at(&["Amount"])?, money::MAX_SCALE)
+                    .map_err(|e| Invalid(format!("TenderInformationItem/Amount: {e}")))?,
                 tender_type_id: item.parse_opt(&["TenderTypeID"])?,
                 tender_status: item
                     .child("TenderStatus")
@@ -391,12 +393,13 @@ fn write_service_details(w: &mut XmlWriter, cg: &CostGuard, cart: &Cart) {
 }
 
 fn write_summary(w: &mut XmlWriter, cart: &Cart) {
+    let (subtotal, tax_subtotal) = cart.printed_totals();
     w.start("Result").start("CartSummary");
     keyed(w, "CartID", &cart.authenticated_key, cart.cart_id);
     w.leaf("CartItemCount", cart.item_count())
         .leaf("EstimatedMRC", Decimal::ZERO)
-        .leaf("Subtotal", cart.subtotal())
-        .leaf("TaxSubtotal", cart.tax_subtotal())
+        .leaf("Subtotal", subtotal)
+        .leaf("TaxSubtotal", tax_subtotal)
         .end("CartSummary")
         .end("Result");
 }
