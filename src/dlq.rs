@@ -25,6 +25,7 @@ use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
 use crate::command::{Command, CommandError};
 use crate::engine::message::{is_json, StageMessage, STAGE_HEADER};
 use crate::engine::signing::Signer;
+use crate::engine::ORIGINAL_ROUTING_KEY;
 use crate::redact;
 
 /// Exit status of `dlq replay` when a chosen letter was skipped or failed (the others were
@@ -134,7 +135,7 @@ impl DeadLetter {
     /// `None` when it is one of this prefix's own queues: the message was moved inside
     /// billflow, and the key it was published with is not known.
     pub fn published_routing_key(&self, topology: &Topology) -> Option<&str> {
-        let key = self.header("x-billflow-original-routing-key").or_else(|| {
+        let key = self.header(ORIGINAL_ROUTING_KEY).or_else(|| {
             self.headers
                 .get("x-death")
                 .and_then(Value::as_array)

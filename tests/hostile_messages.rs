@@ -351,3 +351,27 @@ async fn a_legal_long_message_id_on_an_invalid_body_does_not_lose_the_message() 
     worker.stop().await;
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_keeps_the_routing_key_its_command_was_published_with() {
+    let mut h = Harness::start("routing-key").await;
+    let worker = h.spawn_worker();
+    // Invalid (no service number), under another type's routing key.
+    h.publish_raw(
+        "service_order.submit",
+        serde_json::to_vec(&json!({"command_id": "crm-key", "type": "advancepay.renew",
+            "data": {"order_type_id": 1, "register_id": 12, "tender_type_id": 2}}))
+        .unwrap(),
+        None,
+    )
+    .await;
+    h.wait_terminal(&["crm-key"]).await;
+    let dead = h.drain_dead().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].0["x-billflow-original-routing-key"], "service_order.submit",
+        "the key the CRM used, not the shard's queue"
+    );
+    worker.stop().await;
+    h.cleanup().await;
+}

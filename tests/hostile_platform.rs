@@ -366,6 +366,15 @@ async fn an_error_after_commit_without_a_probe_is_parked() {
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].0["x-billflow-reason"], "outcome_unknown");
+    // The cause survives the wait for the reconcile: the parked letter and its event say
+    // what made the outcome unknown.
+    for text in [
+        dead[0].0["x-billflow-error"].as_str(),
+        end.data.error.as_deref().unwrap_or_default(),
+    ] {
+        assert!(text.contains("500"), "{text}");
+        assert!(text.contains("no lookup"), "{text}");
+    }
     worker.stop().await;
     h.cleanup().await;
 }

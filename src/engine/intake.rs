@@ -55,6 +55,14 @@ impl Engine {
             out.content_type = ct.to_string();
         }
         out.headers = props.headers().clone().unwrap_or_default();
+        // Forwarding goes through the default exchange: keep the key the CRM published
+        // with, so a dead letter can be checked against its type before a replay.
+        if delivery.exchange.as_str() == self.topology.commands_exchange() {
+            out.headers.insert(
+                super::ORIGINAL_ROUTING_KEY.into(),
+                super::message::text(delivery.routing_key.as_str()),
+            );
+        }
         out.message_id = props.message_id().as_ref().map(|m| m.to_string());
         out.message_type = props.kind().as_ref().map(|k| k.to_string());
         match self.publisher.publish(out).await {

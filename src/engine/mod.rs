@@ -41,6 +41,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
+/// The routing key a command was published with to the commands exchange.
+pub const ORIGINAL_ROUTING_KEY: &str = "x-billflow-original-routing-key";
+
 /// Why a message went to the dead queue (header `x-billflow-reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadReason {
@@ -783,10 +786,14 @@ impl Engine {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         dead_headers(&mut headers, reason, error);
         headers.insert("x-billflow-command-id".into(), text(&command_id));
-        headers.insert(
-            "x-billflow-original-routing-key".into(),
-            text(delivery.routing_key.as_str()),
-        );
+        // The intake recorded the key a command was published with; anything else was
+        // delivered under its own.
+        if !headers.inner().contains_key(ORIGINAL_ROUTING_KEY) {
+            headers.insert(
+                ORIGINAL_ROUTING_KEY.into(),
+                text(delivery.routing_key.as_str()),
+            );
+        }
         let now = Utc::now().to_rfc3339();
         headers.insert("x-billflow-first-failure".into(), text(&now));
         headers.insert("x-billflow-last-failure".into(), text(&now));
