@@ -363,11 +363,35 @@ impl Command {
     }
 }
 
+/// The ids a body names, read without building the document: the rest is skipped, so
+/// even an oversized body costs no memory to sniff.
+#[derive(Deserialize)]
+struct Sniffed {
+    command_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// A stage message carries its command inside.
+    command: Option<SniffedCommand>,
+}
+
+#[derive(Deserialize)]
+struct SniffedCommand {
+    command_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
 /// A string field of a command, or of the command inside a stage message.
 fn sniff(body: &[u8], field: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let text = |v: &serde_json::Value| v.get(field)?.as_str().map(str::to_string);
-    text(&value).or_else(|| text(value.get("command")?))
+    let sniffed: Sniffed = serde_json::from_slice(body).ok()?;
+    let (outer, inner) = match field {
+        "command_id" => (
+            sniffed.command_id,
+            sniffed.command.and_then(|c| c.command_id),
+        ),
+        _ => (sniffed.kind, sniffed.command.and_then(|c| c.kind)),
+    };
+    outer.or(inner)
 }
 
 fn validate_command_id(id: &str) -> Result<(), CommandError> {

@@ -763,23 +763,12 @@ impl Engine {
         reason: DeadReason,
         error: &str,
     ) -> Result<(), EngineError> {
-        let body = serde_json::from_slice::<serde_json::Value>(&delivery.data).ok();
+        let body = body_json(delivery, self.settings.max_message_bytes);
         let redactor =
             redact::global().with(body.as_ref().map(redact::json_secrets).unwrap_or_default());
         let error = redactor.redact(error).into_owned();
         let error = error.as_str();
-        let command_id = Command::sniff_id(&delivery.data)
-            .or_else(|| {
-                delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|m| m.to_string())
-            })
-            .unwrap_or_else(|| format!("unidentified-{:016x}", fnv1a(&delivery.data)));
-        let workflow = Command::sniff_type(&delivery.data)
-            .and_then(|t| Workflows::name_of_type(&t))
-            .unwrap_or("unknown");
+        let (command_id, workflow) = identify(delivery);
         warn!(%command_id, error, reason = reason.as_str(), "message rejected");
         metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str()).increment(1);
 
@@ -989,6 +978,38 @@ fn dead_headers(headers: &mut FieldTable, reason: DeadReason, error: &str) {
     // Header values stay readable in management tools: cap the error text.
     let error: String = redact::global().redact(error).chars().take(1_000).collect();
     headers.insert("x-billflow-error".into(), text(&error));
+}
+
+/// Whom a message that could not be run was about, for its dead letter and event: the
+/// command id and workflow its body names (a command, or the command in a stage message),
+/// else its message id when that could be a command id (ids derived from a longer one would
+/// not fit an AMQP message id), else a fingerprint of the body.
+fn identify(delivery: &Delivery) -> (String, &'static str) {
+    let command_id = Command::sniff_id(&delivery.data)
+        .or_else(|| {
+            delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|m| m.to_string())
+                .filter(|m| {
+                    !m.trim().is_empty()
+                        && m.len() <= crate::command::MAX_COMMAND_ID_LEN
+                        && !m.chars().any(char::is_control)
+                })
+        })
+        .unwrap_or_else(|| format!("unidentified-{:016x}", fnv1a(&delivery.data)));
+    let workflow = Command::sniff_type(&delivery.data)
+        .and_then(|t| Workflows::name_of_type(&t))
+        .unwrap_or("unknown");
+    (command_id, workflow)
+}
+
+/// A delivery's body as JSON, unless it is oversized or not JSON.
+fn body_json(delivery: &Delivery, max_message_bytes: usize) -> Option<serde_json::Value> {
+    (delivery.data.len() <= max_message_bytes)
+        .then(|| serde_json::from_slice(&delivery.data).ok())
+        .flatten()
 }
 
 /// The body a rejected delivery is dead-lettered with: as it came, but for the secrets it

@@ -15,11 +15,9 @@ use super::message::{
     header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT,
 };
 use super::signing::{Signer, SIGNATURE_HEADER};
-use super::{dead_headers, fnv1a, DeadReason, Engine, EngineError};
+use super::{dead_headers, DeadReason, Engine, EngineError};
 use crate::broker::Outgoing;
-use crate::command::{Command, MAX_COMMAND_ID_LEN};
 use crate::redact;
-use crate::workflow::Workflows;
 
 /// Queue names and reasons from `x-death` are copied into errors: at most this many
 /// characters of each.
@@ -163,32 +161,10 @@ fn subject(delivery: &Delivery, max_message_bytes: usize, signer: &Signer) -> Su
             command_id: msg.command.command_id,
         };
     }
-    // A stage message carries its command inside.
-    let inner = stage_header
-        .and_then(|_| serde_json::from_slice::<serde_json::Value>(body).ok())
-        .and_then(|v| serde_json::to_vec(v.get("command")?).ok());
-    let command = inner.as_deref().unwrap_or(body);
-    // A message id stands in only if it could be a command id: event ids derived from a
-    // longer one would not fit an AMQP message id.
-    let command_id = Command::sniff_id(command)
-        .or_else(|| {
-            delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|m| m.to_string())
-                .filter(|m| {
-                    !m.trim().is_empty()
-                        && m.len() <= MAX_COMMAND_ID_LEN
-                        && !m.chars().any(char::is_control)
-                })
-        })
-        .unwrap_or_else(|| format!("unidentified-{:016x}", fnv1a(&delivery.data)));
+    let (command_id, workflow) = super::identify(delivery);
     Subject {
         command_id,
-        workflow: Command::sniff_type(command)
-            .and_then(|t| Workflows::name_of_type(&t))
-            .unwrap_or("unknown"),
+        workflow,
         stage: None,
         attempt: None,
         first_failure_at: None,
@@ -222,7 +198,7 @@ impl Engine {
             self.settings.max_message_bytes,
             &self.settings.signer,
         );
-        let json = serde_json::from_slice::<serde_json::Value>(&delivery.data).ok();
+        let json = super::body_json(delivery, self.settings.max_message_bytes);
         let redactor =
             redact::global().with(json.as_ref().map(redact::json_secrets).unwrap_or_default());
         let reason = death.reason;
