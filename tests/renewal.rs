@@ -590,3 +590,40 @@ async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
     worker.stop().await;
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_another_worker_scheduled_is_reconciled_not_sent() {
+    use billflow::engine::message::StageMessage;
+
+    let mut h = Harness::start("foreign-retry").await;
+    // Attempt 2 of `submit`, scheduled by a worker whose attempt 1 ended with its outcome
+    // unknown; this worker (after a hand-back) has never heard of it.
+    let mut msg = StageMessage::decode(
+        &serde_json::to_vec(&renewal(
+            "crm-foreign",
+            billflow::sim::costguard::ACTIVE_SERVICE,
+        ))
+        .unwrap(),
+        None,
+    )
+    .unwrap();
+    msg.stage = "submit".into();
+    msg.attempt = 2;
+    msg.outputs.insert(
+        "create_cart".into(),
+        json!({"cart": {"authenticated_key": "AuthKey", "id": 7002}}),
+    );
+    h.publisher
+        .publish(msg.outgoing(&h.topology.work_queue_for("crm-foreign"), &h.signer()))
+        .await
+        .unwrap();
+
+    let worker = h.spawn_worker();
+    h.wait_terminal(&["crm-foreign"]).await;
+    assert_eq!(terminal_count(&h, "crm-foreign", Outcome::Parked), 1);
+    let counts = h.call_counts().await;
+    assert_eq!(counts.get("SubmitCart"), None, "never re-sent blindly");
+    assert_eq!(counts.get("getOrder"), Some(&1), "probed: {counts:?}");
+    worker.stop().await;
+    h.cleanup().await;
+}

@@ -339,8 +339,14 @@ impl Engine {
                 };
                 self.reconcile(&msg, rec, &why).await
             }
-            None if redelivered && effect == Effect::NonIdempotent => {
-                let why = "redelivered with no local record of the stage; another worker may have made the call";
+            // No record here, yet the call may have been made: by another worker before a
+            // fail-over or a hand-back (a redelivery, or a retry it scheduled).
+            None if (redelivered || msg.attempt > 1) && effect == Effect::NonIdempotent => {
+                let why = if redelivered {
+                    "redelivered with no local record of the stage; another worker may have made the call"
+                } else {
+                    "a retry with no local record of the earlier attempt; another worker may have made the call"
+                };
                 self.reconcile(&msg, StageRecord::started(msg.attempt), why)
                     .await
             }
