@@ -38,6 +38,7 @@ async fn publish_confirms_and_prints_the_command_id() {
         .args(["publish", "-"])
         .env("AMQP_URL", &h.amqp_url)
         .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SHARDS", h.shards.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -83,6 +84,7 @@ async fn publish_confirms_and_prints_the_command_id() {
         .args(["publish", bad.to_str().unwrap()])
         .env("AMQP_URL", &h.amqp_url)
         .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SHARDS", h.shards.to_string())
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -18,6 +18,7 @@ fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
         .args(args)
         .env("AMQP_URL", &h.amqp_url)
         .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SHARDS", h.shards.to_string())
         .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
         .output()
         .unwrap();
@@ -140,6 +141,7 @@ async fn an_edited_dead_letter_replays_in_place_of_the_original() {
         .args(["dlq", "edit", &bad])
         .env("AMQP_URL", &h.amqp_url)
         .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SHARDS", h.shards.to_string())
         .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
         .env("EDITOR", &editor)
         .output()
@@ -242,6 +244,7 @@ fn dlq_code(h: &Harness, args: &[&str]) -> (Option<i32>, String, String) {
         .args(args)
         .env("AMQP_URL", &h.amqp_url)
         .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SHARDS", h.shards.to_string())
         .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
         .output()
         .unwrap();

@@ -37,6 +37,7 @@ fn cli(h: &Harness, args: &[&str]) -> String {
         .args(args)
         .env("AMQP_URL", &h.amqp_url)
         .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SHARDS", h.shards.to_string())
         .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
         .env("BILLFLOW_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("COSTGUARD_TOKEN", TOKEN)
