@@ -1,9 +1,12 @@
 //! Typed clients of the billing platforms. They know nothing of queues: each call either
 //! returns the platform's answer or an error that says how it may be retried.
 
+pub mod api;
 pub mod costguard;
 pub mod emersion;
 pub mod http;
+
+pub use api::Api;
 
 /// What a failed call means for a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
