@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, WorkerSettings};
 use crate::secret::Secret;
-use crate::store::{StageRecord, Store};
+use crate::store::{StageRecord, StageState, Store};
 
 /// Routes answered without the token: the liveness and readiness probes.
 pub const OPEN_ROUTES: [&str; 2] = ["/healthz", "/readyz"];
@@ -166,11 +167,56 @@ pub struct Timeline {
     pub stages: Vec<StageView>,
 }
 
+/// One stage as the admin API shows it: a shape of its own, whatever the store keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageView {
     pub stage: String,
-    #[serde(flatten)]
-    pub record: StageRecord,
+    /// `started`, `retrying`, `completed` or `failed`.
+    pub state: String,
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_stage: Option<String>,
+    /// Why it was dead-lettered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its outcome was published.
+    pub forwarded: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_digest: Option<String>,
+}
+
+impl StageView {
+    pub fn new(stage: String, record: StageRecord) -> Self {
+        let error = record.state.error().map(str::to_string);
+        let state = record.state.name().to_string();
+        let (output, next_stage, reason) = match record.state {
+            StageState::Completed { output, next } => (Some(output), next, None),
+            StageState::Failed { reason, .. } => (None, None, Some(reason.as_str().to_string())),
+            StageState::Started { .. } | StageState::Retrying { .. } => (None, None, None),
+        };
+        StageView {
+            stage,
+            state,
+            attempt: record.attempt,
+            started_at: record.started_at,
+            updated_at: record.updated_at,
+            output,
+            error,
+            next_stage,
+            reason,
+            forwarded: record.forwarded,
+            replay: record.replay,
+            command_digest: record.command_digest,
+        }
+    }
 }
 
 fn router(admin: Admin, access: Access) -> Router {
@@ -214,9 +260,9 @@ async fn workflow(State(admin): State<Admin>, Path(command_id): Path<String>) ->
         Ok(stages) => {
             let mut stages: Vec<StageView> = stages
                 .into_iter()
-                .map(|(stage, record)| StageView { stage, record })
+                .map(|(stage, record)| StageView::new(stage, record))
                 .collect();
-            stages.sort_by_key(|s| s.record.started_at);
+            stages.sort_by_key(|s| s.started_at);
             let mut answer = serde_json::to_value(Timeline { command_id, stages })
                 .unwrap_or_default();
             crate::redact::global().redact_json(&mut answer);

@@ -75,12 +75,11 @@ pub fn render(timeline: &Timeline) -> String {
 fn render_plain(timeline: &Timeline) -> String {
     let mut out = format!("command {}\n", timeline.command_id);
     for s in &timeline.stages {
-        let r = &s.record;
-        let took = (r.updated_at - r.started_at).num_milliseconds();
-        let detail = match (&r.error, &r.output) {
+        let took = (s.updated_at - s.started_at).num_milliseconds();
+        let detail = match (&s.error, &s.output) {
             (Some(error), _) => format!(
                 "{}{error}",
-                r.reason
+                s.reason
                     .as_deref()
                     .map(|x| format!("[{x}] "))
                     .unwrap_or_default()
@@ -90,10 +89,10 @@ fn render_plain(timeline: &Timeline) -> String {
         };
         out.push_str(&format!(
             "{}  {:<20} {:<10} attempt {}  {:>6} ms  {}\n",
-            r.started_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            s.started_at.format("%Y-%m-%d %H:%M:%S%.3f"),
             s.stage,
-            format!("{:?}", r.state).to_lowercase(),
-            r.attempt,
+            s.state,
+            s.attempt,
             took,
             detail
         ));

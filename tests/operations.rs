@@ -65,7 +65,7 @@ async fn admin_api_and_status_show_health_metrics_and_the_timeline() {
             "submit"
         ]
     );
-    assert!(timeline.stages.iter().all(|s| s.record.forwarded));
+    assert!(timeline.stages.iter().all(|s| s.forwarded));
     assert_eq!(get(&format!("{base}/workflows/nope")).await.0, 404);
 
     let (_, metrics) = get(&format!("{base}/metrics")).await;

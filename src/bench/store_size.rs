@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::store::Store;
+use crate::store::{StageState, Store};
 
 pub struct StoreSize {
     pub records_per_workflow: usize,
@@ -31,7 +31,7 @@ pub async fn run(
     let records = open_when_free(template).await?.stages_of(command_id)?;
     let complete = records
         .iter()
-        .any(|(_, r)| r.forwarded && r.next_stage.is_none() && r.output.is_some());
+        .any(|(_, r)| r.forwarded && matches!(r.state, StageState::Completed { next: None, .. }));
     if !complete {
         anyhow::bail!("workflow {command_id} did not complete in the engine run: nothing to copy");
     }

@@ -1,7 +1,9 @@
 //! The stage runner: claim → call → record → publish (event, next stage or dead letter)
 //! → ack. The store makes a completed call unrepeatable; the broker carries the rest.
 
+mod decide;
 pub mod events;
+mod inflight;
 mod intake;
 pub mod message;
 pub mod protect;
@@ -9,9 +11,8 @@ pub mod retry;
 pub mod signing;
 mod undelivered;
 
-use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,13 +22,14 @@ use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::billing::Failure;
 use crate::broker::{fnv1a, BrokerError, Outgoing, Publisher, Topology};
 use crate::command::Command;
 use crate::redact::{self, Redactor};
 use crate::store::{StageRecord, StageState, Store, StoreError};
 use crate::workflow::{Effect, Probe, StageDone, StageError, Workflows};
+use decide::{AfterFailure, AfterProbe, BeforeProbe, Delivered, OnDelivery};
 use events::{CloudEvent, Conflict, EventData, Outcome};
+pub use inflight::Inflight;
 use message::{header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT};
 use protect::{Admission, Guards};
 use retry::{RetryConfig, RetryPolicy};
@@ -91,7 +93,7 @@ impl DeadReason {
         DeadReason::Rejected,
     ];
 
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         DeadReason::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
@@ -126,33 +128,6 @@ pub struct EngineSettings {
     pub panic_in_stage: Option<String>,
 }
 
-/// (command_id, stage) pairs being worked on in this process, shared by the engines of
-/// successive broker connections: a second copy arriving meanwhile waits its turn.
-#[derive(Clone, Default)]
-pub struct Inflight(Arc<Mutex<HashSet<String>>>);
-
-struct InflightGuard {
-    set: Inflight,
-    key: String,
-}
-
-impl Inflight {
-    fn claim(&self, key: String) -> Option<InflightGuard> {
-        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.insert(key.clone()).then(|| InflightGuard {
-            set: self.clone(),
-            key,
-        })
-    }
-}
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        let mut set = self.set.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.remove(&self.key);
-    }
-}
-
 pub struct Engine {
     store: Store,
     publisher: Publisher,
@@ -163,16 +138,29 @@ pub struct Engine {
     guards: Arc<Guards>,
 }
 
+/// What every engine of a worker shares, whichever broker connection it serves.
+#[derive(Clone)]
+pub struct EngineCore {
+    pub store: Store,
+    pub topology: Topology,
+    pub workflows: Workflows,
+    pub settings: EngineSettings,
+    /// Concurrency, rate and circuit breaker per API.
+    pub guards: Arc<Guards>,
+    pub inflight: Inflight,
+}
+
 impl Engine {
-    pub fn new(
-        store: Store,
-        publisher: Publisher,
-        topology: Topology,
-        workflows: Workflows,
-        settings: EngineSettings,
-        guards: Arc<Guards>,
-        inflight: Inflight,
-    ) -> Self {
+    /// An engine publishing on `publisher` (one per broker connection).
+    pub fn new(core: EngineCore, publisher: Publisher) -> Self {
+        let EngineCore {
+            store,
+            topology,
+            workflows,
+            settings,
+            guards,
+            inflight,
+        } = core;
         Engine {
             store,
             publisher,
@@ -281,76 +269,49 @@ impl Engine {
         redelivered: bool,
         fresh: bool,
     ) -> Result<(), EngineError> {
-        let cid = msg.command.command_id.clone();
-        // A second copy waits for the one in progress (it may belong to a connection
-        // that is gone and can never ack), then reads what that one recorded.
-        let key = format!("{cid}\0{}", msg.stage);
-        let _guard = loop {
-            match self.inflight.claim(key.clone()) {
-                Some(guard) => break guard,
-                None => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
+        let _claim = self
+            .inflight
+            .claim(&msg.command.command_id, &msg.stage)
+            .await;
         let effect =
             Workflows::effect(&msg.command.body, &msg.stage).unwrap_or(Effect::NonIdempotent);
-        let record = self.store.get(&cid, &msg.stage)?;
-        if fresh {
-            let original = record.as_ref().and_then(|r| r.command_digest.as_deref());
-            let received = msg.command.digest();
-            if let Some(original) = original.filter(|o| *o != received) {
-                return self
-                    .conflicting_duplicate(&msg, original.to_string(), received)
-                    .await;
+        let record = self.store.get(&msg.command.command_id, &msg.stage)?;
+        let digest = msg.command.digest();
+        let delivered = Delivered {
+            fresh,
+            redelivered,
+            attempt: msg.attempt,
+            replay: msg.replay.as_deref(),
+            digest: &digest,
+        };
+        match decide::on_delivery(record.as_ref(), delivered, effect) {
+            OnDelivery::Conflict { original } => {
+                self.conflicting_duplicate(&msg, original, digest).await
             }
-        }
-        match record {
-            // A person replayed a dead-lettered stage: run it again, once per replay.
-            Some(rec)
-                if rec.state == StageState::Failed
-                    && msg.replay.is_some()
-                    && rec.replay != msg.replay =>
-            {
-                info!(replay = ?msg.replay, "replaying a dead-lettered stage");
+            OnDelivery::Execute => {
+                if msg.replay.is_some() && record.is_some() {
+                    info!(replay = ?msg.replay, "replaying a dead-lettered stage");
+                }
                 self.execute(&msg, effect).await
             }
-            Some(rec) if rec.forwarded => {
-                info!(state = ?rec.state, "duplicate of a finished stage; dropped");
+            OnDelivery::Drop => {
+                info!("duplicate of a finished stage; dropped");
                 Ok(())
             }
-            Some(rec) if rec.state == StageState::Completed => {
+            OnDelivery::Forward {
+                record,
+                output,
+                next,
+            } => {
                 info!("stage completed before a crash; publishing its outcome");
-                self.forward_success(&msg, rec).await
+                self.forward_success(&msg, record, output, next).await
             }
-            Some(rec) if rec.state == StageState::Failed => {
-                let reason = rec
-                    .reason
-                    .as_deref()
-                    .and_then(DeadReason::parse)
-                    .unwrap_or(DeadReason::PermanentError);
-                let error = rec.error.clone().unwrap_or_default();
-                self.dead_letter(&msg, Some(rec), reason, &error).await
-            }
-            Some(rec) if rec.state == StageState::Started && effect == Effect::NonIdempotent => {
-                // The cause recorded when the outcome became unknown (a timeout, an HTTP 502,
-                // an unreadable answer) stays in every later text about the stage.
-                let why = match &rec.error {
-                    Some(cause) => cause.clone(),
-                    None => "the call was started and its result never recorded".to_string(),
-                };
-                self.reconcile(&msg, rec, &why).await
-            }
-            // No record here, yet the call may have been made: by another worker before a
-            // fail-over or a hand-back (a redelivery, or a retry it scheduled).
-            None if (redelivered || msg.attempt > 1) && effect == Effect::NonIdempotent => {
-                let why = if redelivered {
-                    "redelivered with no local record of the stage; another worker may have made the call"
-                } else {
-                    "a retry with no local record of the earlier attempt; another worker may have made the call"
-                };
-                self.reconcile(&msg, StageRecord::started(msg.attempt), why)
-                    .await
-            }
-            _ => self.execute(&msg, effect).await,
+            OnDelivery::DeadLetterAgain {
+                record,
+                reason,
+                error,
+            } => self.dead_letter(&msg, record, reason, &error).await,
+            OnDelivery::Reconcile { record, why } => self.reconcile(&msg, record, &why).await,
         }
     }
 
@@ -396,66 +357,52 @@ impl Engine {
             // text is logged, stored or published.
             let result = self.redacted(msg, result);
             let elapsed_ms = started.elapsed().as_millis() as u64;
-            let failure = match result {
+            guard.record(
+                result
+                    .as_ref()
+                    .err()
+                    .map(|e| decide::effective(e.failure, effect)),
+            );
+            let StageError { failure, message } = match result {
                 Ok(done) => {
-                    guard.record_success();
                     info!(elapsed_ms, next = ?done.next, "stage completed");
                     return self.complete(msg, started_rec, done).await;
                 }
-                Err(StageError { failure, message }) => {
-                    // Not knowing whether a repeatable call took effect does not matter.
-                    let failure = match (failure, effect) {
-                        (Failure::OutcomeUnknown, Effect::Repeatable) => Failure::Transient,
-                        (failure, _) => failure,
-                    };
-                    match failure {
-                        Failure::Permanent => guard.record_success(),
-                        Failure::Transient | Failure::OutcomeUnknown => guard.record_failure(),
-                    }
-                    warn!(elapsed_ms, ?failure, error = %message, "stage failed");
-                    (failure, message)
-                }
+                Err(e) => e,
             };
-            rec = Some(started_rec);
-            match failure {
-                (Failure::Transient, _) if quick_left > 0 => {
+            warn!(elapsed_ms, failure = ?decide::effective(failure, effect), error = %message, "stage failed");
+            let next = decide::after_failure(failure, effect, msg.attempt, quick_left, &policy);
+            match next {
+                AfterFailure::QuickRetry => {
                     quick_left -= 1;
                     let pause = backoff::backoff::Backoff::next_backoff(&mut quick)
-                        .unwrap_or(Duration::from_millis(policy.quick_delay_ms));
+                        .unwrap_or(policy.quick_backoff().initial_interval);
                     // The call did not take effect: a crash during the pause may re-run it.
-                    if let Some(r) = rec.take() {
-                        let r = r.with_state(StageState::Retrying);
-                        self.store.put(cid, &msg.stage, &r)?;
-                        rec = Some(r);
-                    }
+                    let retrying = started_rec.with_state(StageState::Retrying { error: None });
+                    self.store.put(cid, &msg.stage, &retrying)?;
+                    rec = Some(retrying);
                     tokio::time::sleep(pause).await;
                 }
-                (Failure::Transient, message) if msg.attempt < policy.max_attempts => {
+                AfterFailure::RetryLater => {
                     let delay = policy.durable_delay(msg.attempt);
-                    return self
-                        .schedule_retry(msg, rec, StageState::Retrying, &message, delay)
-                        .await;
+                    let state = StageState::Retrying {
+                        error: Some(message),
+                    };
+                    return self.schedule_retry(msg, started_rec, state, delay).await;
                 }
-                (Failure::Transient, message) => {
-                    return self
-                        .dead_letter(msg, rec, DeadReason::RetriesExhausted, &message)
-                        .await;
-                }
-                (Failure::Permanent, message) => {
-                    return self
-                        .dead_letter(msg, rec, DeadReason::PermanentError, &message)
-                        .await;
-                }
-                (Failure::OutcomeUnknown, message) => {
+                AfterFailure::CheckLater => {
                     // Ask the platform later, once a slow call would have landed; the record
                     // stays "started" so the returning message reconciles.
-                    let error = format!("outcome unknown, will check: {message}");
                     let delay = policy
                         .durable_delay(msg.attempt)
                         .max(self.settings.reconcile_delay);
-                    return self
-                        .schedule_retry(msg, rec, StageState::Started, &error, delay)
-                        .await;
+                    let state = StageState::Started {
+                        cause: Some(format!("outcome unknown, will check: {message}")),
+                    };
+                    return self.schedule_retry(msg, started_rec, state, delay).await;
+                }
+                AfterFailure::DeadLetter(reason) => {
+                    return self.dead_letter(msg, started_rec, reason, &message).await;
                 }
             }
         }
@@ -467,14 +414,16 @@ impl Engine {
         rec: StageRecord,
         done: StageDone,
     ) -> Result<(), EngineError> {
-        let mut rec = rec.with_state(StageState::Completed);
-        rec.output = Some(done.output);
-        rec.next_stage = done.next.map(str::to_string);
+        let next = done.next.map(str::to_string);
+        let rec = rec.with_state(StageState::Completed {
+            output: done.output.clone(),
+            next: next.clone(),
+        });
         self.store.put(&msg.command.command_id, &msg.stage, &rec)?;
         // On disk before the next stage carries this output: after a crash the stage is
         // re-forwarded with the same output, never re-run into a different one.
         self.store.flush().await?;
-        self.forward_success(msg, rec).await
+        self.forward_success(msg, rec, done.output, next).await
     }
 
     /// A non-idempotent call may have taken effect without its result being recorded.
@@ -487,24 +436,26 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
         // Until the probe has answered, the stage counts as maybe-sent.
-        let rec = rec.with_state(StageState::Started);
+        let rec = rec.with_state(StageState::Started {
+            cause: Some(why.to_string()),
+        });
         self.store.put(cid, &msg.stage, &rec)?;
         self.store.flush().await?;
-        // A call sent moments ago may still be on its way through the platform; a probe
-        // now could miss it and lead to a second call. Look only once it has had time to land.
         let age = (Utc::now() - rec.started_at).to_std().unwrap_or_default();
-        if age < self.settings.reconcile_delay {
-            let error = format!("{why}; checking once a call in flight would have landed");
-            let wait = self.settings.reconcile_delay - age;
-            return self
-                .schedule_retry(msg, Some(rec), StageState::Started, &error, wait)
-                .await;
-        }
-        if !Workflows::has_probe(&msg.command.body, &msg.stage) {
-            let error = format!("{why}; the platform has no lookup to check it");
-            return self
-                .dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &error)
-                .await;
+        let has_probe = Workflows::has_probe(&msg.command.body, &msg.stage);
+        match decide::before_probe(age, self.settings.reconcile_delay, has_probe) {
+            BeforeProbe::WaitToLand(wait) => {
+                let cause = format!("{why}; checking once a call in flight would have landed");
+                let state = StageState::Started { cause: Some(cause) };
+                return self.schedule_retry(msg, rec, state, wait).await;
+            }
+            BeforeProbe::Park => {
+                let error = format!("{why}; the platform has no lookup to check it");
+                return self
+                    .dead_letter(msg, rec, DeadReason::OutcomeUnknown, &error)
+                    .await;
+            }
+            BeforeProbe::Probe => {}
         }
         let guard = self.guards.get(Workflows::api(&msg.command.body));
         let permit = match guard.admit().await {
@@ -518,45 +469,33 @@ impl Engine {
             .probe(&msg.command, &msg.stage, &msg.outputs)
             .await;
         drop(permit);
+        if !matches!(probe, Ok(Probe::Unavailable)) {
+            guard.record(probe.as_ref().err().map(|e| e.failure));
+        }
         let probe = match probe {
             Ok(Probe::Applied(done)) => self.redacted(msg, Ok(done)).map(Probe::Applied),
             Ok(other) => Ok(other),
             Err(e) => self.redacted(msg, Err(e)).map(Probe::Applied),
         };
-        match probe {
-            Ok(Probe::Applied(done)) => {
-                guard.record_success();
+        match decide::after_probe(probe, msg.attempt, self.policy(msg)) {
+            AfterProbe::Complete(done) => {
                 info!(why, "reconciled: the call had taken effect");
                 self.complete(msg, rec, done).await
             }
-            Ok(Probe::NotApplied) => {
-                guard.record_success();
+            AfterProbe::Send => {
                 info!(why, "reconciled: the call had not taken effect; sending it");
                 self.execute(msg, Effect::NonIdempotent).await
             }
-            Ok(Probe::Unavailable) => {
-                let error = format!("{why}; the platform has no lookup to check it");
-                self.dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &error)
+            AfterProbe::Park(detail) => {
+                let error = format!("{why}; {detail}");
+                self.dead_letter(msg, rec, DeadReason::OutcomeUnknown, &error)
                     .await
             }
-            Err(e)
-                if e.failure != Failure::Permanent
-                    && msg.attempt < self.policy(msg).max_attempts =>
-            {
-                guard.record_failure();
-                let error = format!("{why}; the check failed: {}", e.message);
+            AfterProbe::CheckLater(detail) => {
+                let cause = format!("{why}; {detail}");
                 let delay = self.policy(msg).durable_delay(msg.attempt);
-                self.schedule_retry(msg, Some(rec), StageState::Started, &error, delay)
-                    .await
-            }
-            Err(e) => {
-                match e.failure {
-                    Failure::Permanent => guard.record_success(),
-                    Failure::Transient | Failure::OutcomeUnknown => guard.record_failure(),
-                }
-                let error = format!("{why}; the check failed: {}", e.message);
-                self.dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &error)
-                    .await
+                let state = StageState::Started { cause: Some(cause) };
+                self.schedule_retry(msg, rec, state, delay).await
             }
         }
     }
@@ -597,9 +536,10 @@ impl Engine {
         &self,
         msg: &StageMessage,
         mut rec: StageRecord,
+        output: serde_json::Value,
+        next: Option<String>,
     ) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
-        let output = rec.output.clone().unwrap_or(serde_json::Value::Null);
         let step = self.step_event(
             msg,
             self.event_data(msg, Outcome::Completed, Some(output.clone())),
@@ -608,11 +548,11 @@ impl Engine {
         outputs.insert(msg.stage.clone(), output);
         // Both go out on the one confirm channel, in this order; their confirms are
         // awaited together instead of one after the other.
-        match rec.next_stage.as_deref() {
+        match next {
             Some(next) => {
                 let next_msg = StageMessage {
                     command: msg.command.clone(),
-                    stage: next.to_string(),
+                    stage: next,
                     attempt: 1,
                     outputs,
                     first_failure_at: None,
@@ -653,20 +593,17 @@ impl Engine {
 
     /// Sends the stage back through a delay queue as its next attempt. `state` is what
     /// the record says meanwhile: `Retrying` (the call did not take effect) or `Started`
-    /// (it may have: the returning message reconciles instead of calling).
+    /// (it may have: the returning message reconciles instead of calling), with the error.
     async fn schedule_retry(
         &self,
         msg: &StageMessage,
-        rec: Option<StageRecord>,
+        rec: StageRecord,
         state: StageState,
-        error: &str,
         delay: Duration,
     ) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
-        let mut rec = rec
-            .unwrap_or_else(|| StageRecord::started(msg.attempt))
-            .with_state(state);
-        rec.error = Some(error.to_string());
+        let rec = rec.with_state(state);
+        let error = rec.state.error().unwrap_or_default().to_string();
         self.store.put(cid, &msg.stage, &rec)?;
         // Durable before the retry can come back.
         self.store.flush().await?;
@@ -679,7 +616,7 @@ impl Engine {
         self.publish_stage(&retry, &self.topology.delay_queue(tier))
             .await?;
         let mut data = self.event_data(msg, Outcome::Retrying, None);
-        data.error = Some(error.to_string());
+        data.error = Some(error);
         data.next_delay_ms = Some(tier);
         self.publish_event(self.step_event(msg, data), &self.redactor(msg))
             .await?;
@@ -698,18 +635,17 @@ impl Engine {
     async fn dead_letter(
         &self,
         msg: &StageMessage,
-        rec: Option<StageRecord>,
+        rec: StageRecord,
         reason: DeadReason,
         error: &str,
     ) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
         let error = self.redactor(msg).redact(error).into_owned();
         let error = error.as_str();
-        let mut rec = rec
-            .unwrap_or_else(|| StageRecord::started(msg.attempt))
-            .with_state(StageState::Failed);
-        rec.error = Some(error.to_string());
-        rec.reason = Some(reason.as_str().to_string());
+        let mut rec = rec.with_state(StageState::Failed {
+            reason,
+            error: error.to_string(),
+        });
         self.store.put(cid, &msg.stage, &rec)?;
         // On disk before anything is published: after a crash the same failure is
         // re-published, and the stage is never run again into another outcome.

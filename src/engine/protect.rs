@@ -204,14 +204,24 @@ impl ApiGuard {
         }
     }
 
+    /// Records how a call (or a probe) of the API ended: `None` for success. The one
+    /// place the engine reports to the breaker.
+    pub fn record(&self, failure: Option<crate::billing::Failure>) {
+        if super::decide::api_failed(failure) {
+            self.record_failure();
+        } else {
+            self.record_success();
+        }
+    }
+
     /// The API answered (success or a business refusal): it is healthy.
-    pub fn record_success(&self) {
+    fn record_success(&self) {
         *lock(&self.breaker) = Breaker::Closed { failures: 0 };
         self.report(BreakerState::Closed);
     }
 
     /// The API failed in a way that says it is unwell (transport, 5xx, server fault).
-    pub fn record_failure(&self) {
+    fn record_failure(&self) {
         let mut breaker = lock(&self.breaker);
         let open = Breaker::Open {
             until: Instant::now() + self.cooldown(),

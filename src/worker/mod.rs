@@ -14,11 +14,11 @@ use tracing::{info, warn};
 
 use crate::billing::costguard::CostGuardClient;
 use crate::billing::emersion::EmersionClient;
-use crate::broker::{self, BrokerError, Publisher, Topology};
+use crate::broker::{self, BrokerError, Publisher};
 use crate::config::{ConfigError, WorkerSettings};
 use crate::engine::protect::Guards;
 use crate::engine::signing::{Signer, SigningError};
-use crate::engine::{Engine, EngineSettings, Inflight};
+use crate::engine::{Engine, EngineCore, EngineSettings, Inflight};
 use crate::store::{Store, StoreError};
 use crate::workflow::Workflows;
 use consumers::{Consumers, ConsumersError, Event, Source};
@@ -60,14 +60,10 @@ impl From<lapin::Error> for WorkerError {
 /// What the worker shares across broker connections.
 struct Shared {
     settings: WorkerSettings,
-    store: Store,
-    topology: Topology,
-    workflows: Workflows,
-    guards: Arc<Guards>,
-    inflight: Inflight,
+    /// What each connection's engine is built from.
+    engine: EngineCore,
     /// Connected and consuming: what `/readyz` reports.
     ready: Arc<AtomicBool>,
-    signer: Signer,
 }
 
 /// Why one connection's consume loop ended.
@@ -150,7 +146,8 @@ pub async fn run_with(
             }
         })
     });
-    let shared = Shared {
+    let engine = EngineCore {
+        store: store.clone(),
         topology: settings.broker.topology(),
         workflows: Workflows {
             costguard,
@@ -158,11 +155,20 @@ pub async fn run_with(
             emersion,
             currency_scale: settings.currency_scale,
         },
+        settings: EngineSettings {
+            max_message_bytes: settings.max_message_bytes,
+            retry: settings.retry_policy.clone(),
+            reconcile_delay: Duration::from_millis(settings.reconcile_delay_ms),
+            source: format!("billflow/{}", settings.broker.prefix),
+            signer,
+            panic_in_stage: settings.panic_in_stage.clone(),
+        },
         guards: Arc::new(Guards::new(settings.api_limits.clone())),
         inflight: Inflight::default(),
-        store: store.clone(),
+    };
+    let shared = Shared {
+        engine,
         ready,
-        signer,
         settings,
     };
 
@@ -251,80 +257,100 @@ async fn serve_connection(
     shutdown: &CancellationToken,
     connected_once: &mut bool,
 ) -> Ended {
-    match consume(shared, tasks, shutdown, connected_once).await {
-        Ok(ended) | Err(ended) => ended,
-    }
-}
-
-async fn consume(
-    shared: &Shared,
-    tasks: &mut JoinSet<()>,
-    shutdown: &CancellationToken,
-    connected_once: &mut bool,
-) -> Result<Ended, Ended> {
-    let lost = |e: WorkerError| Ended::Lost(e);
+    let Session {
+        connection,
+        engine,
+        mut consumers,
+    } = match Session::open(shared).await {
+        Ok(session) => session,
+        Err(e) => return Ended::Lost(e),
+    };
     let settings = &shared.settings;
-    // Named after the prefix and id, so an operator can tell the workers apart.
-    let name = format!(
-        "billflow-worker {} #{}",
-        settings.broker.prefix, settings.worker_id
-    );
-    let connection = broker::connect(settings.broker.amqp_url.expose(), &name)
-        .await
-        .map_err(|e| lost(e.into()))?;
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(|e| lost(e.into()))?;
-    shared
-        .topology
-        .declare(&channel)
-        .await
-        .map_err(|e| lost(e.into()))?;
-    let publisher = Publisher::open(&connection)
-        .await
-        .map_err(|e| lost(e.into()))?;
-    let engine = Arc::new(Engine::new(
-        shared.store.clone(),
-        publisher,
-        shared.topology.clone(),
-        shared.workflows.clone(),
-        EngineSettings {
-            max_message_bytes: settings.max_message_bytes,
-            retry: settings.retry_policy.clone(),
-            reconcile_delay: Duration::from_millis(settings.reconcile_delay_ms),
-            source: format!("billflow/{}", settings.broker.prefix),
-            signer: shared.signer.clone(),
-            panic_in_stage: settings.panic_in_stage.clone(),
-        },
-        shared.guards.clone(),
-        shared.inflight.clone(),
-    ));
-    let mut consumers = Consumers::open(
-        &connection,
-        &shared.topology,
-        settings.worker_id,
-        settings.workers,
-        settings.prefetch,
-    )
-    .await
-    .map_err(|e| lost(e.into()))?;
     shared.ready.store(true, Ordering::SeqCst);
     info!(
-        shards = shared.topology.shards,
+        shards = shared.engine.topology.shards,
         prefetch = settings.prefetch,
         data_dir = %settings.data_dir.display(),
         reconnected = *connected_once,
         "worker consuming"
     );
     *connected_once = true;
+    match consume(
+        shared,
+        &engine,
+        &mut consumers,
+        &connection,
+        tasks,
+        shutdown,
+    )
+    .await
+    {
+        Ended::Shutdown => {
+            drain(settings, &mut consumers, tasks).await;
+            shared.ready.store(false, Ordering::SeqCst);
+            close(connection).await;
+            Ended::Shutdown
+        }
+        // Deliveries of this connection can no longer be acked; the broker hands them out
+        // again, and a copy waits for its stale twin to finish before it runs.
+        lost => lost,
+    }
+}
 
+/// A broker connection with the topology declared, an engine publishing on it and the
+/// worker's consumers.
+struct Session {
+    connection: Connection,
+    engine: Arc<Engine>,
+    consumers: Consumers,
+}
+
+impl Session {
+    async fn open(shared: &Shared) -> Result<Session, WorkerError> {
+        let settings = &shared.settings;
+        // Named after the prefix and id, so an operator can tell the workers apart.
+        let name = format!(
+            "billflow-worker {} #{}",
+            settings.broker.prefix, settings.worker_id
+        );
+        let connection = broker::connect(settings.broker.amqp_url.expose(), &name).await?;
+        let channel = connection.create_channel().await?;
+        shared.engine.topology.declare(&channel).await?;
+        let publisher = Publisher::open(&connection).await?;
+        let engine = Arc::new(Engine::new(shared.engine.clone(), publisher));
+        let consumers = Consumers::open(
+            &connection,
+            &shared.engine.topology,
+            settings.worker_id,
+            settings.workers,
+            settings.prefetch,
+        )
+        .await?;
+        Ok(Session {
+            connection,
+            engine,
+            consumers,
+        })
+    }
+}
+
+/// Hands each delivery to the engine as its own task until shutdown or the connection's
+/// loss; stands by for other workers' shards and watches their presence.
+async fn consume(
+    shared: &Shared,
+    engine: &Arc<Engine>,
+    consumers: &mut Consumers,
+    connection: &Connection,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) -> Ended {
+    let workers = shared.settings.workers;
     let standby_at = tokio::time::Instant::now() + STANDBY_DELAY;
-    let mut standing_by = settings.workers == 1;
+    let mut standing_by = workers == 1;
     let mut presence = tokio::time::interval(PRESENCE_INTERVAL);
-    let ended = loop {
+    loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break Ended::Shutdown,
+            _ = shutdown.cancelled() => return Ended::Shutdown,
             next = consumers.next() => match next {
                 Some(Event::Delivery(Source::Intake, delivery)) => {
                     let engine = engine.clone();
@@ -338,34 +364,33 @@ async fn consume(
                     let engine = engine.clone();
                     tasks.spawn(async move { engine.explain_undelivered(*delivery).await });
                 }
-                Some(Event::Ended(_, Some(e))) => break Ended::Lost(e.into()),
+                Some(Event::Ended(_, Some(e))) => return Ended::Lost(e.into()),
                 Some(Event::Ended(source, None)) => match consumers.ended(source).await {
                     Ok(true) => {}
-                    Ok(false) => break Ended::Lost(BrokerError::ConsumerEnded.into()),
-                    Err(e) => break Ended::Lost(e.into()),
+                    Ok(false) => return Ended::Lost(BrokerError::ConsumerEnded.into()),
+                    Err(e) => return Ended::Lost(e.into()),
                 },
-                None => break Ended::Lost(BrokerError::ConsumerEnded.into()),
+                None => return Ended::Lost(BrokerError::ConsumerEnded.into()),
             },
             _ = tokio::time::sleep_until(standby_at), if !standing_by => {
                 standing_by = true;
                 if let Err(e) = consumers.stand_by().await {
-                    break Ended::Lost(e.into());
+                    return Ended::Lost(e.into());
                 }
             }
-            _ = presence.tick(), if settings.workers > 1 => {
-                if let Err(e) = consumers.check_presence(&connection).await {
-                    break Ended::Lost(e.into());
+            _ = presence.tick(), if workers > 1 => {
+                if let Err(e) = consumers.check_presence(connection).await {
+                    return Ended::Lost(e.into());
                 }
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
-    };
-    if let Ended::Lost(_) = ended {
-        // Deliveries of this connection can no longer be acked; the broker hands them out
-        // again, and a copy waits for its stale twin to finish before it runs.
-        return Ok(ended);
     }
+}
 
+/// Stops taking deliveries and lets the stages in flight finish within the grace period;
+/// those still running after it are abandoned to be redelivered.
+async fn drain(settings: &WorkerSettings, consumers: &mut Consumers, tasks: &mut JoinSet<()>) {
     info!(in_flight = tasks.len(), "stopping: no new deliveries");
     consumers.cancel_all().await;
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
@@ -378,9 +403,6 @@ async fn consume(
         );
         tasks.abort_all();
     }
-    shared.ready.store(false, Ordering::SeqCst);
-    close(connection).await;
-    Ok(Ended::Shutdown)
 }
 
 async fn close(connection: Connection) {
@@ -402,12 +424,18 @@ mod tests {
         let expired = StageRecord {
             updated_at: old,
             forwarded: true,
-            ..StageRecord::started(1).with_state(StageState::Completed)
+            ..StageRecord::started(1).with_state(StageState::Completed {
+                output: serde_json::Value::Null,
+                next: None,
+            })
         };
         store.put("c-1", "renew", &expired).unwrap();
         let young = StageRecord {
             forwarded: true,
-            ..StageRecord::started(1).with_state(StageState::Completed)
+            ..StageRecord::started(1).with_state(StageState::Completed {
+                output: serde_json::Value::Null,
+                next: None,
+            })
         };
         store.put("c-2", "renew", &young).unwrap();
 

@@ -1,12 +1,16 @@
 //! The per-worker stage ledger (sled): one record per (command_id, stage), so a call that
-//! took effect is never made again, whatever the broker redelivers.
+//! took effect is never made again, whatever the broker redelivers. Knows nothing of
+//! queues or platforms: it stores [`StageRecord`]s.
+
+mod record;
+
+pub use record::{StageRecord, StageState};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 /// MiB of sled's page cache unless configured (`BILLFLOW_STORE_CACHE_MB`).
 pub const DEFAULT_CACHE_MB: u64 = 32;
@@ -22,76 +26,6 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageState {
-    /// Claimed; the call may be under way or may have been sent by a process that died.
-    Started,
-    /// The last attempt failed in a way known not to have taken effect; a retry is queued.
-    Retrying,
-    Completed,
-    Failed,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageRecord {
-    pub state: StageState,
-    pub attempt: u32,
-    pub started_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Completed: the stage to run next (`None`: the workflow is complete).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_stage: Option<String>,
-    /// Failed: the dead-letter reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The outcome's messages (next stage or dead letter, events) were confirmed by the
-    /// broker; a later copy of this stage's message is a duplicate.
-    #[serde(default)]
-    pub forwarded: bool,
-    /// The replay (from the dead queue) this record belongs to, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replay: Option<String>,
-    /// First stage only: the digest of the command's data, to tell an identical re-send
-    /// from a conflicting one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command_digest: Option<String>,
-}
-
-impl StageRecord {
-    pub fn started(attempt: u32) -> Self {
-        let now = Utc::now();
-        StageRecord {
-            state: StageState::Started,
-            attempt,
-            started_at: now,
-            updated_at: now,
-            output: None,
-            error: None,
-            next_stage: None,
-            reason: None,
-            forwarded: false,
-            replay: None,
-            command_digest: None,
-        }
-    }
-
-    pub fn with_state(mut self, state: StageState) -> Self {
-        self.state = state;
-        self.updated_at = Utc::now();
-        self
-    }
-
-    /// The stage's outcome was confirmed by the broker: only such a record may expire.
-    fn is_final(&self) -> bool {
-        self.forwarded && matches!(self.state, StageState::Completed | StageState::Failed)
-    }
 }
 
 type FlushRequest = (sled::Db, tokio::sync::oneshot::Sender<Result<(), String>>);
@@ -340,6 +274,28 @@ mod tests {
         Store::open(dir).unwrap()
     }
 
+    fn started() -> StageState {
+        StageState::Started { cause: None }
+    }
+
+    fn retrying() -> StageState {
+        StageState::Retrying { error: None }
+    }
+
+    fn completed() -> StageState {
+        StageState::Completed {
+            output: serde_json::Value::Null,
+            next: None,
+        }
+    }
+
+    fn failed() -> StageState {
+        StageState::Failed {
+            reason: crate::engine::DeadReason::PermanentError,
+            error: "e".into(),
+        }
+    }
+
     fn days_ago(days: i64) -> DateTime<Utc> {
         Utc::now() - TimeDelta::days(days)
     }
@@ -359,8 +315,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            let mut rec = StageRecord::started(1).with_state(StageState::Completed);
-            rec.output = Some(serde_json::json!({"cart_id": 11}));
+            let rec = StageRecord::started(1).with_state(StageState::Completed {
+                output: serde_json::json!({"cart_id": 11}),
+                next: Some("renew".into()),
+            });
             store.put("c-1", "create_cart", &rec).unwrap();
             store.put("c-1", "renew", &StageRecord::started(2)).unwrap();
             store
@@ -370,8 +328,13 @@ mod tests {
         }
         let store = reopen(dir.path());
         let rec = store.get("c-1", "create_cart").unwrap().unwrap();
-        assert_eq!(rec.state, StageState::Completed);
-        assert_eq!(rec.output, Some(serde_json::json!({"cart_id": 11})));
+        assert_eq!(
+            rec.state,
+            StageState::Completed {
+                output: serde_json::json!({"cart_id": 11}),
+                next: Some("renew".into()),
+            }
+        );
         assert_eq!(store.get("c-1", "submit").unwrap(), None);
         let stages: Vec<String> = store
             .stages_of("c-1")
@@ -388,24 +351,16 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let old = days_ago(8);
         store
-            .put("c-1", "renew", &record(StageState::Completed, true, old))
+            .put("c-1", "renew", &record(completed(), true, old))
             .unwrap();
         store
-            .put("c-1", "submit", &record(StageState::Failed, true, old))
+            .put("c-1", "submit", &record(failed(), true, old))
             .unwrap();
         store
-            .put(
-                "c-2",
-                "renew",
-                &record(StageState::Completed, true, days_ago(6)),
-            )
+            .put("c-2", "renew", &record(completed(), true, days_ago(6)))
             .unwrap();
         store
-            .put(
-                "c-3",
-                "renew",
-                &record(StageState::Failed, true, Utc::now()),
-            )
+            .put("c-3", "renew", &record(failed(), true, Utc::now()))
             .unwrap();
         assert_eq!(store.len(), 4);
 
@@ -420,7 +375,7 @@ mod tests {
         // The cutoff itself counts as expired.
         let at = days_ago(7);
         store
-            .put("c-4", "renew", &record(StageState::Completed, true, at))
+            .put("c-4", "renew", &record(completed(), true, at))
             .unwrap();
         assert_eq!(store.sweep(at).unwrap(), 1);
         assert_eq!(store.sweep(Utc::now()).unwrap(), 2);
@@ -433,16 +388,13 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let old = days_ago(365);
         let kept = [
-            ("started", record(StageState::Started, false, old)),
-            ("retrying", record(StageState::Retrying, false, old)),
+            ("started", record(started(), false, old)),
+            ("retrying", record(retrying(), false, old)),
             // Recorded, but its outcome not yet confirmed by the broker.
-            ("completed", record(StageState::Completed, false, old)),
-            ("failed", record(StageState::Failed, false, old)),
-            ("started_forwarded", record(StageState::Started, true, old)),
-            (
-                "retrying_forwarded",
-                record(StageState::Retrying, true, old),
-            ),
+            ("completed", record(completed(), false, old)),
+            ("failed", record(failed(), false, old)),
+            ("started_forwarded", record(started(), true, old)),
+            ("retrying_forwarded", record(retrying(), true, old)),
         ];
         for (stage, rec) in &kept {
             store.put("c-1", stage, rec).unwrap();
@@ -464,23 +416,15 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         // Dead-lettered long ago, now being replayed.
         store
-            .put(
-                "c-1",
-                "renew",
-                &record(StageState::Failed, true, days_ago(30)),
-            )
+            .put("c-1", "renew", &record(failed(), true, days_ago(30)))
             .unwrap();
-        let replay = record(StageState::Started, false, Utc::now());
+        let replay = record(started(), false, Utc::now());
         store.put("c-1", "renew", &replay).unwrap();
         // Finished long ago, and re-recorded as final recently.
         store
-            .put(
-                "c-2",
-                "renew",
-                &record(StageState::Completed, true, days_ago(30)),
-            )
+            .put("c-2", "renew", &record(completed(), true, days_ago(30)))
             .unwrap();
-        let recent = record(StageState::Completed, true, days_ago(1));
+        let recent = record(completed(), true, days_ago(1));
         store.put("c-2", "renew", &recent).unwrap();
 
         assert_eq!(store.sweep(days_ago(7)).unwrap(), 0);
@@ -496,11 +440,11 @@ mod tests {
     fn a_sweep_reads_only_the_expired_entries() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let young = record(StageState::Completed, true, days_ago(1));
+        let young = record(completed(), true, days_ago(1));
         for i in 0..10_000 {
             store.put(&format!("young-{i}"), "renew", &young).unwrap();
         }
-        let old = record(StageState::Completed, true, days_ago(8));
+        let old = record(completed(), true, days_ago(8));
         for i in 0..10 {
             store.put(&format!("old-{i}"), "renew", &old).unwrap();
         }
@@ -522,8 +466,8 @@ mod tests {
         {
             let db = sled::open(dir.path()).unwrap();
             let stages = db.open_tree("stages").unwrap();
-            let old = record(StageState::Completed, true, days_ago(8));
-            let started = record(StageState::Started, false, days_ago(8));
+            let old = record(completed(), true, days_ago(8));
+            let started = record(started(), false, days_ago(8));
             stages
                 .insert(
                     Store::key("c-1", "renew"),
