@@ -10,6 +10,7 @@
 //! CHAOS_KILLS, CHAOS_BROKER_RESTARTS and CHAOS_SEED:
 //! `CHAOS_COMMANDS=200 CHAOS_KILLS=10 cargo test --test chaos -- --ignored --nocapture`.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,12 +1,12 @@
 //! `service_order.submit` end to end: real RabbitMQ, the Emersion simulator, the worker.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::Harness;
 use billflow::engine::events::{CloudEvent, Outcome};
 use billflow::sim::emersion as em;
-use common::Harness;
 use serde_json::{json, Value};
 
 fn technical_contact() -> Value {

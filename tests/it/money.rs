@@ -2,10 +2,8 @@
 //! Checkout text it is given, the worker. A renewal is tendered exactly its validated
 //! amount due, or fails at `checkout` with the value in the error and no tender or submit.
 
-mod common;
-
+use crate::common::{renewal, Harness};
 use billflow::engine::events::Outcome;
-use common::{renewal, Harness};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,18 +3,16 @@
 //! worker moves them to `<prefix>.dead` with `x-billflow-reason` and publishes their
 //! terminal events; an odd `x-death` header is reported, not a panic.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::workload::queue_depth;
+use crate::common::{renewal, Harness, WAIT};
 use billflow::broker::{Outgoing, DELIVERY_LIMIT};
 use billflow::command::Command;
 use billflow::dlq::{self, DeadQueue};
 use billflow::engine::events::{CloudEvent, Outcome};
 use billflow::engine::message::StageMessage;
 use billflow::sim::costguard::ACTIVE_SERVICE;
-use common::workload::queue_depth;
-use common::{renewal, Harness, WAIT};
 use lapin::options::{BasicNackOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use lapin::BasicProperties;

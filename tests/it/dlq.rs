@@ -1,15 +1,15 @@
 //! `billflow dlq` against the real broker: list, show (secrets masked), edit-and-replay,
 //! replay twice without running the stage twice, purge.
 
-mod common;
+use crate::common;
 
 use std::process::Command as Process;
 use std::time::Duration;
 
+use crate::common::{renewal, Harness};
 use billflow::broker::Publisher;
 use billflow::dlq::{self, DeadQueue};
 use billflow::engine::events::Outcome;
-use common::{renewal, Harness};
 use serde_json::json;
 
 fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {

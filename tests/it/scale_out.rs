@@ -3,15 +3,15 @@
 //! others, no non-idempotent call takes effect twice, and every command ends once. When
 //! it comes back, the others step back and it takes its own shards again.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use crate::common::workload::{duplicate_effects, queue_depth, sign_up};
+use crate::common::{renewal, Harness};
 use billflow::sim::costguard as cg;
-use common::workload::{duplicate_effects, queue_depth, sign_up};
-use common::{renewal, Harness};
 use serde_json::json;
 
 const WORKERS: u16 = 3;

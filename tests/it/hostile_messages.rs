@@ -2,15 +2,15 @@
 //! messages, conflicting duplicates, odd AMQP properties, and a stage that panics. Real
 //! RabbitMQ, the simulator, an in-process worker.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{renewal, Harness};
 use billflow::broker::Outgoing;
 use billflow::engine::events::Outcome;
 use billflow::engine::message::StageMessage;
 use billflow::engine::signing::{Signer, SIGNATURE_HEADER};
-use common::{renewal, Harness};
 use lapin::types::AMQPValue;
 use serde_json::json;
 

@@ -4,15 +4,15 @@
 //! queue, and from there in the dead queue with a reason). Needs `rabbitmqctl` for the broker under test (CI
 //! runs it locally); BILLFLOW_TEST_NO_RABBITMQCTL=1 skips this file elsewhere.
 
-mod common;
+use crate::common;
 
 use std::process::Command as Process;
 use std::time::Duration;
 
+use crate::common::workload::queue_depth;
+use crate::common::{renewal, Harness};
 use billflow::broker::{Outgoing, DELIVERY_LIMIT};
 use billflow::engine::events::Outcome;
-use common::workload::queue_depth;
-use common::{renewal, Harness};
 use lapin::options::BasicNackOptions;
 use serde_json::{json, Value};
 

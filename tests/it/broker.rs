@@ -1,7 +1,7 @@
 //! The broker layer against a real RabbitMQ: idempotent topology, confirmed and
 //! mandatory publishing.
 
-mod common;
+use crate::common;
 
 use billflow::broker::{self, BrokerError, Outgoing, Publisher, Topology};
 use lapin::options::QueueDeclareOptions;

@@ -3,12 +3,14 @@
 //! the real clients: no redirect is followed, no answer is read past its cap or deadline,
 //! and a call that may have taken effect is reconciled or parked, never re-sent.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::workload::{duplicate_effects, sign_up};
+use crate::common::{renewal, Harness};
 use billflow::billing::costguard::{CostGuardClient, CostGuardConfig, CostGuardError};
 use billflow::billing::emersion::wire::StartOrder;
 use billflow::billing::emersion::{EmersionClient, EmersionConfig, EmersionError};
@@ -19,8 +21,6 @@ use billflow::engine::events::{CloudEvent, Outcome};
 use billflow::secret::Secret;
 use billflow::sim::costguard::{ACTIVE_CUSTOMER_ID, ACTIVE_SERVICE};
 use billflow::sim::emersion::{ACTIVE_ACCOUNT_ID, SIM_PASSWORD, SIM_USERNAME};
-use common::workload::{duplicate_effects, sign_up};
-use common::{renewal, Harness};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

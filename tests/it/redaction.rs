@@ -3,12 +3,12 @@
 //! output or `billflow status` output. A `billflow worker` process, real RabbitMQ, the
 //! simulator.
 
-mod common;
+use crate::common;
 
 use std::process::Command as Process;
 use std::time::Duration;
 
-use common::{renewal, Harness};
+use crate::common::{renewal, Harness};
 use serde_json::json;
 
 const TOKEN: &str = "cg-echo-token-7f3a91c2";

@@ -1,6 +1,6 @@
 //! The `billflow` binary: help, and `publish` against a real broker.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

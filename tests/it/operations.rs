@@ -1,12 +1,12 @@
 //! Running workers: the admin API, `billflow status`, and reconnecting after the broker
 //! drops the connection.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{renewal, Harness};
 use billflow::engine::events::Outcome;
-use common::{renewal, Harness};
 
 fn free_addr() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,11 +1,11 @@
 //! `advancepay.renew` end to end: real RabbitMQ, the simulator, the worker.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{renewal, Harness};
 use billflow::engine::events::Outcome;
-use common::{renewal, Harness};
 use serde_json::json;
 
 fn terminal_count(h: &Harness, id: &str, outcome: Outcome) -> usize {

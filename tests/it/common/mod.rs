@@ -1,6 +1,6 @@
 //! Test harness: a real RabbitMQ (AMQP_URL, or a testcontainers one where Docker runs),
 //! the simulator in-process, a unique prefix and data dir per test, and clean-up.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code)] // the chaos suite includes this module too and uses a part of it
 
 pub mod sim_server;
 pub mod workload;
