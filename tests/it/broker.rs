@@ -59,5 +59,4 @@ async fn topology_is_idempotent_and_unroutable_publishes_fail() {
         .expect("event without subscriber");
 
     let _ = other.close(200, "done".into()).await;
-    h.cleanup().await;
 }

@@ -184,7 +184,6 @@ async fn a_redirect_is_never_followed() {
         );
     }
     worker.stop().await;
-    h.cleanup().await;
 }
 
 /// Peak resident memory of this process, in KiB.
@@ -237,7 +236,6 @@ async fn a_huge_answer_is_cut_at_the_cap_without_buffering_it() {
         "peak RSS grew by {grown} KiB reading three 100 MiB answers"
     );
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +266,6 @@ async fn a_dripping_answer_fails_at_the_deadline_and_a_repeatable_call_is_retrie
     );
     assert_eq!(h.call_counts().await.get("ServiceNumberDetail"), Some(&4));
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +340,6 @@ async fn an_error_after_the_commit_is_reconciled_never_resent() {
     assert_eq!(counts.get("GetAccountPresale"), Some(&1), "{counts:?}");
     assert!(duplicate_effects(&h.calls().await).is_empty());
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +372,6 @@ async fn an_error_after_commit_without_a_probe_is_parked() {
         assert!(text.contains("no lookup"), "{text}");
     }
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,7 +403,6 @@ async fn a_503_or_429_on_a_non_idempotent_call_is_retried() {
     assert_eq!(counts.get("getOrder"), None, "{counts:?}");
     assert_eq!(counts.get("GetAccountPresale"), None, "{counts:?}");
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test]

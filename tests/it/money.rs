@@ -97,7 +97,6 @@ async fn odd_checkout_amounts_fail_the_checkout_with_no_tender_or_submit() {
         assert_eq!(headers["x-billflow-reason"], "permanent_error");
     }
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,5 +137,4 @@ async fn a_normal_renewal_tenders_exactly_the_validated_amount_due() {
         assert!(body.contains("<Amount>14.34</Amount>"), "{body}");
     }
     worker.stop().await;
-    h.cleanup().await;
 }

@@ -120,7 +120,6 @@ async fn an_expired_command_is_dead_lettered_with_a_reason_and_an_event() {
     }
     assert!(h.drain_dead().await.is_empty());
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +188,6 @@ async fn a_stage_over_the_delivery_limit_is_dead_lettered_with_its_stage_event()
         "{error}"
     );
     worker.stop().await;
-    h.cleanup().await;
 }
 
 fn death(entries: Vec<AMQPValue>) -> FieldTable {
@@ -315,5 +313,4 @@ async fn rejected_and_oddly_dead_lettered_messages_are_reported_without_a_panic(
     h.wait_terminal(&["crm-after"]).await;
     assert_eq!(terminal(&h, "crm-after").data.outcome, Outcome::Completed);
     worker.stop().await;
-    h.cleanup().await;
 }
