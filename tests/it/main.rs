@@ -7,6 +7,7 @@
 mod common;
 
 mod broker;
+mod cleanup;
 mod cli;
 mod deploy;
 mod dlq;
