@@ -10,17 +10,18 @@
 //! CHAOS_KILLS, CHAOS_BROKER_RESTARTS and CHAOS_SEED:
 //! `CHAOS_COMMANDS=200 CHAOS_KILLS=10 cargo test --test chaos -- --ignored --nocapture`.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command as Process};
+use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use billflow::broker::{self, Topology};
 use billflow::engine::events::{CloudEvent, Outcome};
 use billflow::sim::costguard as cg;
 use common::workload::{duplicate_effects, queue_depth, sign_up};
-use common::{renewal, Harness};
+use common::{renewal, ChildGuard, Harness};
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::Connection;
@@ -79,7 +80,7 @@ fn faults() -> Vec<Value> {
 
 /// The worker processes, by id; each is restarted when it exits.
 struct Supervisor {
-    workers: Vec<Option<Child>>,
+    workers: Vec<Option<ChildGuard>>,
     restarts: usize,
 }
 
@@ -124,12 +125,12 @@ impl Supervisor {
     fn stop(&mut self) {
         for child in self.workers.iter_mut().filter_map(Option::take) {
             // SIGTERM: a graceful stop, so nothing stays unacked on its channel.
-            common::stop_gracefully(child);
+            child.stop();
         }
     }
 }
 
-fn spawn(h: &Harness, id: u16, workers: u16) -> Child {
+fn spawn(h: &Harness, id: u16, workers: u16) -> ChildGuard {
     let mut cmd = h.worker_process();
     cmd.env("COSTGUARD_TIMEOUT_MS", "1000")
         .env("EMERSION_TIMEOUT_MS", "1000")
@@ -146,7 +147,7 @@ fn spawn(h: &Harness, id: u16, workers: u16) -> Child {
             "BILLFLOW_DATA_DIR",
             h.data_dir.path().join(format!("worker-{id}")),
         );
-    cmd.spawn().expect("spawn billflow worker")
+    ChildGuard::spawn(&mut cmd)
 }
 
 fn restart_broker() -> bool {
@@ -228,11 +229,12 @@ async fn chaos() {
     );
 
     // Twice as many shards as workers, so each has home shards and stands by for others.
-    let h = Harness::start_with("chaos", 2 * workers, true).await;
+    let mut h = Harness::start_with("chaos", 2 * workers, true).await;
     let url = h.amqp_url.clone();
     let topology: Topology = h.topology.clone();
     // A durable, replicated capture of every event: it outlives broker restarts.
     let capture = format!("{}.chaos-events", h.prefix);
+    h.delete_on_drop(&capture);
     {
         let channel = h.connection.create_channel().await.unwrap();
         let mut args = FieldTable::default();
@@ -446,15 +448,7 @@ async fn chaos() {
         }
     }
 
-    // Clean up before asserting, so a failure leaves no queues behind.
-    if let Ok(channel) = conn.create_channel().await {
-        let _ = channel
-            .queue_delete(capture.as_str().into(), Default::default())
-            .await;
-        let _ = channel.close(200, "done".into()).await;
-    }
     let _ = conn.close(200, "done".into()).await;
-    h.cleanup().await;
 
     assert!(
         duplicates.is_empty(),

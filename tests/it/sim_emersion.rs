@@ -1,9 +1,8 @@
 //! `billflow sim` Emersion part, driven over HTTP with hand-written SOAP 1.1 requests.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::sim_server;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use billflow::billing::emersion::wire::{
@@ -14,11 +13,25 @@ use billflow::secret::Secret;
 use billflow::sim::emersion::*;
 use billflow::xml::Element;
 use chrono::SecondsFormat;
-use common::sim_server::{start, Sim};
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
 const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+
+/// The simulator, with this suite's helpers (the other sim suite has its own).
+struct Sim(sim_server::Sim);
+
+impl std::ops::Deref for Sim {
+    type Target = sim_server::Sim;
+
+    fn deref(&self) -> &sim_server::Sim {
+        &self.0
+    }
+}
+
+async fn start() -> Sim {
+    Sim(sim_server::start().await)
+}
 
 /// A WS-Security header whose PasswordDigest is made with `password`.
 fn security(username: &str, password: &str) -> String {
@@ -271,7 +284,7 @@ impl Sim {
 
     async fn stop(self) {
         self.shutdown.cancel();
-        self.server.await.unwrap().unwrap();
+        self.0.server.await.unwrap().unwrap();
     }
 }
 

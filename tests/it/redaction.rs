@@ -3,12 +3,10 @@
 //! output or `billflow status` output. A `billflow worker` process, real RabbitMQ, the
 //! simulator.
 
-mod common;
-
 use std::process::Command as Process;
 use std::time::Duration;
 
-use common::{renewal, Harness};
+use crate::common::{renewal, ChildGuard, Harness};
 use serde_json::json;
 
 const TOKEN: &str = "cg-echo-token-7f3a91c2";
@@ -74,7 +72,7 @@ async fn echoed_credentials_are_masked_everywhere_they_could_leave() {
         .env("BILLFLOW_HTTP_ADDR", addr.to_string())
         .env("BILLFLOW_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("COSTGUARD_TOKEN", TOKEN);
-    let worker = worker_cmd.spawn().unwrap();
+    let worker = ChildGuard::spawn(&mut worker_cmd);
 
     // Each platform format that can carry the echo, one command each.
     let cases = [
@@ -164,7 +162,7 @@ async fn echoed_credentials_are_masked_everywhere_they_could_leave() {
             String::from_utf8_lossy(&body).into_owned(),
         ));
     }
-    common::stop_gracefully(worker);
+    worker.stop();
     places.push(("worker log".into(), h.worker_log()));
     assert!(h.worker_log().contains("crm-echo-rest"), "the log was read");
 
@@ -176,5 +174,4 @@ async fn echoed_credentials_are_masked_everywhere_they_could_leave() {
             );
         }
     }
-    h.cleanup().await;
 }

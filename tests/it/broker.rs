@@ -1,7 +1,7 @@
 //! The broker layer against a real RabbitMQ: idempotent topology, confirmed and
 //! mandatory publishing.
 
-mod common;
+use crate::common;
 
 use billflow::broker::{self, BrokerError, Outgoing, Publisher, Topology};
 use lapin::options::QueueDeclareOptions;
@@ -59,5 +59,4 @@ async fn topology_is_idempotent_and_unroutable_publishes_fail() {
         .expect("event without subscriber");
 
     let _ = other.close(200, "done".into()).await;
-    h.cleanup().await;
 }

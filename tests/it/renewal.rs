@@ -1,11 +1,11 @@
 //! `advancepay.renew` end to end: real RabbitMQ, the simulator, the worker.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{renewal, Harness};
 use billflow::engine::events::Outcome;
-use common::{renewal, Harness};
 use serde_json::json;
 
 fn terminal_count(h: &Harness, id: &str, outcome: Outcome) -> usize {
@@ -80,7 +80,6 @@ async fn active_service_renews_with_the_seed_calls_in_order() {
 
     worker.stop().await;
     assert!(h.drain_dead().await.is_empty());
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +136,6 @@ async fn hotlined_service_is_restored_then_renewed() {
     assert!(service.to_string().contains("\"Active\""), "{service}");
 
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +150,6 @@ async fn hotlined_service_without_restore_request_is_only_renewed() {
     assert_eq!(counts.get("CreateCart"), Some(&1));
     assert_eq!(terminal_count(&h, "crm-norestore", Outcome::Completed), 1);
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +186,6 @@ async fn ineligible_service_fails_before_any_cart() {
     assert_eq!(dead[0].0["x-billflow-reason"], "permanent_error");
     assert_eq!(dead[0].0["x-billflow-stage"], "check_favorites");
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +220,6 @@ async fn the_same_command_twice_makes_one_set_of_calls() {
     }
     assert_eq!(terminal_count(&h, "crm-dup", Outcome::Completed), 1);
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +263,6 @@ async fn a_killed_worker_resumes_on_restart_without_repeating_calls() {
 
     second.kill().expect("stop the second worker");
     second.wait().expect("reap");
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +340,6 @@ async fn bad_input_is_dead_lettered_and_the_worker_keeps_serving() {
         .iter()
         .any(|(h, _)| h["x-billflow-error"].contains("not JSON")));
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,7 +371,6 @@ async fn special_characters_reach_the_simulator_intact() {
         "OData quote doubled and encoded: {lookup}"
     );
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,7 +405,6 @@ async fn transient_failures_are_retried_durably() {
     let carts = state["carts"].as_array().unwrap();
     assert_eq!(carts.len(), 1);
     worker.stop().await;
-    h.cleanup().await;
 }
 
 /// Applied calls of `operation` in the simulator's log, by idempotency key.
@@ -469,7 +460,6 @@ async fn a_lost_response_is_reconciled_from_the_order_not_resent() {
     assert_eq!(counts.get("getOrder"), Some(&1), "one probe: {counts:?}");
     assert!(h.drain_dead().await.is_empty());
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,7 +492,6 @@ async fn a_timed_out_call_that_did_not_land_is_sent_again_after_the_probe() {
         "exactly one took effect"
     );
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,7 +534,6 @@ async fn an_open_circuit_waits_durably_without_spending_attempts() {
     );
     assert_eq!(h.call_counts().await.get("ServiceNumberDetail"), Some(&7));
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,7 +576,6 @@ async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
         "probed before parking: {counts:?}"
     );
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -625,5 +612,4 @@ async fn a_retry_another_worker_scheduled_is_reconciled_not_sent() {
     assert_eq!(counts.get("SubmitCart"), None, "never re-sent blindly");
     assert_eq!(counts.get("getOrder"), Some(&1), "probed: {counts:?}");
     worker.stop().await;
-    h.cleanup().await;
 }

@@ -3,18 +3,16 @@
 //! worker moves them to `<prefix>.dead` with `x-billflow-reason` and publishes their
 //! terminal events; an odd `x-death` header is reported, not a panic.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::workload::queue_depth;
+use crate::common::{renewal, Harness, WAIT};
 use billflow::broker::{Outgoing, DELIVERY_LIMIT};
 use billflow::command::Command;
 use billflow::dlq::{self, DeadQueue};
 use billflow::engine::events::{CloudEvent, Outcome};
 use billflow::engine::message::StageMessage;
 use billflow::sim::costguard::ACTIVE_SERVICE;
-use common::workload::queue_depth;
-use common::{renewal, Harness, WAIT};
 use lapin::options::{BasicNackOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use lapin::BasicProperties;
@@ -122,7 +120,6 @@ async fn an_expired_command_is_dead_lettered_with_a_reason_and_an_event() {
     }
     assert!(h.drain_dead().await.is_empty());
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,7 +188,6 @@ async fn a_stage_over_the_delivery_limit_is_dead_lettered_with_its_stage_event()
         "{error}"
     );
     worker.stop().await;
-    h.cleanup().await;
 }
 
 fn death(entries: Vec<AMQPValue>) -> FieldTable {
@@ -317,5 +313,4 @@ async fn rejected_and_oddly_dead_lettered_messages_are_reported_without_a_panic(
     h.wait_terminal(&["crm-after"]).await;
     assert_eq!(terminal(&h, "crm-after").data.outcome, Outcome::Completed);
     worker.stop().await;
-    h.cleanup().await;
 }

@@ -2,15 +2,15 @@
 //! messages, conflicting duplicates, odd AMQP properties, and a stage that panics. Real
 //! RabbitMQ, the simulator, an in-process worker.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{renewal, Harness};
 use billflow::broker::Outgoing;
 use billflow::engine::events::Outcome;
 use billflow::engine::message::StageMessage;
 use billflow::engine::signing::{Signer, SIGNATURE_HEADER};
-use common::{renewal, Harness};
 use lapin::types::AMQPValue;
 use serde_json::json;
 
@@ -140,7 +140,6 @@ async fn forged_unsigned_altered_and_foreign_stages_are_refused_with_a_reason_an
         Outcome::Completed
     );
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +195,6 @@ async fn keys_rotate_without_a_stop_and_a_worker_without_a_key_does_not_start() 
         "{error}"
     );
     h.drain_dead().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +247,6 @@ async fn a_conflicting_duplicate_is_reported_and_an_identical_one_stays_quiet() 
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].0["x-billflow-reason"], "conflicting_duplicate");
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +284,6 @@ async fn a_conflicting_duplicate_while_the_original_runs_leaves_the_original_alo
     assert_eq!(h.call_counts().await.get("SubmitCart"), Some(&1));
     h.drain_dead().await;
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +323,6 @@ async fn a_stage_that_panics_ends_as_a_dead_letter_with_an_event() {
     );
     h.drain_dead().await;
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,7 +350,6 @@ async fn a_legal_long_message_id_on_an_invalid_body_does_not_lose_the_message() 
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].1, b"{not json");
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,5 +373,4 @@ async fn a_dead_letter_keeps_the_routing_key_its_command_was_published_with() {
         "the key the CRM used, not the shard's queue"
     );
     worker.stop().await;
-    h.cleanup().await;
 }

@@ -2,10 +2,8 @@
 //! Checkout text it is given, the worker. A renewal is tendered exactly its validated
 //! amount due, or fails at `checkout` with the value in the error and no tender or submit.
 
-mod common;
-
+use crate::common::{renewal, Harness};
 use billflow::engine::events::Outcome;
-use common::{renewal, Harness};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +97,6 @@ async fn odd_checkout_amounts_fail_the_checkout_with_no_tender_or_submit() {
         assert_eq!(headers["x-billflow-reason"], "permanent_error");
     }
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,5 +137,4 @@ async fn a_normal_renewal_tenders_exactly_the_validated_amount_due() {
         assert!(body.contains("<Amount>14.34</Amount>"), "{body}");
     }
     worker.stop().await;
-    h.cleanup().await;
 }

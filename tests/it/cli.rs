@@ -1,6 +1,6 @@
 //! The `billflow` binary: help, and `publish` against a real broker.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -90,7 +90,6 @@ async fn publish_confirms_and_prints_the_command_id() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("missing field `service_number`"), "{err}");
-    h.cleanup().await;
 }
 
 /// README's configuration table and `billflow worker --help` name the same variables,

@@ -1,15 +1,15 @@
 //! `billflow dlq` against the real broker: list, show (secrets masked), edit-and-replay,
 //! replay twice without running the stage twice, purge.
 
-mod common;
+use crate::common;
 
 use std::process::Command as Process;
 use std::time::Duration;
 
+use crate::common::{renewal, Harness};
 use billflow::broker::Publisher;
 use billflow::dlq::{self, DeadQueue};
 use billflow::engine::events::Outcome;
-use common::{renewal, Harness};
 use serde_json::json;
 
 fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
@@ -178,7 +178,6 @@ async fn an_edited_dead_letter_replays_in_place_of_the_original() {
     assert!(h.drain_dead().await.is_empty());
 
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +233,6 @@ async fn the_same_dead_letter_replayed_twice_runs_its_stage_once() {
     );
     assert!(h.drain_dead().await.is_empty());
     worker.stop().await;
-    h.cleanup().await;
 }
 
 /// `billflow dlq` with its exit code: (code, stdout, stderr).
@@ -476,5 +474,4 @@ async fn a_bulk_replay_goes_past_a_letter_it_cannot_replay() {
         "two refused, three replayed or run"
     );
     worker.stop().await;
-    h.cleanup().await;
 }

@@ -4,15 +4,15 @@
 //! queue, and from there in the dead queue with a reason). Needs `rabbitmqctl` for the broker under test (CI
 //! runs it locally); BILLFLOW_TEST_NO_RABBITMQCTL=1 skips this file elsewhere.
 
-mod common;
+use crate::common;
 
 use std::process::Command as Process;
 use std::time::Duration;
 
+use crate::common::workload::queue_depth;
+use crate::common::{renewal, Harness};
 use billflow::broker::{Outgoing, DELIVERY_LIMIT};
 use billflow::engine::events::Outcome;
-use common::workload::queue_depth;
-use common::{renewal, Harness};
 use lapin::options::BasicNackOptions;
 use serde_json::{json, Value};
 
@@ -29,6 +29,19 @@ fn rabbitmqctl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Policies a test imported, cleared when it ends, also when it fails.
+struct Imported(Vec<String>);
+
+impl Drop for Imported {
+    fn drop(&mut self) {
+        for policy in &self.0 {
+            let _ = Process::new("rabbitmqctl")
+                .args(["clear_policy", policy])
+                .output();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn definitions_policies_govern_queues_declared_without_arguments() {
     if std::env::var_os("BILLFLOW_TEST_NO_RABBITMQCTL").is_some() {
@@ -39,8 +52,8 @@ async fn definitions_policies_govern_queues_declared_without_arguments() {
     let file = h.data_dir.path().join("definitions.json");
     let doc = h.topology.definitions("/");
     std::fs::write(&file, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let _policies = Imported(h.topology.policies().into_iter().map(|p| p.0).collect());
     rabbitmqctl(&["import_definitions", file.to_str().unwrap()]);
-    let policies: Vec<String> = h.topology.policies().into_iter().map(|p| p.0).collect();
 
     // Every stage queue is governed by the policy named after it.
     let listed: Vec<Value> = serde_json::from_str(&rabbitmqctl(&[
@@ -121,15 +134,10 @@ async fn definitions_policies_govern_queues_declared_without_arguments() {
     assert_eq!(dead[0].0["x-billflow-reason"], "delivery_limit");
     assert_eq!(dead[0].1, b"{\"poison\":true}");
     worker.stop().await;
-
-    for policy in &policies {
-        rabbitmqctl(&["clear_policy", policy]);
-    }
-    h.cleanup().await;
 }
 
 /// `deploy/rabbitmq/definitions.json` is `billflow definitions` for the defaults.
-/// Regenerate with `BILLFLOW_WRITE_SCHEMAS=1 cargo test --test policies`.
+/// Regenerate with `BILLFLOW_WRITE_SCHEMAS=1 cargo test --test it policies::`.
 #[test]
 fn checked_in_definitions_match_billflow_definitions() {
     let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
@@ -153,7 +161,7 @@ fn checked_in_definitions_match_billflow_definitions() {
     let on_disk = std::fs::read(&path).unwrap_or_default();
     assert!(
         on_disk == out.stdout,
-        "{} drifted from `billflow definitions`: run BILLFLOW_WRITE_SCHEMAS=1 cargo test --test policies",
+        "{} drifted from `billflow definitions`: run BILLFLOW_WRITE_SCHEMAS=1 cargo test --test it policies::",
         path.display()
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();

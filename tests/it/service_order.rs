@@ -1,12 +1,12 @@
 //! `service_order.submit` end to end: real RabbitMQ, the Emersion simulator, the worker.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::Harness;
 use billflow::engine::events::{CloudEvent, Outcome};
 use billflow::sim::emersion as em;
-use common::Harness;
 use serde_json::{json, Value};
 
 fn technical_contact() -> Value {
@@ -96,7 +96,6 @@ async fn simple_sq_sign_up_follows_the_seed_order() {
     let payment = h.call_bodies("CreatePayment").await;
     assert!(payment[0].contains("22 Nov 2026") && payment[0].contains("49.95"));
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +151,6 @@ async fn phone_and_nwb_sign_ups_complete() {
         "LOC000000000001"
     );
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +281,6 @@ async fn every_perform_simple_sq_error_reaches_the_failed_event_verbatim() {
     );
     assert_eq!(count(&counts, "SelectPackagePlan"), 0);
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +314,6 @@ async fn missing_mandatory_configuration_is_rejected_before_any_set_call() {
         assert_eq!(count(&counts, op), 0, "{op} must not be called: {counts:?}");
     }
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +335,6 @@ async fn terms_not_accepted_never_reach_complete_order() {
     assert_eq!(count(&counts, "GetTermsAndConditions"), 1);
     assert_eq!(count(&counts, "CompleteOrder"), 0);
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,7 +362,6 @@ async fn server_faults_are_retried_and_duplicates_select_once() {
     assert_eq!(count(&counts, "SelectPackagePlan"), 1);
     assert_eq!(count(&counts, "CompleteOrder"), 1);
     worker.stop().await;
-    h.cleanup().await;
 }
 
 /// Kills the worker process while `operation` is held by the simulator, restarts it on
@@ -412,7 +406,6 @@ async fn a_worker_killed_after_select_completes_the_order_without_resending() {
         2,
         "the interrupted read is repeated"
     );
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,5 +430,4 @@ async fn a_worker_killed_inside_complete_order_reconciles_from_the_presale() {
         completed["complete_order"]["services"][0]["status"],
         "PreActive"
     );
-    h.cleanup().await;
 }

@@ -3,15 +3,12 @@
 //! others, no non-idempotent call takes effect twice, and every command ends once. When
 //! it comes back, the others step back and it takes its own shards again.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
+use crate::common::workload::{duplicate_effects, queue_depth, sign_up};
+use crate::common::{renewal, ChildGuard, Harness};
 use billflow::sim::costguard as cg;
-use common::workload::{duplicate_effects, queue_depth, sign_up};
-use common::{renewal, Harness};
 use serde_json::json;
 
 const WORKERS: u16 = 3;
@@ -20,7 +17,7 @@ const SHARDS: u16 = 6;
 struct Worker {
     id: u16,
     admin: String,
-    child: Option<Child>,
+    child: Option<ChildGuard>,
 }
 
 impl Worker {
@@ -54,7 +51,7 @@ impl Worker {
             .env("BILLFLOW_PREFETCH", "8")
             .env("BILLFLOW_SHUTDOWN_GRACE_MS", "5000")
             .stderr(log);
-        self.child = Some(cmd.spawn().expect("spawn billflow worker"));
+        self.child = Some(ChildGuard::spawn(&mut cmd));
     }
 
     fn kill(&mut self) {
@@ -66,7 +63,7 @@ impl Worker {
 
     fn stop(&mut self) {
         if let Some(child) = self.child.take() {
-            common::stop_gracefully(child);
+            child.stop();
         }
     }
 
@@ -255,7 +252,6 @@ async fn three_workers_one_killed_nothing_twice_nothing_lost() {
     for w in &mut workers {
         w.stop();
     }
-    h.cleanup().await;
 
     assert!(duplicates.is_empty(), "applied twice: {duplicates:?}");
     assert!(lost.is_empty(), "no terminal event: {lost:?}");

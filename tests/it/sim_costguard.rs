@@ -1,10 +1,9 @@
 //! `billflow sim` CostGuard part, driven by the real CostGuard client over HTTP.
 
-mod common;
-
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use crate::common::sim_server;
 use billflow::billing::costguard::rest::{paths, OrderDetail};
 use billflow::billing::costguard::soap::{self, KeyedId, OrderResponse};
 use billflow::billing::costguard::{CostGuardClient, CostGuardConfig, CostGuardError};
@@ -17,7 +16,6 @@ use billflow::sim::costguard::{
     HOTLINED_SERVICE_ID, INELIGIBLE_CUSTOMER_ID, INELIGIBLE_SERVICE, INELIGIBLE_SERVICE_ID,
     RENEWAL_PRICE, RENEWAL_TAX,
 };
-use common::sim_server::{start, Sim};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
@@ -26,6 +24,21 @@ const RENEWAL_ORDER_TYPE: i64 = 1;
 const RESTORE_ORDER_TYPE: i64 = 1013;
 const REGISTER: i64 = 12;
 const WRAP: &str = "WRAP access_token=\"sim-token\"";
+
+/// The simulator, with this suite's helpers (the other sim suite has its own).
+struct Sim(sim_server::Sim);
+
+impl std::ops::Deref for Sim {
+    type Target = sim_server::Sim;
+
+    fn deref(&self) -> &sim_server::Sim {
+        &self.0
+    }
+}
+
+async fn start() -> Sim {
+    Sim(sim_server::start().await)
+}
 
 impl Sim {
     fn client(&self) -> CostGuardClient {
@@ -818,7 +831,7 @@ async fn drop_response_applies_and_never_answers() {
     );
 
     sim.shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), sim.server)
+    tokio::time::timeout(Duration::from_secs(5), sim.0.server)
         .await
         .expect("graceful shutdown finished")
         .unwrap()

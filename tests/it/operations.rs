@@ -1,12 +1,12 @@
 //! Running workers: the admin API, `billflow status`, and reconnecting after the broker
 //! drops the connection.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{renewal, ChildGuard, Harness};
 use billflow::engine::events::Outcome;
-use common::{renewal, Harness};
 
 fn free_addr() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -96,7 +96,6 @@ async fn admin_api_and_status_show_health_metrics_and_the_timeline() {
     );
 
     worker.stop().await;
-    h.cleanup().await;
 }
 
 /// A TCP proxy in front of the broker whose connections the test can cut, so one worker
@@ -175,7 +174,6 @@ async fn a_dropped_broker_connection_is_reestablished_and_nothing_is_lost() {
     assert_eq!(done, 1);
 
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +211,6 @@ async fn shutdown_finishes_the_stage_in_flight_before_closing() {
         "finished, not redone"
     );
     next.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +241,6 @@ async fn a_crm_trace_continues_through_every_stage_and_event() {
         );
     }
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +254,7 @@ async fn secrets_never_appear_in_logs_events_dead_letter_headers_or_the_admin_ap
         .env("BILLFLOW_LOG_FORMAT", "json")
         .env("BILLFLOW_HTTP_ADDR", addr.to_string())
         .env("COSTGUARD_TOKEN", "cg-token-7d1e55");
-    let mut worker = worker_cmd.spawn().unwrap();
+    let mut worker = ChildGuard::spawn(&mut worker_cmd);
     wait_for(&format!("http://{addr}/readyz"), 200).await;
 
     let sign_up = |id: &str, accept_terms: bool| {
@@ -331,7 +327,6 @@ async fn secrets_never_appear_in_logs_events_dead_letter_headers_or_the_admin_ap
             assert!(!text.contains(secret), "{secret:?} found in {place}");
         }
     }
-    h.cleanup().await;
 }
 
 const ADMIN_TOKEN: &str = "admin-token-5b0c8e1d47a2f9e3";
@@ -507,7 +502,6 @@ async fn with_a_token_only_the_probes_answer_without_it() {
     );
     assert_eq!(get_with(&format!("{base}/nope"), None).await.0, 401);
     worker.stop().await;
-    h.cleanup().await;
 }
 
 /// `billflow worker` with these admin settings, stopped at the first configuration check

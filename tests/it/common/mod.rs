@@ -1,12 +1,15 @@
 //! Test harness: a real RabbitMQ (AMQP_URL, or a testcontainers one where Docker runs),
-//! the simulator in-process, a unique prefix and data dir per test, and clean-up.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+//! the simulator in-process, a unique prefix and data dir per test, and clean-up when the
+//! harness drops (also when the test panics).
+#![allow(dead_code)] // the chaos suite includes this module too and uses a part of it
 
+pub mod child;
 pub mod sim_server;
+mod teardown;
 pub mod workload;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command as Process, Stdio};
+use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
 use billflow::broker::{self, Outgoing, Publisher, Subscription, Topology};
@@ -26,6 +29,8 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub use child::ChildGuard;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -99,6 +104,9 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// One test's world. Dropping it deletes its queues and exchanges and stops its
+/// simulator; its data dir goes with it. A test binds its workers (in-process or processes)
+/// after it, so they drop, and stop, first: a live worker would declare the queues again.
 pub struct Harness {
     pub prefix: String,
     pub shards: u16,
@@ -114,6 +122,8 @@ pub struct Harness {
     pub signing_key: String,
     sim_shutdown: CancellationToken,
     http: reqwest::Client,
+    /// Queues a test declared beyond the topology, deleted with it.
+    extra_queues: Vec<String>,
 }
 
 pub struct Taker {
@@ -134,16 +144,30 @@ impl Taker {
 
 pub struct InProcessWorker {
     shutdown: CancellationToken,
-    task: JoinHandle<Result<(), billflow::worker::WorkerError>>,
+    /// Taken by `stop`.
+    task: Option<JoinHandle<Result<(), billflow::worker::WorkerError>>>,
 }
 
 impl InProcessWorker {
-    pub async fn stop(self) {
+    /// A graceful stop: in-flight stages finish, and the worker must end without error.
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
-        self.task
-            .await
-            .expect("worker task")
-            .expect("worker stopped cleanly");
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("worker task")
+                .expect("worker stopped cleanly");
+        }
+    }
+}
+
+/// A test that did not `stop` its worker (it failed): the worker cannot be awaited here,
+/// so it is cancelled and aborted before the harness deletes its queues.
+impl Drop for InProcessWorker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -197,7 +221,13 @@ impl Harness {
             signing_key: billflow::engine::signing::Signer::generate_key(),
             sim_shutdown,
             http: reqwest::Client::new(),
+            extra_queues: Vec::new(),
         }
+    }
+
+    /// Deletes `queue`, which the test declared, with the harness.
+    pub fn delete_on_drop(&mut self, queue: &str) {
+        self.extra_queues.push(queue.to_string());
     }
 
     /// Signs stage messages as this test's workers do.
@@ -264,14 +294,15 @@ impl Harness {
     pub fn spawn_worker_with(&self, settings: WorkerSettings) -> InProcessWorker {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(billflow::worker::run(settings, shutdown.clone()));
-        InProcessWorker { shutdown, task }
+        InProcessWorker {
+            shutdown,
+            task: Some(task),
+        }
     }
 
     /// `billflow worker` as its own process on this test's prefix and data dir.
-    pub fn spawn_worker_process(&self) -> Child {
-        self.worker_process()
-            .spawn()
-            .expect("spawn billflow worker")
+    pub fn spawn_worker_process(&self) -> ChildGuard {
+        ChildGuard::spawn(&mut self.worker_process())
     }
 
     /// The `billflow worker` command of this test, ready to spawn.
@@ -485,25 +516,12 @@ impl Harness {
         }
         out
     }
+}
 
-    pub async fn cleanup(self) {
+impl Drop for Harness {
+    fn drop(&mut self) {
         self.sim_shutdown.cancel();
-        // The test's connection may be gone (a broker restart): clean up on a fresh one.
-        let connection = match self.connection.create_channel().await {
-            Ok(channel) => {
-                let _ = channel.close(200, "probe".into()).await;
-                self.connection
-            }
-            Err(_) => match broker::connect(&self.amqp_url, "billflow-test-cleanup").await {
-                Ok(c) => c,
-                Err(_) => return,
-            },
-        };
-        if let Ok(channel) = connection.create_channel().await {
-            let _ = self.topology.delete(&channel).await;
-            let _ = channel.close(200, "clean-up done".into()).await;
-        }
-        let _ = connection.close(200, "test done".into()).await;
+        teardown::delete(&self.amqp_url, &self.topology, &self.extra_queues);
     }
 }
 
@@ -540,18 +558,4 @@ pub fn renewal(command_id: &str, service_number: &str) -> Value {
             "restore": {"order_type_id": 1013, "reason_id": 4}
         }
     })
-}
-
-/// SIGTERM, then SIGKILL if the process has not exited within 15 s.
-pub fn stop_gracefully(mut child: Child) {
-    let _ = Process::new("kill").arg(child.id().to_string()).status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }

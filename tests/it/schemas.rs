@@ -1,7 +1,7 @@
 //! The contract files under `schemas/`: the checked-in schemas and AsyncAPI document match
 //! the code, the examples pass a JSON Schema validator and billflow's own parsers (and
 //! broken ones fail both), and the AsyncAPI document is valid AsyncAPI 3.0.0.
-//! Regenerate with `BILLFLOW_WRITE_SCHEMAS=1 cargo test --test schemas`.
+//! Regenerate with `BILLFLOW_WRITE_SCHEMAS=1 cargo test --test it schemas::`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -115,7 +115,7 @@ fn checked_in_schemas_match_the_code() {
         });
         assert_eq!(
             on_disk, generated,
-            "{name} drifted from the code: run BILLFLOW_WRITE_SCHEMAS=1 cargo test --test schemas"
+            "{name} drifted from the code: run BILLFLOW_WRITE_SCHEMAS=1 cargo test --test it schemas::"
         );
         if name == ASYNCAPI {
             assert_eq!(schema["asyncapi"], "3.0.0");

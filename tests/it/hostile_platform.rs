@@ -3,12 +3,14 @@
 //! the real clients: no redirect is followed, no answer is read past its cap or deadline,
 //! and a call that may have taken effect is reconciled or parked, never re-sent.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::workload::{duplicate_effects, sign_up};
+use crate::common::{renewal, Harness};
 use billflow::billing::costguard::{CostGuardClient, CostGuardConfig, CostGuardError};
 use billflow::billing::emersion::wire::StartOrder;
 use billflow::billing::emersion::{EmersionClient, EmersionConfig, EmersionError};
@@ -19,8 +21,6 @@ use billflow::engine::events::{CloudEvent, Outcome};
 use billflow::secret::Secret;
 use billflow::sim::costguard::{ACTIVE_CUSTOMER_ID, ACTIVE_SERVICE};
 use billflow::sim::emersion::{ACTIVE_ACCOUNT_ID, SIM_PASSWORD, SIM_USERNAME};
-use common::workload::{duplicate_effects, sign_up};
-use common::{renewal, Harness};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -184,7 +184,6 @@ async fn a_redirect_is_never_followed() {
         );
     }
     worker.stop().await;
-    h.cleanup().await;
 }
 
 /// Peak resident memory of this process, in KiB.
@@ -237,7 +236,6 @@ async fn a_huge_answer_is_cut_at_the_cap_without_buffering_it() {
         "peak RSS grew by {grown} KiB reading three 100 MiB answers"
     );
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +266,6 @@ async fn a_dripping_answer_fails_at_the_deadline_and_a_repeatable_call_is_retrie
     );
     assert_eq!(h.call_counts().await.get("ServiceNumberDetail"), Some(&4));
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +340,6 @@ async fn an_error_after_the_commit_is_reconciled_never_resent() {
     assert_eq!(counts.get("GetAccountPresale"), Some(&1), "{counts:?}");
     assert!(duplicate_effects(&h.calls().await).is_empty());
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +372,6 @@ async fn an_error_after_commit_without_a_probe_is_parked() {
         assert!(text.contains("no lookup"), "{text}");
     }
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,7 +403,6 @@ async fn a_503_or_429_on_a_non_idempotent_call_is_retried() {
     assert_eq!(counts.get("getOrder"), None, "{counts:?}");
     assert_eq!(counts.get("GetAccountPresale"), None, "{counts:?}");
     worker.stop().await;
-    h.cleanup().await;
 }
 
 #[tokio::test]

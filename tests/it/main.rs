@@ -1,0 +1,26 @@
+//! The integration tests, one crate with a module per suite: the library and the harness
+//! are compiled and linked once, not once per suite.
+//!
+//! The chaos suite (`tests/chaos.rs`, it restarts the broker) and the fuzzer
+//! (`tests/fuzz.rs`) are crates of their own, run on their own by `.ci/run`.
+
+mod common;
+
+mod broker;
+mod cleanup;
+mod cli;
+mod deploy;
+mod dlq;
+mod hostile_messages;
+mod hostile_platform;
+mod money;
+mod operations;
+mod policies;
+mod redaction;
+mod renewal;
+mod scale_out;
+mod schemas;
+mod service_order;
+mod sim_costguard;
+mod sim_emersion;
+mod undelivered;
