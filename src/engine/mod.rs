@@ -584,7 +584,7 @@ impl Engine {
         event.id = format!("{}/circuit/{}", event.id, Utc::now().timestamp_millis());
         self.publish_event(event, &self.redactor(msg)).await?;
         info!(
-            api,
+            %api,
             delay_ms = tier,
             "circuit open; stage parked in a delay queue"
         );

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::billing::Api;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiLimits {
@@ -37,14 +39,14 @@ impl Default for ApiLimits {
     }
 }
 
-/// Limits by API name (`costguard`, `emersion`), from JSON such as
-/// `{"costguard": {"rate_per_sec": 20}}`; an API left out gets the defaults.
+/// Limits by API, from JSON such as `{"costguard": {"rate_per_sec": 20}}`; an API left
+/// out gets the defaults, an API billflow does not know is an error.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct LimitsConfig(pub BTreeMap<String, ApiLimits>);
+pub struct LimitsConfig(pub BTreeMap<Api, ApiLimits>);
 
 impl LimitsConfig {
     pub fn parse(json: &str) -> Result<Self, String> {
-        let limits: BTreeMap<String, ApiLimits> =
+        let limits: BTreeMap<Api, ApiLimits> =
             serde_json::from_str(json).map_err(|e| format!("invalid API limits JSON: {e}"))?;
         for (api, l) in &limits {
             if l.max_concurrency == 0
@@ -60,8 +62,8 @@ impl LimitsConfig {
         Ok(LimitsConfig(limits))
     }
 
-    pub fn for_api(&self, api: &str) -> ApiLimits {
-        self.0.get(api).cloned().unwrap_or_default()
+    pub fn for_api(&self, api: Api) -> ApiLimits {
+        self.0.get(&api).cloned().unwrap_or_default()
     }
 }
 
@@ -101,7 +103,7 @@ struct Bucket {
 
 /// Guards one API.
 pub struct ApiGuard {
-    name: String,
+    api: Api,
     limits: ApiLimits,
     permits: Arc<Semaphore>,
     bucket: Mutex<Bucket>,
@@ -109,9 +111,9 @@ pub struct ApiGuard {
 }
 
 impl ApiGuard {
-    pub fn new(name: &str, limits: ApiLimits) -> Self {
+    pub fn new(api: Api, limits: ApiLimits) -> Self {
         ApiGuard {
-            name: name.to_string(),
+            api,
             permits: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
             bucket: Mutex::new(Bucket {
                 tokens: f64::from(limits.burst.max(1)),
@@ -129,7 +131,7 @@ impl ApiGuard {
             BreakerState::HalfOpen => 1.0,
             BreakerState::Open => 2.0,
         };
-        metrics::gauge!("billflow_circuit_breaker_state", "api" => self.name.clone()).set(value);
+        metrics::gauge!("billflow_circuit_breaker_state", "api" => self.api.as_str()).set(value);
     }
 
     pub fn state(&self) -> BreakerState {
@@ -238,7 +240,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct Guards {
     config: LimitsConfig,
-    guards: Mutex<BTreeMap<String, Arc<ApiGuard>>>,
+    guards: Mutex<BTreeMap<Api, Arc<ApiGuard>>>,
 }
 
 impl Guards {
@@ -249,9 +251,9 @@ impl Guards {
         }
     }
 
-    pub fn get(&self, api: &str) -> Arc<ApiGuard> {
+    pub fn get(&self, api: Api) -> Arc<ApiGuard> {
         lock(&self.guards)
-            .entry(api.to_string())
+            .entry(api)
             .or_insert_with(|| Arc::new(ApiGuard::new(api, self.config.for_api(api))))
             .clone()
     }
@@ -273,7 +275,7 @@ mod tests {
 
     #[tokio::test]
     async fn breaker_opens_after_consecutive_failures_and_lets_one_probe_through() {
-        let guard = ApiGuard::new("test", limits());
+        let guard = ApiGuard::new(Api::CostGuard, limits());
         for _ in 0..2 {
             guard.record_failure();
         }
@@ -302,7 +304,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_success_resets_the_failure_count() {
-        let guard = ApiGuard::new("test", limits());
+        let guard = ApiGuard::new(Api::CostGuard, limits());
         guard.record_failure();
         guard.record_failure();
         guard.record_success();
@@ -313,7 +315,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrency_is_limited() {
-        let guard = ApiGuard::new("test", limits());
+        let guard = ApiGuard::new(Api::CostGuard, limits());
         let Admission::Go(a) = guard.admit().await else {
             panic!()
         };
@@ -330,7 +332,7 @@ mod tests {
     #[tokio::test]
     async fn the_token_bucket_paces_calls() {
         let guard = ApiGuard::new(
-            "test",
+            Api::CostGuard,
             ApiLimits {
                 rate_per_sec: 100.0,
                 burst: 2,
@@ -357,13 +359,22 @@ mod tests {
     #[test]
     fn limits_parse_with_defaults_and_reject_nonsense() {
         let config = LimitsConfig::parse(r#"{"costguard": {"rate_per_sec": 20}}"#).unwrap();
-        assert_eq!(config.for_api("costguard").rate_per_sec, 20.0);
+        assert_eq!(config.for_api(Api::CostGuard).rate_per_sec, 20.0);
         assert_eq!(
-            config.for_api("costguard").burst,
+            config.for_api(Api::CostGuard).burst,
             ApiLimits::default().burst
         );
-        assert_eq!(config.for_api("emersion"), ApiLimits::default());
+        assert_eq!(config.for_api(Api::Emersion), ApiLimits::default());
         assert!(LimitsConfig::parse(r#"{"costguard": {"max_concurrency": 0}}"#).is_err());
         assert!(LimitsConfig::parse(r#"{"costguard": {"rate": 1}}"#).is_err());
+    }
+
+    #[test]
+    fn an_unknown_api_is_an_error_naming_the_known_ones() {
+        let err = LimitsConfig::parse(r#"{"costgaurd": {"rate_per_sec": 20}}"#).unwrap_err();
+        assert!(
+            err.contains("\"costgaurd\"") && err.contains("known APIs: costguard, emersion"),
+            "{err}"
+        );
     }
 }
