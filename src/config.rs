@@ -1,5 +1,8 @@
 //! Configuration: one struct per subsystem, read from the environment (or flags, which
-//! `--help` lists with their variables and defaults). Secrets are wrapped in `Secret`.
+//! `--help` lists with their variables and defaults). Secrets are wrapped in `Secret`,
+//! durations are written as people write them ([`duration`]).
+
+pub mod duration;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -199,7 +202,7 @@ pub struct WorkerSettings {
     #[arg(long, env = "BILLFLOW_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,
     /// Retry policy as JSON: default fields at the top, per-stage overrides under "stages",
-    /// e.g. '{"max_attempts":5,"stages":{"advancepay_renewal.submit":{"max_attempts":10}}}'.
+    /// e.g. '{"max_attempts":5,"initial_delay":"10s","stages":{"advancepay_renewal.submit":{"max_attempts":10}}}'.
     #[arg(long, env = "BILLFLOW_RETRY_POLICY", value_parser = RetryConfig::parse, default_value = "{}")]
     pub retry_policy: RetryConfig,
     /// How long after a call whose outcome is unknown (timeout, crash mid-call) the
@@ -208,7 +211,7 @@ pub struct WorkerSettings {
     #[arg(long, env = "BILLFLOW_RECONCILE_DELAY_MS", default_value_t = 60_000)]
     pub reconcile_delay_ms: u64,
     /// Protection of each billing API as JSON by API name (costguard, emersion): concurrency,
-    /// token-bucket rate and circuit breaker, e.g. '{"costguard":{"max_concurrency":8,"rate_per_sec":20,"burst":20,"breaker_failures":5,"breaker_cooldown_ms":30000}}'.
+    /// token-bucket rate and circuit breaker, e.g. '{"costguard":{"max_concurrency":8,"rate_per_sec":20,"burst":20,"breaker_failures":5,"breaker_cooldown":"30s"}}'.
     #[arg(long, env = "BILLFLOW_API_LIMITS", value_parser = LimitsConfig::parse, default_value = "{}")]
     pub api_limits: LimitsConfig,
     /// How long the record of a finished stage is kept, in seconds; 0 keeps it forever.

@@ -421,7 +421,7 @@ impl Engine {
                 (Failure::Transient, _) if quick_left > 0 => {
                     quick_left -= 1;
                     let pause = backoff::backoff::Backoff::next_backoff(&mut quick)
-                        .unwrap_or(Duration::from_millis(policy.quick_delay_ms));
+                        .unwrap_or(policy.quick_delay);
                     // The call did not take effect: a crash during the pause may re-run it.
                     if let Some(r) = rec.take() {
                         let r = r.with_state(StageState::Retrying);

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::billing::Api;
+use crate::config::duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "LimitsFields")]
 pub struct ApiLimits {
     /// Calls in flight at once to this API.
     pub max_concurrency: usize,
@@ -24,7 +25,8 @@ pub struct ApiLimits {
     /// Consecutive transient failures that open the breaker.
     pub breaker_failures: u32,
     /// How long the breaker stays open before one probe call is let through.
-    pub breaker_cooldown_ms: u64,
+    #[serde(serialize_with = "duration::serialize")]
+    pub breaker_cooldown: Duration,
 }
 
 impl Default for ApiLimits {
@@ -34,7 +36,37 @@ impl Default for ApiLimits {
             rate_per_sec: 100.0,
             burst: 100,
             breaker_failures: 5,
-            breaker_cooldown_ms: 30_000,
+            breaker_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The fields a configuration sets, the others default. The cool-down may also be given
+/// under its old name in milliseconds (`breaker_cooldown_ms`); `breaker_cooldown` wins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LimitsFields {
+    max_concurrency: Option<usize>,
+    rate_per_sec: Option<f64>,
+    burst: Option<u32>,
+    breaker_failures: Option<u32>,
+    #[serde(deserialize_with = "duration::deserialize_option")]
+    breaker_cooldown: Option<Duration>,
+    breaker_cooldown_ms: Option<u64>,
+}
+
+impl From<LimitsFields> for ApiLimits {
+    fn from(fields: LimitsFields) -> Self {
+        let default = ApiLimits::default();
+        ApiLimits {
+            max_concurrency: fields.max_concurrency.unwrap_or(default.max_concurrency),
+            rate_per_sec: fields.rate_per_sec.unwrap_or(default.rate_per_sec),
+            burst: fields.burst.unwrap_or(default.burst),
+            breaker_failures: fields.breaker_failures.unwrap_or(default.breaker_failures),
+            breaker_cooldown: fields
+                .breaker_cooldown
+                .or(fields.breaker_cooldown_ms.map(Duration::from_millis))
+                .unwrap_or(default.breaker_cooldown),
         }
     }
 }
@@ -64,6 +96,13 @@ impl LimitsConfig {
 
     pub fn for_api(&self, api: Api) -> ApiLimits {
         self.0.get(&api).cloned().unwrap_or_default()
+    }
+}
+
+/// Written with the limits every API runs with, defaults included.
+impl Serialize for LimitsConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(Api::ALL.map(|api| (api, self.for_api(api))))
     }
 }
 
@@ -143,7 +182,7 @@ impl ApiGuard {
     }
 
     fn cooldown(&self) -> Duration {
-        Duration::from_millis(self.limits.breaker_cooldown_ms)
+        self.limits.breaker_cooldown
     }
 
     /// Asks the breaker, then waits for a concurrency slot and a rate token.
@@ -269,7 +308,7 @@ mod tests {
             rate_per_sec: 1000.0,
             burst: 1000,
             breaker_failures: 3,
-            breaker_cooldown_ms: 50,
+            breaker_cooldown: Duration::from_millis(50),
         }
     }
 
@@ -375,6 +414,30 @@ mod tests {
         assert!(
             err.contains("\"costgaurd\"") && err.contains("known APIs: costguard, emersion"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_cooldown_reads_as_a_duration_or_in_old_milliseconds() {
+        let config = LimitsConfig::parse(
+            r#"{"costguard": {"breaker_cooldown": "1m"}, "emersion": {"breaker_cooldown_ms": 500}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.for_api(Api::CostGuard).breaker_cooldown,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            config.for_api(Api::Emersion).breaker_cooldown,
+            Duration::from_millis(500)
+        );
+        let both = r#"{"costguard": {"breaker_cooldown": "2s", "breaker_cooldown_ms": 500}}"#;
+        assert_eq!(
+            LimitsConfig::parse(both)
+                .unwrap()
+                .for_api(Api::CostGuard)
+                .breaker_cooldown,
+            Duration::from_secs(2)
         );
     }
 }

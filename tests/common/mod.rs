@@ -224,8 +224,8 @@ impl Harness {
             shutdown_grace_ms: 5_000,
             retry_policy: RetryConfig {
                 default: RetryPolicy {
-                    quick_delay_ms: 20,
-                    initial_delay_ms: 500,
+                    quick_delay: Duration::from_millis(20),
+                    initial_delay: Duration::from_millis(500),
                     ..RetryPolicy::default()
                 },
                 stages: Default::default(),
