@@ -8,6 +8,7 @@ use anyhow::Context;
 /// takes much less of it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use billflow::config::layers::{self, LoadError};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +18,9 @@ use billflow::config::{BrokerSettings, WorkerSettings};
 /// billflow drives telecom billing platforms (CostGuard, Emersion) from RabbitMQ:
 /// CRM systems publish commands, workers run every billing call as its own durable,
 /// retryable stage and publish an event after each stage and at the end.
+///
+/// Settings come from flags, then variables, then the TOML file of --config /
+/// BILLFLOW_CONFIG, then built-in defaults.
 #[derive(Parser)]
 #[command(name = "billflow", version, propagate_version = true)]
 struct Cli {
@@ -160,8 +164,18 @@ fn shutdown_on_signals() -> CancellationToken {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    // Whatever this process prints, the secrets its environment holds are masked in it.
+    let cli = match layers::parse::<Cli>(std::env::args_os()) {
+        Ok(parsed) => {
+            // Whatever this process prints, the secrets it was given are masked in it.
+            billflow::redact::register(parsed.secrets);
+            parsed.value
+        }
+        Err(LoadError::Clap(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     billflow::redact::register_from_env();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
