@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use serde::{Serialize, Serializer};
 
 use crate::billing::costguard::CostGuardConfig;
 use crate::billing::emersion::EmersionConfig;
@@ -70,10 +71,11 @@ impl Renamed {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct BrokerSettings {
     /// RabbitMQ URL (its password is never logged).
     #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_env_values = true)]
+    #[serde(serialize_with = "url_password_masked")]
     pub amqp_url: Secret,
     /// Prefix of every exchange and queue name.
     #[arg(long, env = "BILLFLOW_PREFIX", default_value = "billflow")]
@@ -107,7 +109,7 @@ impl BrokerSettings {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct CostGuardSettings {
     /// CostGuard base URL (point it at `billflow sim` for local runs).
     #[arg(long, env = "COSTGUARD_URL", default_value = "http://127.0.0.1:8080")]
@@ -134,6 +136,7 @@ pub struct CostGuardSettings {
     /// Timeout of one CostGuard call, the whole answer included (was COSTGUARD_TIMEOUT_MS, in
     /// milliseconds).
     #[arg(long, env = "COSTGUARD_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
     pub costguard_timeout: Duration,
     /// Largest CostGuard response body read, in bytes; a larger one fails the call.
     #[arg(long, env = "COSTGUARD_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
@@ -172,7 +175,7 @@ impl CostGuardSettings {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct EmersionSettings {
     /// Emersion base URL; operations are posted to <url>/Orders, /Services, /Plans, /Account.
     #[arg(long, env = "EMERSION_URL", default_value = "http://127.0.0.1:8080")]
@@ -191,6 +194,7 @@ pub struct EmersionSettings {
     /// Timeout of one Emersion call, the whole answer included (was EMERSION_TIMEOUT_MS, in
     /// milliseconds).
     #[arg(long, env = "EMERSION_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
     pub emersion_timeout: Duration,
     /// Largest Emersion response body read, in bytes; a larger one fails the call.
     #[arg(long, env = "EMERSION_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
@@ -218,9 +222,12 @@ impl EmersionSettings {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+/// The worker's configuration; `billflow config` prints it (as the TOML a `--config` file
+/// takes, secrets masked).
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct WorkerSettings {
     #[command(flatten)]
+    #[serde(flatten)]
     pub broker: BrokerSettings,
     /// Directory of the stage store (sled). One worker per directory.
     #[arg(long, env = "BILLFLOW_DATA_DIR", default_value = "./billflow-data")]
@@ -249,6 +256,7 @@ pub struct WorkerSettings {
     /// On SIGTERM/SIGINT, how long in-flight stages may take to finish (was
     /// BILLFLOW_SHUTDOWN_GRACE_MS, in milliseconds).
     #[arg(long, env = "BILLFLOW_SHUTDOWN_GRACE", default_value = "30s", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
     pub shutdown_grace: Duration,
     /// Retry policy as JSON: default fields at the top, per-stage overrides under "stages",
     /// e.g. '{"max_attempts":5,"initial_delay":"10s","stages":{"advancepay_renewal.submit":{"max_attempts":10}}}'.
@@ -258,6 +266,7 @@ pub struct WorkerSettings {
     /// platform is asked whether it took effect: long enough for a slow call still in
     /// flight to have landed (was BILLFLOW_RECONCILE_DELAY_MS, in milliseconds).
     #[arg(long, env = "BILLFLOW_RECONCILE_DELAY", default_value = "1m", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
     pub reconcile_delay: Duration,
     /// Protection of each billing API as JSON by API name (costguard, emersion): concurrency,
     /// token-bucket rate and circuit breaker, e.g. '{"costguard":{"max_concurrency":8,"rate_per_sec":20,"burst":20,"breaker_failures":5,"breaker_cooldown":"30s"}}'.
@@ -268,6 +277,7 @@ pub struct WorkerSettings {
     /// records were removed is run again, so this must exceed how long a CRM may re-send a
     /// command and how long dead letters may wait for a person.
     #[arg(long, env = "BILLFLOW_RETENTION", default_value = "7d", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
     pub retention: Duration,
     /// Key of the HMAC that signs stage messages between workers; the same on every
     /// worker of a prefix. Required: a worker without it refuses to start.
@@ -289,10 +299,13 @@ pub struct WorkerSettings {
     pub currency_scale: u32,
     /// Fault injection for tests: a stage of this name panics when it runs.
     #[arg(skip)]
+    #[serde(skip)]
     pub panic_in_stage: Option<String>,
     #[command(flatten)]
+    #[serde(flatten)]
     pub costguard: CostGuardSettings,
     #[command(flatten)]
+    #[serde(flatten)]
     pub emersion: EmersionSettings,
 }
 
@@ -317,6 +330,18 @@ impl WorkerSettings {
         );
         secrets
     }
+
+    /// The settings as the TOML a `--config` file takes, every secret masked.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        let text = toml::to_string(self)?;
+        Ok(crate::redact::Redactor::new(self.secrets())
+            .redact(&text)
+            .into_owned())
+    }
+}
+
+fn url_password_masked<S: Serializer>(url: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&crate::secret::redact_url(url.expose()))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,9 @@ struct Cli {
 enum Commands {
     /// Consume commands and run their workflows until SIGTERM/SIGINT.
     Worker(Box<WorkerSettings>),
+    /// Print the configuration a worker would run with (flags, variables and the --config
+    /// file applied, defaults filled in) as the TOML --config takes, secrets masked.
+    Config(Box<WorkerSettings>),
     /// Serve the stateful billing-platform simulator (CostGuard and Emersion) for local runs and tests.
     Sim {
         /// Address to listen on.
@@ -195,6 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing("info");
             billflow::worker::run(*settings, shutdown_on_signals()).await?;
         }
+        Commands::Config(settings) => print!("{}", settings.to_toml()?),
         Commands::Sim { addr, latency_ms } => {
             init_tracing("info");
             let listener = tokio::net::TcpListener::bind(addr)
