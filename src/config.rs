@@ -1,10 +1,16 @@
-//! Configuration: one struct per subsystem, read from the environment (or flags, which
-//! `--help` lists with their variables and defaults). Secrets are wrapped in `Secret`.
+//! Configuration: one struct per subsystem, read from flags, the environment (which
+//! `--help` lists with their variables and defaults) and an optional TOML file, in that
+//! order of precedence ([`layers`]). Secrets are wrapped in `Secret`, durations are written
+//! as people write them ([`duration`]).
+
+pub mod duration;
+pub mod layers;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use serde::{Serialize, Serializer};
 
 use crate::billing::costguard::CostGuardConfig;
 use crate::billing::emersion::EmersionConfig;
@@ -15,16 +21,61 @@ use crate::secret::Secret;
 
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-/// Seven days.
-pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 60 * 60;
+/// Seven days (the `7d` default of `--retention`).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// 4 MiB: far above any documented answer, far below what hurts a worker.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
-#[derive(Debug, Clone, Args)]
+/// Settings renamed when durations became human-readable. The old variable (and flag)
+/// still works, in its old unit, where the new one is not set.
+pub const RENAMED: [Renamed; 5] = [
+    Renamed::millis("shutdown_grace", "BILLFLOW_SHUTDOWN_GRACE_MS"),
+    Renamed::millis("reconcile_delay", "BILLFLOW_RECONCILE_DELAY_MS"),
+    Renamed::millis("costguard_timeout", "COSTGUARD_TIMEOUT_MS"),
+    Renamed::millis("emersion_timeout", "EMERSION_TIMEOUT_MS"),
+    Renamed {
+        setting: "retention",
+        old_variable: "BILLFLOW_RETENTION_SECS",
+        old_unit: Duration::from_secs(1),
+    },
+];
+
+/// A duration setting's name before it took durations such as `30s`.
+#[derive(Debug, Clone, Copy)]
+pub struct Renamed {
+    /// The setting (its file key, the snake_case of its flag).
+    pub setting: &'static str,
+    /// Its old variable; the old flag is the same name as a flag (`--reconcile-delay-ms`).
+    pub old_variable: &'static str,
+    /// What the old variable's number counts.
+    pub old_unit: Duration,
+}
+
+impl Renamed {
+    const fn millis(setting: &'static str, old_variable: &'static str) -> Self {
+        Renamed {
+            setting,
+            old_variable,
+            old_unit: Duration::from_millis(1),
+        }
+    }
+
+    /// `--reconcile-delay-ms` for `BILLFLOW_RECONCILE_DELAY_MS`.
+    pub fn old_flag(&self) -> String {
+        let name = self
+            .old_variable
+            .strip_prefix("BILLFLOW_")
+            .unwrap_or(self.old_variable);
+        format!("--{}", name.to_ascii_lowercase().replace('_', "-"))
+    }
+}
+
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct BrokerSettings {
     /// RabbitMQ URL (its password is never logged).
     #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_env_values = true)]
+    #[serde(serialize_with = "url_password_masked")]
     pub amqp_url: Secret,
     /// Prefix of every exchange and queue name.
     #[arg(long, env = "BILLFLOW_PREFIX", default_value = "billflow")]
@@ -58,7 +109,7 @@ impl BrokerSettings {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct CostGuardSettings {
     /// CostGuard base URL (point it at `billflow sim` for local runs).
     #[arg(long, env = "COSTGUARD_URL", default_value = "http://127.0.0.1:8080")]
@@ -82,9 +133,11 @@ pub struct CostGuardSettings {
     /// CostGuard environment used when a command names none.
     #[arg(long, env = "COSTGUARD_ENVIRONMENT", default_value = "")]
     pub costguard_environment: String,
-    /// Timeout of one CostGuard call, in milliseconds.
-    #[arg(long, env = "COSTGUARD_TIMEOUT_MS", default_value_t = 30_000)]
-    pub costguard_timeout_ms: u64,
+    /// Timeout of one CostGuard call, the whole answer included (was COSTGUARD_TIMEOUT_MS, in
+    /// milliseconds).
+    #[arg(long, env = "COSTGUARD_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
+    pub costguard_timeout: Duration,
     /// Largest CostGuard response body read, in bytes; a larger one fails the call.
     #[arg(long, env = "COSTGUARD_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
     pub costguard_max_response_bytes: usize,
@@ -116,13 +169,13 @@ impl CostGuardSettings {
             base_url: self.costguard_url.clone(),
             token: self.costguard_token.clone(),
             authenticated_key: self.costguard_authenticated_key.expose().to_string(),
-            timeout: Duration::from_millis(self.costguard_timeout_ms),
+            timeout: self.costguard_timeout,
             max_response_bytes: self.costguard_max_response_bytes,
         }))
     }
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct EmersionSettings {
     /// Emersion base URL; operations are posted to <url>/Orders, /Services, /Plans, /Account.
     #[arg(long, env = "EMERSION_URL", default_value = "http://127.0.0.1:8080")]
@@ -138,9 +191,11 @@ pub struct EmersionSettings {
         default_value = ""
     )]
     pub emersion_password: Secret,
-    /// Timeout of one Emersion call, in milliseconds.
-    #[arg(long, env = "EMERSION_TIMEOUT_MS", default_value_t = 30_000)]
-    pub emersion_timeout_ms: u64,
+    /// Timeout of one Emersion call, the whole answer included (was EMERSION_TIMEOUT_MS, in
+    /// milliseconds).
+    #[arg(long, env = "EMERSION_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
+    pub emersion_timeout: Duration,
     /// Largest Emersion response body read, in bytes; a larger one fails the call.
     #[arg(long, env = "EMERSION_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
     pub emersion_max_response_bytes: usize,
@@ -158,7 +213,7 @@ impl EmersionSettings {
                 base_url: self.emersion_url.clone(),
                 username: self.emersion_username.clone(),
                 password: self.emersion_password.clone(),
-                timeout: Duration::from_millis(self.emersion_timeout_ms),
+                timeout: self.emersion_timeout,
                 max_response_bytes: self.emersion_max_response_bytes,
             })),
             (true, false) => Err(ConfigError::Missing("EMERSION_USERNAME".into())),
@@ -167,9 +222,12 @@ impl EmersionSettings {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+/// The worker's configuration; `billflow config` prints it (as the TOML a `--config` file
+/// takes, secrets masked).
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct WorkerSettings {
     #[command(flatten)]
+    #[serde(flatten)]
     pub broker: BrokerSettings,
     /// Directory of the stage store (sled). One worker per directory.
     #[arg(long, env = "BILLFLOW_DATA_DIR", default_value = "./billflow-data")]
@@ -195,28 +253,32 @@ pub struct WorkerSettings {
     /// Largest accepted message body, in bytes; larger ones are dead-lettered.
     #[arg(long, env = "BILLFLOW_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
     pub max_message_bytes: usize,
-    /// On SIGTERM/SIGINT, how long in-flight stages may take to finish, in milliseconds.
-    #[arg(long, env = "BILLFLOW_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
-    pub shutdown_grace_ms: u64,
+    /// On SIGTERM/SIGINT, how long in-flight stages may take to finish (was
+    /// BILLFLOW_SHUTDOWN_GRACE_MS, in milliseconds).
+    #[arg(long, env = "BILLFLOW_SHUTDOWN_GRACE", default_value = "30s", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
+    pub shutdown_grace: Duration,
     /// Retry policy as JSON: default fields at the top, per-stage overrides under "stages",
-    /// e.g. '{"max_attempts":5,"stages":{"advancepay_renewal.submit":{"max_attempts":10}}}'.
-    #[arg(long, env = "BILLFLOW_RETRY_POLICY", value_parser = RetryConfig::parse, default_value = "{}")]
+    /// e.g. '{"max_attempts":5,"initial_delay":"10s","stages":{"advancepay_renewal.submit":{"max_attempts":10}}}'.
+    #[arg(long, env = "BILLFLOW_RETRY_POLICY", value_parser = RetryConfig::parse, default_value = "{}", value_name = "JSON")]
     pub retry_policy: RetryConfig,
     /// How long after a call whose outcome is unknown (timeout, crash mid-call) the
-    /// platform is asked whether it took effect, in milliseconds: long enough for a slow
-    /// call still in flight to have landed.
-    #[arg(long, env = "BILLFLOW_RECONCILE_DELAY_MS", default_value_t = 60_000)]
-    pub reconcile_delay_ms: u64,
+    /// platform is asked whether it took effect: long enough for a slow call still in
+    /// flight to have landed (was BILLFLOW_RECONCILE_DELAY_MS, in milliseconds).
+    #[arg(long, env = "BILLFLOW_RECONCILE_DELAY", default_value = "1m", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
+    pub reconcile_delay: Duration,
     /// Protection of each billing API as JSON by API name (costguard, emersion): concurrency,
-    /// token-bucket rate and circuit breaker, e.g. '{"costguard":{"max_concurrency":8,"rate_per_sec":20,"burst":20,"breaker_failures":5,"breaker_cooldown_ms":30000}}'.
-    #[arg(long, env = "BILLFLOW_API_LIMITS", value_parser = LimitsConfig::parse, default_value = "{}")]
+    /// token-bucket rate and circuit breaker, e.g. '{"costguard":{"max_concurrency":8,"rate_per_sec":20,"burst":20,"breaker_failures":5,"breaker_cooldown":"30s"}}'.
+    #[arg(long, env = "BILLFLOW_API_LIMITS", value_parser = LimitsConfig::parse, default_value = "{}", value_name = "JSON")]
     pub api_limits: LimitsConfig,
-    /// How long the record of a finished stage is kept, in seconds; 0 keeps it forever.
-    /// A duplicate of a command that arrives after its records were removed is run again,
-    /// so this must exceed how long a CRM may re-send a command and how long dead letters
-    /// may wait for a person.
-    #[arg(long, env = "BILLFLOW_RETENTION_SECS", default_value_t = DEFAULT_RETENTION_SECS)]
-    pub retention_secs: u64,
+    /// How long the record of a finished stage is kept; 0 keeps it forever (was
+    /// BILLFLOW_RETENTION_SECS, in seconds). A duplicate of a command that arrives after its
+    /// records were removed is run again, so this must exceed how long a CRM may re-send a
+    /// command and how long dead letters may wait for a person.
+    #[arg(long, env = "BILLFLOW_RETENTION", default_value = "7d", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
+    pub retention: Duration,
     /// Key of the HMAC that signs stage messages between workers; the same on every
     /// worker of a prefix. Required: a worker without it refuses to start.
     #[arg(long, env = "BILLFLOW_SIGNING_KEY", hide_env_values = true)]
@@ -237,10 +299,13 @@ pub struct WorkerSettings {
     pub currency_scale: u32,
     /// Fault injection for tests: a stage of this name panics when it runs.
     #[arg(skip)]
+    #[serde(skip)]
     pub panic_in_stage: Option<String>,
     #[command(flatten)]
+    #[serde(flatten)]
     pub costguard: CostGuardSettings,
     #[command(flatten)]
+    #[serde(flatten)]
     pub emersion: EmersionSettings,
 }
 
@@ -265,6 +330,18 @@ impl WorkerSettings {
         );
         secrets
     }
+
+    /// The settings as the TOML a `--config` file takes, every secret masked.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        let text = toml::to_string(self)?;
+        Ok(crate::redact::Redactor::new(self.secrets())
+            .redact(&text)
+            .into_owned())
+    }
+}
+
+fn url_password_masked<S: Serializer>(url: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&crate::secret::redact_url(url.expose()))
 }
 
 #[derive(Debug, thiserror::Error)]

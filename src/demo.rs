@@ -12,7 +12,7 @@ use crate::broker::{self, Subscription};
 use crate::command::Command;
 use crate::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION_SECS,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
 };
 use crate::engine::events::{CloudEvent, Outcome};
 use crate::engine::protect::LimitsConfig;
@@ -184,11 +184,11 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         http_addr: None,
         prefetch: 16,
         max_message_bytes: 256 * 1024,
-        shutdown_grace_ms: 5_000,
+        shutdown_grace: Duration::from_secs(5),
         retry_policy: RetryConfig::default(),
         api_limits: LimitsConfig::default(),
-        reconcile_delay_ms: 5_000,
-        retention_secs: DEFAULT_RETENTION_SECS,
+        reconcile_delay: Duration::from_secs(5),
+        retention: DEFAULT_RETENTION,
         // The demo's worker is alone on its prefix: a key of its own.
         signing_key: Some(Secret::new(Signer::generate_key())),
         signing_key_previous: None,
@@ -201,14 +201,14 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
             costguard_token: Secret::new("demo-token"),
             costguard_authenticated_key: Secret::new("AuthKey"),
             costguard_environment: "demo".into(),
-            costguard_timeout_ms: 10_000,
+            costguard_timeout: Duration::from_secs(10),
             costguard_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         },
         emersion: EmersionSettings {
             emersion_url: sim_url.clone(),
             emersion_username: crate::sim::emersion::SIM_USERNAME.into(),
             emersion_password: Secret::new(crate::sim::emersion::SIM_PASSWORD),
-            emersion_timeout_ms: 10_000,
+            emersion_timeout: Duration::from_secs(10),
             emersion_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         },
     };

@@ -8,6 +8,7 @@ use anyhow::Context;
 /// takes much less of it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use billflow::config::layers::{self, LoadError};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +18,9 @@ use billflow::config::{BrokerSettings, WorkerSettings};
 /// billflow drives telecom billing platforms (CostGuard, Emersion) from RabbitMQ:
 /// CRM systems publish commands, workers run every billing call as its own durable,
 /// retryable stage and publish an event after each stage and at the end.
+///
+/// Settings come from flags, then variables, then the TOML file of --config /
+/// BILLFLOW_CONFIG, then built-in defaults.
 #[derive(Parser)]
 #[command(name = "billflow", version, propagate_version = true)]
 struct Cli {
@@ -28,6 +32,9 @@ struct Cli {
 enum Commands {
     /// Consume commands and run their workflows until SIGTERM/SIGINT.
     Worker(Box<WorkerSettings>),
+    /// Print the configuration a worker would run with (flags, variables and the --config
+    /// file applied, defaults filled in) as the TOML --config takes, secrets masked.
+    Config(Box<WorkerSettings>),
     /// Serve the stateful billing-platform simulator (CostGuard and Emersion) for local runs and tests.
     Sim {
         /// Address to listen on.
@@ -160,8 +167,18 @@ fn shutdown_on_signals() -> CancellationToken {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    // Whatever this process prints, the secrets its environment holds are masked in it.
+    let cli = match layers::parse::<Cli>(std::env::args_os()) {
+        Ok(parsed) => {
+            // Whatever this process prints, the secrets it was given are masked in it.
+            billflow::redact::register(parsed.secrets);
+            parsed.value
+        }
+        Err(LoadError::Clap(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     billflow::redact::register_from_env();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -181,6 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing("info");
             billflow::worker::run(*settings, shutdown_on_signals()).await?;
         }
+        Commands::Config(settings) => print!("{}", settings.to_toml()?),
         Commands::Sim { addr, latency_ms } => {
             init_tracing("info");
             let listener = tokio::net::TcpListener::bind(addr)

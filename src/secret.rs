@@ -29,6 +29,13 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Written as `***` (or `""` when empty, so an unset secret shows as unset).
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.0.is_empty() { "" } else { "***" })
+    }
+}
+
 impl FromStr for Secret {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -56,6 +63,7 @@ mod tests {
     fn never_printed() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#""***""#);
         assert_eq!(s.expose(), "hunter2");
     }
 

@@ -376,7 +376,7 @@ impl Engine {
                 AfterFailure::QuickRetry => {
                     quick_left -= 1;
                     let pause = backoff::backoff::Backoff::next_backoff(&mut quick)
-                        .unwrap_or(policy.quick_backoff().initial_interval);
+                        .unwrap_or(policy.quick_delay);
                     // The call did not take effect: a crash during the pause may re-run it.
                     let retrying = started_rec.with_state(StageState::Retrying { error: None });
                     self.store.put(cid, &msg.stage, &retrying)?;
@@ -523,7 +523,7 @@ impl Engine {
         event.id = format!("{}/circuit/{}", event.id, Utc::now().timestamp_millis());
         self.publish_event(event, &self.redactor(msg)).await?;
         info!(
-            api,
+            %api,
             delay_ms = tier,
             "circuit open; stage parked in a delay queue"
         );

@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::billing::Api;
+use crate::config::duration;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "LimitsFields")]
 pub struct ApiLimits {
     /// Calls in flight at once to this API.
     pub max_concurrency: usize,
@@ -22,7 +25,8 @@ pub struct ApiLimits {
     /// Consecutive transient failures that open the breaker.
     pub breaker_failures: u32,
     /// How long the breaker stays open before one probe call is let through.
-    pub breaker_cooldown_ms: u64,
+    #[serde(serialize_with = "duration::serialize")]
+    pub breaker_cooldown: Duration,
 }
 
 impl Default for ApiLimits {
@@ -32,19 +36,49 @@ impl Default for ApiLimits {
             rate_per_sec: 100.0,
             burst: 100,
             breaker_failures: 5,
-            breaker_cooldown_ms: 30_000,
+            breaker_cooldown: Duration::from_secs(30),
         }
     }
 }
 
-/// Limits by API name (`costguard`, `emersion`), from JSON such as
-/// `{"costguard": {"rate_per_sec": 20}}`; an API left out gets the defaults.
+/// The fields a configuration sets, the others default. The cool-down may also be given
+/// under its old name in milliseconds (`breaker_cooldown_ms`); `breaker_cooldown` wins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LimitsFields {
+    max_concurrency: Option<usize>,
+    rate_per_sec: Option<f64>,
+    burst: Option<u32>,
+    breaker_failures: Option<u32>,
+    #[serde(deserialize_with = "duration::deserialize_option")]
+    breaker_cooldown: Option<Duration>,
+    breaker_cooldown_ms: Option<u64>,
+}
+
+impl From<LimitsFields> for ApiLimits {
+    fn from(fields: LimitsFields) -> Self {
+        let default = ApiLimits::default();
+        ApiLimits {
+            max_concurrency: fields.max_concurrency.unwrap_or(default.max_concurrency),
+            rate_per_sec: fields.rate_per_sec.unwrap_or(default.rate_per_sec),
+            burst: fields.burst.unwrap_or(default.burst),
+            breaker_failures: fields.breaker_failures.unwrap_or(default.breaker_failures),
+            breaker_cooldown: fields
+                .breaker_cooldown
+                .or(fields.breaker_cooldown_ms.map(Duration::from_millis))
+                .unwrap_or(default.breaker_cooldown),
+        }
+    }
+}
+
+/// Limits by API, from JSON such as `{"costguard": {"rate_per_sec": 20}}`; an API left
+/// out gets the defaults, an API billflow does not know is an error.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct LimitsConfig(pub BTreeMap<String, ApiLimits>);
+pub struct LimitsConfig(pub BTreeMap<Api, ApiLimits>);
 
 impl LimitsConfig {
     pub fn parse(json: &str) -> Result<Self, String> {
-        let limits: BTreeMap<String, ApiLimits> =
+        let limits: BTreeMap<Api, ApiLimits> =
             serde_json::from_str(json).map_err(|e| format!("invalid API limits JSON: {e}"))?;
         for (api, l) in &limits {
             if l.max_concurrency == 0
@@ -60,8 +94,15 @@ impl LimitsConfig {
         Ok(LimitsConfig(limits))
     }
 
-    pub fn for_api(&self, api: &str) -> ApiLimits {
-        self.0.get(api).cloned().unwrap_or_default()
+    pub fn for_api(&self, api: Api) -> ApiLimits {
+        self.0.get(&api).cloned().unwrap_or_default()
+    }
+}
+
+/// Written with the limits every API runs with, defaults included.
+impl Serialize for LimitsConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(Api::ALL.map(|api| (api, self.for_api(api))))
     }
 }
 
@@ -101,7 +142,7 @@ struct Bucket {
 
 /// Guards one API.
 pub struct ApiGuard {
-    name: String,
+    api: Api,
     limits: ApiLimits,
     permits: Arc<Semaphore>,
     bucket: Mutex<Bucket>,
@@ -109,9 +150,9 @@ pub struct ApiGuard {
 }
 
 impl ApiGuard {
-    pub fn new(name: &str, limits: ApiLimits) -> Self {
+    pub fn new(api: Api, limits: ApiLimits) -> Self {
         ApiGuard {
-            name: name.to_string(),
+            api,
             permits: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
             bucket: Mutex::new(Bucket {
                 tokens: f64::from(limits.burst.max(1)),
@@ -129,7 +170,7 @@ impl ApiGuard {
             BreakerState::HalfOpen => 1.0,
             BreakerState::Open => 2.0,
         };
-        metrics::gauge!("billflow_circuit_breaker_state", "api" => self.name.clone()).set(value);
+        metrics::gauge!("billflow_circuit_breaker_state", "api" => self.api.as_str()).set(value);
     }
 
     pub fn state(&self) -> BreakerState {
@@ -141,7 +182,7 @@ impl ApiGuard {
     }
 
     fn cooldown(&self) -> Duration {
-        Duration::from_millis(self.limits.breaker_cooldown_ms)
+        self.limits.breaker_cooldown
     }
 
     /// Asks the breaker, then waits for a concurrency slot and a rate token.
@@ -248,7 +289,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct Guards {
     config: LimitsConfig,
-    guards: Mutex<BTreeMap<String, Arc<ApiGuard>>>,
+    guards: Mutex<BTreeMap<Api, Arc<ApiGuard>>>,
 }
 
 impl Guards {
@@ -259,9 +300,9 @@ impl Guards {
         }
     }
 
-    pub fn get(&self, api: &str) -> Arc<ApiGuard> {
+    pub fn get(&self, api: Api) -> Arc<ApiGuard> {
         lock(&self.guards)
-            .entry(api.to_string())
+            .entry(api)
             .or_insert_with(|| Arc::new(ApiGuard::new(api, self.config.for_api(api))))
             .clone()
     }
@@ -277,13 +318,13 @@ mod tests {
             rate_per_sec: 1000.0,
             burst: 1000,
             breaker_failures: 3,
-            breaker_cooldown_ms: 50,
+            breaker_cooldown: Duration::from_millis(50),
         }
     }
 
     #[tokio::test]
     async fn breaker_opens_after_consecutive_failures_and_lets_one_probe_through() {
-        let guard = ApiGuard::new("test", limits());
+        let guard = ApiGuard::new(Api::CostGuard, limits());
         for _ in 0..2 {
             guard.record_failure();
         }
@@ -312,7 +353,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_success_resets_the_failure_count() {
-        let guard = ApiGuard::new("test", limits());
+        let guard = ApiGuard::new(Api::CostGuard, limits());
         guard.record_failure();
         guard.record_failure();
         guard.record_success();
@@ -323,7 +364,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrency_is_limited() {
-        let guard = ApiGuard::new("test", limits());
+        let guard = ApiGuard::new(Api::CostGuard, limits());
         let Admission::Go(a) = guard.admit().await else {
             panic!()
         };
@@ -340,7 +381,7 @@ mod tests {
     #[tokio::test]
     async fn the_token_bucket_paces_calls() {
         let guard = ApiGuard::new(
-            "test",
+            Api::CostGuard,
             ApiLimits {
                 rate_per_sec: 100.0,
                 burst: 2,
@@ -367,13 +408,46 @@ mod tests {
     #[test]
     fn limits_parse_with_defaults_and_reject_nonsense() {
         let config = LimitsConfig::parse(r#"{"costguard": {"rate_per_sec": 20}}"#).unwrap();
-        assert_eq!(config.for_api("costguard").rate_per_sec, 20.0);
+        assert_eq!(config.for_api(Api::CostGuard).rate_per_sec, 20.0);
         assert_eq!(
-            config.for_api("costguard").burst,
+            config.for_api(Api::CostGuard).burst,
             ApiLimits::default().burst
         );
-        assert_eq!(config.for_api("emersion"), ApiLimits::default());
+        assert_eq!(config.for_api(Api::Emersion), ApiLimits::default());
         assert!(LimitsConfig::parse(r#"{"costguard": {"max_concurrency": 0}}"#).is_err());
         assert!(LimitsConfig::parse(r#"{"costguard": {"rate": 1}}"#).is_err());
+    }
+
+    #[test]
+    fn an_unknown_api_is_an_error_naming_the_known_ones() {
+        let err = LimitsConfig::parse(r#"{"costgaurd": {"rate_per_sec": 20}}"#).unwrap_err();
+        assert!(
+            err.contains("\"costgaurd\"") && err.contains("known APIs: costguard, emersion"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_cooldown_reads_as_a_duration_or_in_old_milliseconds() {
+        let config = LimitsConfig::parse(
+            r#"{"costguard": {"breaker_cooldown": "1m"}, "emersion": {"breaker_cooldown_ms": 500}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.for_api(Api::CostGuard).breaker_cooldown,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            config.for_api(Api::Emersion).breaker_cooldown,
+            Duration::from_millis(500)
+        );
+        let both = r#"{"costguard": {"breaker_cooldown": "2s", "breaker_cooldown_ms": 500}}"#;
+        assert_eq!(
+            LimitsConfig::parse(both)
+                .unwrap()
+                .for_api(Api::CostGuard)
+                .breaker_cooldown,
+            Duration::from_secs(2)
+        );
     }
 }

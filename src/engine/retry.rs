@@ -6,17 +6,22 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::duration;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "PolicyFields")]
 pub struct RetryPolicy {
     /// Durable attempts of a stage (each a delivery of its message) before it is dead-lettered.
     pub max_attempts: u32,
     /// In-process retries inside one attempt, for blips that clear within a second.
     pub quick_retries: u32,
-    pub quick_delay_ms: u64,
+    #[serde(serialize_with = "duration::serialize")]
+    pub quick_delay: Duration,
     /// Delay before the second durable attempt; later ones grow by `multiplier`.
-    pub initial_delay_ms: u64,
-    pub max_delay_ms: u64,
+    #[serde(serialize_with = "duration::serialize")]
+    pub initial_delay: Duration,
+    #[serde(serialize_with = "duration::serialize")]
+    pub max_delay: Duration,
     pub multiplier: f64,
     /// Fraction of each delay randomized (0.2 = ±20 %), so retries of many commands spread out.
     pub jitter: f64,
@@ -27,12 +32,60 @@ impl Default for RetryPolicy {
         RetryPolicy {
             max_attempts: 5,
             quick_retries: 2,
-            quick_delay_ms: 200,
-            initial_delay_ms: 5_000,
-            max_delay_ms: 600_000,
+            quick_delay: Duration::from_millis(200),
+            initial_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(600),
             multiplier: 4.0,
             jitter: 0.2,
         }
+    }
+}
+
+/// The fields a configuration sets; the others come from a base policy. Each delay may
+/// also be given under its old name in milliseconds (`quick_delay_ms: 200`); the new name
+/// (`quick_delay: "200ms"`) wins when both are there.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PolicyFields {
+    max_attempts: Option<u32>,
+    quick_retries: Option<u32>,
+    #[serde(deserialize_with = "duration::deserialize_option")]
+    quick_delay: Option<Duration>,
+    quick_delay_ms: Option<u64>,
+    #[serde(deserialize_with = "duration::deserialize_option")]
+    initial_delay: Option<Duration>,
+    initial_delay_ms: Option<u64>,
+    #[serde(deserialize_with = "duration::deserialize_option")]
+    max_delay: Option<Duration>,
+    max_delay_ms: Option<u64>,
+    multiplier: Option<f64>,
+    jitter: Option<f64>,
+}
+
+impl PolicyFields {
+    fn over(self, base: &RetryPolicy) -> RetryPolicy {
+        let delay = |new: Option<Duration>, old: Option<u64>, base: Duration| {
+            new.or(old.map(Duration::from_millis)).unwrap_or(base)
+        };
+        RetryPolicy {
+            max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
+            quick_retries: self.quick_retries.unwrap_or(base.quick_retries),
+            quick_delay: delay(self.quick_delay, self.quick_delay_ms, base.quick_delay),
+            initial_delay: delay(
+                self.initial_delay,
+                self.initial_delay_ms,
+                base.initial_delay,
+            ),
+            max_delay: delay(self.max_delay, self.max_delay_ms, base.max_delay),
+            multiplier: self.multiplier.unwrap_or(base.multiplier),
+            jitter: self.jitter.unwrap_or(base.jitter),
+        }
+    }
+}
+
+impl From<PolicyFields> for RetryPolicy {
+    fn from(fields: PolicyFields) -> Self {
+        fields.over(&RetryPolicy::default())
     }
 }
 
@@ -40,18 +93,19 @@ impl RetryPolicy {
     /// Delay before durable attempt `attempt + 1`, jittered.
     pub fn durable_delay(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(30) as i32;
-        let base = (self.initial_delay_ms as f64 * self.multiplier.max(1.0).powi(exponent))
-            .min(self.max_delay_ms as f64);
+        let base = (self.initial_delay.as_millis() as f64
+            * self.multiplier.max(1.0).powi(exponent))
+        .min(self.max_delay.as_millis() as f64);
         Duration::from_millis(jittered(base, self.jitter) as u64)
     }
 
     /// In-process backoff between quick retries.
     pub fn quick_backoff(&self) -> backoff::ExponentialBackoff {
         backoff::ExponentialBackoff {
-            initial_interval: Duration::from_millis(self.quick_delay_ms),
+            initial_interval: self.quick_delay,
             randomization_factor: self.jitter.clamp(0.0, 1.0),
             multiplier: 2.0,
-            max_interval: Duration::from_millis(self.quick_delay_ms.saturating_mul(8)),
+            max_interval: self.quick_delay.saturating_mul(8),
             max_elapsed_time: None,
             ..Default::default()
         }
@@ -76,16 +130,17 @@ impl RetryConfig {
             .as_object_mut()
             .ok_or("the retry policy must be a JSON object")?;
         let stages = object.remove("stages").unwrap_or_default();
-        let default: RetryPolicy =
-            serde_json::from_value(value).map_err(|e| format!("invalid retry policy: {e}"))?;
-        let mut config = RetryConfig {
-            default: default.clone(),
-            stages: BTreeMap::new(),
-        };
+        let default = PolicyFields::deserialize(value)
+            .map_err(|e| format!("invalid retry policy: {e}"))?
+            .over(&RetryPolicy::default());
         let stages = match stages {
             serde_json::Value::Null => serde_json::Map::new(),
             serde_json::Value::Object(map) => map,
             _ => return Err("retry policy `stages` must be an object".into()),
+        };
+        let mut config = RetryConfig {
+            default,
+            stages: BTreeMap::new(),
         };
         for (stage, overrides) in stages {
             if !stage.contains('.') {
@@ -93,14 +148,12 @@ impl RetryConfig {
                     "retry policy stage {stage:?} must be <workflow>.<stage>, e.g. advancepay_renewal.submit"
                 ));
             }
-            let mut merged =
-                serde_json::to_value(&default).map_err(|e| format!("retry policy: {e}"))?;
-            match (merged.as_object_mut(), overrides) {
-                (Some(base), serde_json::Value::Object(fields)) => base.extend(fields),
-                _ => return Err(format!("retry policy for {stage:?} must be an object")),
+            if !overrides.is_object() {
+                return Err(format!("retry policy for {stage:?} must be an object"));
             }
-            let policy: RetryPolicy = serde_json::from_value(merged)
-                .map_err(|e| format!("invalid retry policy for {stage:?}: {e}"))?;
+            let policy = PolicyFields::deserialize(overrides)
+                .map_err(|e| format!("invalid retry policy for {stage:?}: {e}"))?
+                .over(&config.default);
             config.stages.insert(stage, policy);
         }
         Ok(config)
@@ -110,6 +163,24 @@ impl RetryConfig {
         self.stages
             .get(&format!("{workflow}.{stage}"))
             .unwrap_or(&self.default)
+    }
+}
+
+/// Written as it is configured: the default's fields, then `stages`.
+impl Serialize for RetryConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Written<'a> {
+            #[serde(flatten)]
+            default: &'a RetryPolicy,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            stages: &'a BTreeMap<String, RetryPolicy>,
+        }
+        Written {
+            default: &self.default,
+            stages: &self.stages,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -140,11 +211,44 @@ mod tests {
 
     #[test]
     fn deserializes_from_configuration() {
-        let p: RetryPolicy =
-            serde_json::from_str(r#"{"max_attempts": 3, "multiplier": 2.0}"#).unwrap();
+        let p: RetryPolicy = serde_json::from_str(
+            r#"{"max_attempts": 3, "multiplier": 2.0, "quick_delay": "50ms", "max_delay": "1h"}"#,
+        )
+        .unwrap();
         assert_eq!(p.max_attempts, 3);
         assert_eq!(p.quick_retries, RetryPolicy::default().quick_retries);
+        assert_eq!(p.quick_delay, Duration::from_millis(50));
+        assert_eq!(p.max_delay, Duration::from_secs(3600));
         assert!(serde_json::from_str::<RetryPolicy>(r#"{"max_atempts": 3}"#).is_err());
+        let err = serde_json::from_str::<RetryPolicy>(r#"{"quick_delay": "5x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(r#""5x" is not a duration"#), "{err}");
+    }
+
+    #[test]
+    fn old_millisecond_fields_still_work_and_the_new_names_win() {
+        let config = RetryConfig::parse(
+            r#"{"quick_delay_ms": 20, "initial_delay_ms": 500, "initial_delay": "2s",
+                "stages": {"a.b": {"max_delay_ms": 4000}}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.default.quick_delay, Duration::from_millis(20));
+        assert_eq!(config.default.initial_delay, Duration::from_secs(2));
+        let stage = config.policy("a", "b");
+        assert_eq!(stage.max_delay, Duration::from_secs(4));
+        assert_eq!(stage.quick_delay, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn writes_what_it_reads() {
+        let config = RetryConfig::parse(
+            r#"{"quick_delay": "20ms", "stages": {"a.b": {"max_attempts": 9}}}"#,
+        )
+        .unwrap();
+        let written = serde_json::to_string(&config).unwrap();
+        assert!(written.contains(r#""quick_delay":"20ms""#), "{written}");
+        assert_eq!(RetryConfig::parse(&written).unwrap(), config);
     }
 
     #[test]

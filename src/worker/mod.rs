@@ -128,11 +128,12 @@ pub async fn run_with(
         })?;
     crate::admin::metrics_handle();
     // Dropping the guard stops the sweeper on every way out of this function.
-    let sweeper = (settings.retention_secs > 0).then(|| {
+    let sweeper = (!settings.retention.is_zero()).then(|| {
         let stop = shutdown.child_token();
         let task = tokio::spawn(sweep_expired(
             store.clone(),
-            settings.retention_secs,
+            // In whole seconds, at least one: zero would expire every record at once.
+            settings.retention.as_secs().max(1),
             stop.clone(),
         ));
         (task, stop.drop_guard())
@@ -158,7 +159,7 @@ pub async fn run_with(
         settings: EngineSettings {
             max_message_bytes: settings.max_message_bytes,
             retry: settings.retry_policy.clone(),
-            reconcile_delay: Duration::from_millis(settings.reconcile_delay_ms),
+            reconcile_delay: settings.reconcile_delay,
             source: format!("billflow/{}", settings.broker.prefix),
             signer,
             panic_in_stage: settings.panic_in_stage.clone(),
@@ -393,7 +394,7 @@ async fn consume(
 async fn drain(settings: &WorkerSettings, consumers: &mut Consumers, tasks: &mut JoinSet<()>) {
     info!(in_flight = tasks.len(), "stopping: no new deliveries");
     consumers.cancel_all().await;
-    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let grace = settings.shutdown_grace;
     let drained =
         tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {

@@ -109,10 +109,10 @@ impl Workflows {
     }
 
     /// The API a command's stages call: the key of its concurrency, rate and breaker guard.
-    pub fn api(body: &CommandBody) -> &'static str {
+    pub fn api(body: &CommandBody) -> crate::billing::Api {
         match body {
-            CommandBody::AdvancePayRenew(_) => "costguard",
-            CommandBody::ServiceOrderSubmit(_) => "emersion",
+            CommandBody::AdvancePayRenew(_) => crate::billing::Api::CostGuard,
+            CommandBody::ServiceOrderSubmit(_) => crate::billing::Api::Emersion,
         }
     }
 

@@ -172,3 +172,121 @@ fn help_documents_replay_exit_status_and_the_status_token() {
     assert!(text.contains("BILLFLOW_ADMIN_TOKEN"), "{text}");
     assert!(!text.contains("token-value-4c1d9e22aa7b"), "{text}");
 }
+
+/// `billflow config` prints what a worker would run with, as the TOML `--config` takes:
+/// the file under the variables (the old ones under the new ones) under the flags, every
+/// secret masked, whichever layer it came from.
+#[test]
+fn config_prints_the_effective_settings_in_order_of_precedence_with_secrets_masked() {
+    const SECRETS: [&str; 6] = [
+        "file-token-5f1e2d",
+        "file-password-9a8b7c",
+        "amqp-pw-7e6f5d",
+        "flag-key-3c4d5e6f",
+        "admin-token-1a2b3c4d5e6f",
+        "auth-key-0f9e8d",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("billflow.toml");
+    std::fs::write(
+        &file,
+        r#"
+            prefix = "from-file"
+            shards = 3
+            reconcile_delay = "10s"
+            shutdown_grace = "11s"
+            retention = "2d"
+            costguard_token = "file-token-5f1e2d"
+            [emersion]
+            password = "file-password-9a8b7c"
+            timeout = "12s"
+            [api_limits.costguard]
+            breaker_cooldown = "1m"
+        "#,
+    )
+    .unwrap();
+    let config = |args: &[&str], env: &[(&str, &str)]| {
+        let out = billflow()
+            .arg("config")
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        for secret in SECRETS {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{secret}: {stdout}"
+            );
+        }
+        stdout
+    };
+    let printed = config(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--reconcile-delay",
+            "30s",
+            "--signing-key",
+            "flag-key-3c4d5e6f",
+        ],
+        &[
+            ("AMQP_URL", "amqp://billflow:amqp-pw-7e6f5d@broker:5672/%2f"),
+            ("BILLFLOW_SHUTDOWN_GRACE", "21s"),
+            ("BILLFLOW_RECONCILE_DELAY", "20s"),
+            ("BILLFLOW_RETENTION_SECS", "3600"),
+            ("COSTGUARD_TIMEOUT_MS", "4000"),
+            ("COSTGUARD_TIMEOUT", "5s"),
+            ("BILLFLOW_ADMIN_TOKEN", "admin-token-1a2b3c4d5e6f"),
+            ("COSTGUARD_AUTHENTICATED_KEY", "auth-key-0f9e8d"),
+        ],
+    );
+    let settings: toml::Table = printed.parse().unwrap();
+    let text = |key: &str| settings[key].as_str().unwrap_or_default().to_string();
+    assert_eq!(text("prefix"), "from-file", "file over default");
+    assert_eq!(settings["shards"].as_integer(), Some(3));
+    assert_eq!(text("shutdown_grace"), "21s", "variable over file");
+    assert_eq!(text("reconcile_delay"), "30s", "flag over variable");
+    assert_eq!(text("retention"), "1h", "old variable over file");
+    assert_eq!(text("costguard_timeout"), "5s", "new variable over old");
+    assert_eq!(text("emersion_timeout"), "12s");
+    assert_eq!(text("data_dir"), "./billflow-data", "default");
+    assert_eq!(text("amqp_url"), "amqp://billflow:***@broker:5672/%2f");
+    for secret in [
+        "costguard_token",
+        "costguard_authenticated_key",
+        "emersion_password",
+        "signing_key",
+        "admin_token",
+    ] {
+        assert_eq!(text(secret), "***", "{secret}");
+    }
+    assert_eq!(
+        settings["api_limits"]["costguard"]["breaker_cooldown"].as_str(),
+        Some("1m")
+    );
+    assert_eq!(
+        settings["api_limits"]["emersion"]["breaker_cooldown"].as_str(),
+        Some("30s")
+    );
+
+    // What it prints is a configuration file that says the same (BILLFLOW_CONFIG names it).
+    let printed_file = dir.path().join("printed.toml");
+    std::fs::write(&printed_file, &printed).unwrap();
+    let again = config(&[], &[("BILLFLOW_CONFIG", printed_file.to_str().unwrap())]);
+    assert_eq!(again, printed);
+
+    // A key that names no setting is refused, by name.
+    std::fs::write(&file, "reconcile_dealy = \"1s\"\n").unwrap();
+    let out = billflow()
+        .args(["config", "--config", file.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown key \"reconcile_dealy\""), "{err}");
+}

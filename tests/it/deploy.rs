@@ -124,7 +124,7 @@ fn admin_port(env: &BTreeMap<String, String>) -> u16 {
 }
 
 fn shutdown_grace(env: &BTreeMap<String, String>) -> Duration {
-    Duration::from_millis(setting(env, "BILLFLOW_SHUTDOWN_GRACE_MS").parse().unwrap())
+    billflow::config::duration::parse(&setting(env, "BILLFLOW_SHUTDOWN_GRACE")).unwrap()
 }
 
 /// The paths `src/admin.rs` routes.

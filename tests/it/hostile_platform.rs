@@ -248,7 +248,7 @@ async fn a_dripping_answer_fails_at_the_deadline_and_a_repeatable_call_is_retrie
     )
     .await;
     let mut settings = h.worker_settings();
-    settings.costguard.costguard_timeout_ms = 1_000;
+    settings.costguard.costguard_timeout = Duration::from_secs(1);
     let worker = h.spawn_worker_with(settings);
     h.publish(&renewal("crm-drip", ACTIVE_SERVICE)).await;
     h.wait_terminal(&["crm-drip"]).await;

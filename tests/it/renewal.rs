@@ -432,7 +432,7 @@ async fn a_lost_response_is_reconciled_from_the_order_not_resent() {
     )
     .await;
     let mut settings = h.worker_settings();
-    settings.costguard.costguard_timeout_ms = 1_000;
+    settings.costguard.costguard_timeout = Duration::from_secs(1);
     let worker = h.spawn_worker_with(settings);
     h.publish(&renewal(
         "crm-unknown",
@@ -472,7 +472,7 @@ async fn a_timed_out_call_that_did_not_land_is_sent_again_after_the_probe() {
     )
     .await;
     let mut settings = h.worker_settings();
-    settings.costguard.costguard_timeout_ms = 1_000;
+    settings.costguard.costguard_timeout = Duration::from_secs(1);
     let worker = h.spawn_worker_with(settings);
     h.publish(&renewal(
         "crm-notlanded",

@@ -15,7 +15,7 @@ use std::time::Duration;
 use billflow::broker::{self, Outgoing, Publisher, Subscription, Topology};
 use billflow::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION_SECS,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
 };
 use billflow::engine::events::CloudEvent;
 use billflow::engine::protect::LimitsConfig;
@@ -251,18 +251,18 @@ impl Harness {
             http_addr: None,
             prefetch: 16,
             max_message_bytes: 64 * 1024,
-            shutdown_grace_ms: 5_000,
+            shutdown_grace: Duration::from_secs(5),
             retry_policy: RetryConfig {
                 default: RetryPolicy {
-                    quick_delay_ms: 20,
-                    initial_delay_ms: 500,
+                    quick_delay: Duration::from_millis(20),
+                    initial_delay: Duration::from_millis(500),
                     ..RetryPolicy::default()
                 },
                 stages: Default::default(),
             },
             api_limits: LimitsConfig::default(),
-            reconcile_delay_ms: RECONCILE_DELAY_MS,
-            retention_secs: DEFAULT_RETENTION_SECS,
+            reconcile_delay: Duration::from_millis(RECONCILE_DELAY_MS),
+            retention: DEFAULT_RETENTION,
             signing_key: Some(Secret::new(&self.signing_key)),
             signing_key_previous: None,
             admin_token: None,
@@ -274,14 +274,14 @@ impl Harness {
                 costguard_token: Secret::new("test-token"),
                 costguard_authenticated_key: Secret::new("AuthKey"),
                 costguard_environment: "test".into(),
-                costguard_timeout_ms: 10_000,
+                costguard_timeout: Duration::from_secs(10),
                 costguard_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             },
             emersion: EmersionSettings {
                 emersion_url: self.sim_url.clone(),
                 emersion_username: billflow::sim::emersion::SIM_USERNAME.into(),
                 emersion_password: Secret::new(billflow::sim::emersion::SIM_PASSWORD),
-                emersion_timeout_ms: 10_000,
+                emersion_timeout: Duration::from_secs(10),
                 emersion_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             },
         }
