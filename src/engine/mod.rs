@@ -26,7 +26,7 @@ use crate::broker::{fnv1a, BrokerError, Outgoing, Publisher, Topology};
 use crate::command::Command;
 use crate::redact::{self, Redactor};
 use crate::store::{StageRecord, StageState, Store, StoreError};
-use crate::workflow::{Effect, Probe, StageDone, StageError, Workflows};
+use crate::workflow::{registry, Effect, Probe, StageDone, StageError, Workflows};
 use events::{CloudEvent, Conflict, EventData, Outcome};
 use message::{header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT};
 use protect::{Admission, Guards};
@@ -291,8 +291,9 @@ impl Engine {
                 None => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         };
-        let effect =
-            Workflows::effect(&msg.command.body, &msg.stage).unwrap_or(Effect::NonIdempotent);
+        let effect = registry::of(&msg.command.body)
+            .effect(&msg.stage)
+            .unwrap_or(Effect::NonIdempotent);
         let record = self.store.get(&cid, &msg.stage)?;
         if fresh {
             let original = record.as_ref().and_then(|r| r.command_digest.as_deref());
@@ -362,7 +363,9 @@ impl Engine {
     /// transient failures, then the outcome.
     async fn execute(&self, msg: &StageMessage, effect: Effect) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
-        let guard = self.guards.get(Workflows::api(&msg.command.body));
+        let guard = self
+            .guards
+            .get(registry::of(&msg.command.body).api().as_str());
         let policy = self.policy(msg).clone();
         let mut quick = policy.quick_backoff();
         let mut quick_left = policy.quick_retries;
@@ -376,7 +379,7 @@ impl Engine {
             };
             let mut started_rec = StageRecord::started(msg.attempt);
             started_rec.replay = msg.replay.clone();
-            if msg.stage == Workflows::first_stage(&msg.command.body) {
+            if msg.stage == registry::first_stage(&msg.command.body) {
                 started_rec.command_digest = Some(msg.command.digest());
             }
             self.store.put(cid, &msg.stage, &started_rec)?;
@@ -500,13 +503,15 @@ impl Engine {
                 .schedule_retry(msg, Some(rec), StageState::Started, &error, wait)
                 .await;
         }
-        if !Workflows::has_probe(&msg.command.body, &msg.stage) {
+        if !registry::of(&msg.command.body).has_probe(&msg.stage) {
             let error = format!("{why}; the platform has no lookup to check it");
             return self
                 .dead_letter(msg, Some(rec), DeadReason::OutcomeUnknown, &error)
                 .await;
         }
-        let guard = self.guards.get(Workflows::api(&msg.command.body));
+        let guard = self
+            .guards
+            .get(registry::of(&msg.command.body).api().as_str());
         let permit = match guard.admit().await {
             Admission::Go(permit) => permit,
             Admission::Open { retry_in } => {
@@ -568,7 +573,7 @@ impl Engine {
         rec: Option<StageRecord>,
         retry_in: Duration,
     ) -> Result<(), EngineError> {
-        let api = Workflows::api(&msg.command.body);
+        let api = registry::of(&msg.command.body).api().as_str();
         if let Some(rec) = &rec {
             self.store.put(&msg.command.command_id, &msg.stage, rec)?;
             self.store.flush().await?;
@@ -1006,7 +1011,7 @@ fn identify(delivery: &Delivery) -> (String, &'static str) {
         })
         .unwrap_or_else(|| format!("unidentified-{:016x}", fnv1a(&delivery.data)));
     let workflow = Command::sniff_type(&delivery.data)
-        .and_then(|t| Workflows::name_of_type(&t))
+        .and_then(|t| registry::of_type(&t).map(|w| w.name()))
         .unwrap_or("unknown");
     (command_id, workflow)
 }
