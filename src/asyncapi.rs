@@ -10,44 +10,19 @@ use crate::engine::events::Outcome;
 use crate::engine::message::{STAGE_HEADER, TRACEPARENT};
 use crate::engine::DeadReason;
 use crate::schemas::{self, EVENT_SCHEMA};
-use crate::workflow::{advancepay, service_order, Effect, Workflows};
+use crate::workflow::registry;
 
 /// How the payloads' `$ref`s are to be read: the generated schemas are JSON Schema 2020-12.
 const SCHEMA_FORMAT: &str = "application/schema+json;version=draft-2020-12";
 const AMQP_BINDING_VERSION: &str = "0.3.0";
 
-/// Every workflow's stages, for the `stage` parameter of step events.
-const WORKFLOW_STAGES: [(&str, &[(&str, Effect)]); 2] = [
-    (advancepay::WORKFLOW, advancepay::STAGES),
-    (service_order::WORKFLOW, service_order::STAGES),
-];
-
 /// The workflow named in events about a message whose command type could not be read.
 const UNKNOWN_WORKFLOW: &str = "unknown";
 
-/// `schemas/examples/`, compiled in so the document shows the same examples the tests
-/// validate; each goes to the message its `type` belongs to.
-const EXAMPLES: &[(&str, &str)] = &[
-    (
-        "advancepay.renew",
-        include_str!("../schemas/examples/commands/advancepay.renew.json"),
-    ),
-    (
-        "advancepay.renew.minimal",
-        include_str!("../schemas/examples/commands/advancepay.renew.minimal.json"),
-    ),
-    (
-        "service_order.submit.simple",
-        include_str!("../schemas/examples/commands/service_order.submit.simple.json"),
-    ),
-    (
-        "service_order.submit.general_phone",
-        include_str!("../schemas/examples/commands/service_order.submit.general_phone.json"),
-    ),
-    (
-        "service_order.submit.nwb",
-        include_str!("../schemas/examples/commands/service_order.submit.nwb.json"),
-    ),
+/// `schemas/examples/events/`, compiled in so the document shows the same examples the
+/// tests validate (each workflow brings its command examples); each goes to the message
+/// its `type` belongs to.
+const EVENT_EXAMPLES: &[(&str, &str)] = &[
     (
         "step.completed",
         include_str!("../schemas/examples/events/step.completed.json"),
@@ -141,12 +116,12 @@ pub fn document(prefix: &str) -> Value {
         .filter(|o| **o != retrying)
         .cloned()
         .collect();
-    let stage_lists: Vec<String> = WORKFLOW_STAGES
+    let stage_lists: Vec<String> = registry::ALL
         .iter()
-        .filter(|(name, _)| workflows.contains(name))
-        .map(|(name, stages)| {
-            let names: Vec<String> = stages.iter().map(|(s, _)| format!("`{s}`")).collect();
-            format!("`{name}`: {}", names.join(", "))
+        .filter(|w| workflows.contains(&w.name()))
+        .map(|w| {
+            let names: Vec<String> = w.stages().iter().map(|(s, _)| format!("`{s}`")).collect();
+            format!("`{}`: {}", w.name(), names.join(", "))
         })
         .collect();
     let exchange = |name: &str| {
@@ -355,7 +330,7 @@ fn workflows(command_types: &[&str]) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = Vec::new();
     for name in command_types
         .iter()
-        .filter_map(|t| Workflows::name_of_type(t))
+        .filter_map(|t| registry::of_type(t).map(|w| w.name()))
     {
         if !names.contains(&name) {
             names.push(name);
@@ -367,12 +342,12 @@ fn workflows(command_types: &[&str]) -> Vec<&'static str> {
 /// Every stage of `workflows`, each once, in workflow order.
 fn stages(workflows: &[&str]) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = Vec::new();
-    for (_, stages) in WORKFLOW_STAGES
+    for w in registry::ALL
         .iter()
-        .filter(|(name, _)| workflows.contains(name))
+        .filter(|w| workflows.contains(&w.name()))
     {
-        for (stage, _) in stages.iter() {
-            if !names.contains(stage) {
+        for (stage, _) in w.stages() {
+            if !names.contains(&stage) {
                 names.push(stage);
             }
         }
@@ -548,7 +523,8 @@ fn dead_letter_message() -> Value {
 
 /// Puts each example on its message: commands by `type`, events by their scope.
 fn add_examples(messages: &mut Map<String, Value>) {
-    for (name, text) in EXAMPLES {
+    let commands = registry::ALL.iter().flat_map(|w| w.examples());
+    for (name, text) in commands.chain(EVENT_EXAMPLES) {
         let Ok(payload) = serde_json::from_str::<Value>(text) else {
             continue;
         };
@@ -597,13 +573,12 @@ mod tests {
     #[test]
     fn every_command_type_has_a_documented_workflow_with_stages() {
         for kind in schemas::command_types() {
-            let workflow = Workflows::name_of_type(&kind)
-                .unwrap_or_else(|| panic!("{kind} has no workflow name"));
+            let workflow =
+                registry::of_type(&kind).unwrap_or_else(|| panic!("{kind} has no workflow"));
             assert!(
-                WORKFLOW_STAGES
-                    .iter()
-                    .any(|(name, stages)| *name == workflow && !stages.is_empty()),
-                "{workflow} is missing from WORKFLOW_STAGES"
+                !workflow.stages().is_empty(),
+                "{} has no stages",
+                workflow.name()
             );
         }
     }

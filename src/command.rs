@@ -3,6 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::workflow::registry;
+pub use crate::workflow::registry::CommandBody;
+
 /// Longest accepted `command_id`; it becomes part of store keys, event ids and headers.
 pub const MAX_COMMAND_ID_LEN: usize = 200;
 
@@ -12,7 +15,7 @@ pub enum CommandError {
     NotJson(String),
     #[error("invalid command: {0}")]
     Invalid(String),
-    #[error("unknown command type {0:?} (known: advancepay.renew, service_order.submit)")]
+    #[error("unknown command type {0:?} (known: {known})", known = registry::command_types().join(", "))]
     UnknownType(String),
 }
 
@@ -25,24 +28,21 @@ pub struct Command {
     pub body: CommandBody,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", content = "data")]
-pub enum CommandBody {
-    /// Renew a prepaid (AdvancePay) service on CostGuard, restoring it first if asked.
-    #[serde(rename = "advancepay.renew")]
-    AdvancePayRenew(RenewData),
-    /// Sign a customer up on Emersion: order, service qualification, package,
-    /// service configuration, terms, completion.
-    #[serde(rename = "service_order.submit")]
-    ServiceOrderSubmit(Box<ServiceOrderData>),
-}
+/// What every command's `data` has: its own validation beyond serde, and the secrets
+/// it carries.
+pub trait CommandData: Sync {
+    /// Checks what serde cannot, with an error that says what to fix.
+    fn validate(&self) -> Result<(), CommandError>;
 
-impl CommandBody {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            CommandBody::AdvancePayRenew(_) => "advancepay.renew",
-            CommandBody::ServiceOrderSubmit(_) => "service_order.submit",
-        }
+    /// The secrets (passwords) the data carries: masked in every text about the command
+    /// that leaves the worker.
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    /// The same secrets, to seal them out of a message and put them back.
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        Vec::new()
     }
 }
 
@@ -223,7 +223,7 @@ pub struct PaymentData {
     pub transaction_date: chrono::NaiveDate,
 }
 
-impl ServiceOrderData {
+impl CommandData for ServiceOrderData {
     fn validate(&self) -> Result<(), CommandError> {
         let mut problems = Vec::new();
         let a = &self.account;
@@ -263,6 +263,24 @@ impl ServiceOrderData {
             Err(CommandError::Invalid(problems.join("; ")))
         }
     }
+
+    fn secrets(&self) -> Vec<&str> {
+        self.account
+            .password
+            .as_deref()
+            .into_iter()
+            .chain(self.identifier.as_ref().map(|i| i.password.as_str()))
+            .collect()
+    }
+
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        self.account
+            .password
+            .as_mut()
+            .into_iter()
+            .chain(self.identifier.as_mut().map(|i| &mut i.password))
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]
@@ -290,53 +308,19 @@ impl Command {
             _ => return Err(CommandError::Invalid("command_id must be a string".into())),
         };
         validate_command_id(&command_id)?;
-        let body = match envelope.kind.as_str() {
-            "advancepay.renew" => {
-                let data: RenewData = serde_json::from_value(envelope.data)
-                    .map_err(|e| CommandError::Invalid(format!("data: {e}")))?;
-                data.validate()?;
-                CommandBody::AdvancePayRenew(data)
-            }
-            "service_order.submit" => {
-                let data: ServiceOrderData = serde_json::from_value(envelope.data)
-                    .map_err(|e| CommandError::Invalid(format!("data: {e}")))?;
-                data.validate()?;
-                CommandBody::ServiceOrderSubmit(Box::new(data))
-            }
-            other => return Err(CommandError::UnknownType(other.to_string())),
-        };
+        let body = CommandBody::parse(&envelope.kind, envelope.data)?;
         Ok(Command { command_id, body })
     }
 
     /// The secrets this command carries (account and identifier passwords): masked in every
     /// text about it that leaves the worker.
     pub fn secrets(&self) -> Vec<&str> {
-        match &self.body {
-            CommandBody::AdvancePayRenew(_) => Vec::new(),
-            CommandBody::ServiceOrderSubmit(data) => data
-                .account
-                .password
-                .as_deref()
-                .into_iter()
-                .chain(data.identifier.as_ref().map(|i| i.password.as_str()))
-                .collect(),
-        }
+        self.body.data().secrets()
     }
 
     /// The same secrets, to seal them out of a message and put them back.
     pub fn secrets_mut(&mut self) -> Vec<&mut String> {
-        match &mut self.body {
-            CommandBody::AdvancePayRenew(_) => Vec::new(),
-            CommandBody::ServiceOrderSubmit(data) => {
-                let data = data.as_mut();
-                data.account
-                    .password
-                    .as_mut()
-                    .into_iter()
-                    .chain(data.identifier.as_mut().map(|i| &mut i.password))
-                    .collect()
-            }
-        }
+        self.body.data_mut().secrets_mut()
     }
 
     /// SHA-256 of the command's type and data in canonical form (the typed command written
@@ -411,7 +395,7 @@ fn validate_command_id(id: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-impl RenewData {
+impl CommandData for RenewData {
     fn validate(&self) -> Result<(), CommandError> {
         let mut problems = Vec::new();
         if self.service_number.trim().is_empty() {

@@ -20,6 +20,9 @@ use crate::engine::retry::RetryConfig;
 use crate::engine::signing::Signer;
 use crate::secret::Secret;
 use crate::sim::{costguard as simdata, Simulator};
+use crate::workflow::advancepay::Renewal;
+use crate::workflow::service_order::ServiceOrder;
+use crate::workflow::{registry, Workflow};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoSettings {
@@ -50,7 +53,7 @@ struct Sample {
 fn renewal(label: &'static str, service_number: &str, expected: Outcome) -> Sample {
     Sample {
         label,
-        kind: "advancepay.renew",
+        kind: Renewal::COMMAND_TYPE,
         data: serde_json::json!({
             "service_number": service_number,
             "order_type_id": 1, "register_id": 12, "tender_type_id": 2,
@@ -63,7 +66,7 @@ fn renewal(label: &'static str, service_number: &str, expected: Outcome) -> Samp
 fn sign_up(label: &'static str, data: serde_json::Value, expected: Outcome) -> Sample {
     Sample {
         label,
-        kind: "service_order.submit",
+        kind: ServiceOrder::COMMAND_TYPE,
         data,
         expected,
     }
@@ -255,7 +258,9 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
             p.outcome = Some(event.data.outcome);
             p.detail = match (&event.data.error, &event.data.output) {
                 (Some(error), _) => error.clone(),
-                (None, Some(outputs)) => summarize(outputs),
+                (None, Some(outputs)) => registry::named(&event.data.workflow)
+                    .and_then(|w| w.summary(outputs))
+                    .unwrap_or_default(),
                 _ => String::new(),
             };
         } else if event.data.outcome == Outcome::Completed {
@@ -301,26 +306,6 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         bail!("{unexpected} workflow(s) did not end as expected");
     }
     Ok(())
-}
-
-/// One line about a completed workflow: what the CRM would want to know.
-fn summarize(outputs: &serde_json::Value) -> String {
-    if let serde_json::Value::String(amount) = &outputs["tender"]["amount"] {
-        return format!("tendered {amount}");
-    }
-    let done = &outputs["complete_order"];
-    if let Some(presale) = done["account_presale_id"].as_i64() {
-        let services: Vec<String> = done["services"]
-            .as_array()
-            .map(|s| {
-                s.iter()
-                    .map(|s| format!("{} {}", s["service_id"], s["status"].as_str().unwrap_or("")))
-                    .collect()
-            })
-            .unwrap_or_default();
-        return format!("presale {presale}, services {}", services.join(", "));
-    }
-    String::new()
 }
 
 fn print_event(started: Instant, event: &CloudEvent) {

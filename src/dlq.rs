@@ -27,6 +27,7 @@ use crate::engine::message::{is_json, StageMessage, STAGE_HEADER};
 use crate::engine::signing::Signer;
 use crate::engine::ORIGINAL_ROUTING_KEY;
 use crate::redact;
+use crate::workflow::registry;
 
 /// Exit status of `dlq replay` when a chosen letter was skipped or failed (the others were
 /// replayed).
@@ -461,8 +462,7 @@ pub enum DlqCommand {
         /// rejected).
         #[arg(long)]
         reason: Option<String>,
-        /// Only this workflow (advancepay_renewal, service_order).
-        #[arg(long)]
+        #[arg(long, help = workflow_help())]
         workflow: Option<String>,
         /// Only those dead-lettered within this long (30m, 2h, 7d).
         #[arg(long, value_parser = parse_duration)]
@@ -506,6 +506,12 @@ pub enum DlqCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+/// `dlq list --workflow`'s help, naming the registered workflows.
+fn workflow_help() -> String {
+    let names: Vec<&str> = registry::ALL.iter().map(|w| w.name()).collect();
+    format!("Only this workflow ({})", names.join(", "))
 }
 
 /// Runs a `billflow dlq` subcommand; `signer` (the workers' key) signs replayed stages.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::signing::{SignatureError, Signer, SIGNATURE_HEADER};
 use crate::broker::Outgoing;
 use crate::command::{Command, CommandError};
-use crate::workflow::{Outputs, Workflows};
+use crate::workflow::{registry, Outputs};
 
 /// Header naming the stage; its absence marks a command fresh from a CRM.
 pub const STAGE_HEADER: &str = "x-billflow-stage";
@@ -80,7 +80,7 @@ struct Raw {
 impl StageMessage {
     pub fn first(command: Command) -> Self {
         StageMessage {
-            stage: Workflows::first_stage(&command.body).to_string(),
+            stage: registry::first_stage(&command.body).to_string(),
             command,
             attempt: 1,
             outputs: Outputs::new(),
@@ -105,7 +105,7 @@ impl StageMessage {
                 raw.stage
             )));
         }
-        if Workflows::effect(&command.body, &raw.stage).is_none() {
+        if registry::of(&command.body).effect(&raw.stage).is_none() {
             return Err(CommandError::Invalid(format!(
                 "{} has no stage {:?}",
                 command.body.type_name(),
@@ -181,7 +181,7 @@ impl StageMessage {
     }
 
     pub fn workflow(&self) -> &'static str {
-        Workflows::name(&self.command.body)
+        registry::of(&self.command.body).name()
     }
 
     pub fn headers(&self) -> FieldTable {

@@ -26,7 +26,7 @@ use crate::broker::{fnv1a, BrokerError, Outgoing, Publisher, Topology};
 use crate::command::Command;
 use crate::redact::{self, Redactor};
 use crate::store::{StageRecord, StageState, Store, StoreError};
-use crate::workflow::{Effect, Probe, StageDone, StageError, Workflows};
+use crate::workflow::{registry, Effect, Probe, StageDone, StageError, Workflows};
 use decide::{AfterFailure, AfterProbe, BeforeProbe, Delivered, OnDelivery};
 use events::{CloudEvent, Conflict, EventData, Outcome};
 pub use inflight::Inflight;
@@ -273,8 +273,9 @@ impl Engine {
             .inflight
             .claim(&msg.command.command_id, &msg.stage)
             .await;
-        let effect =
-            Workflows::effect(&msg.command.body, &msg.stage).unwrap_or(Effect::NonIdempotent);
+        let effect = registry::of(&msg.command.body)
+            .effect(&msg.stage)
+            .unwrap_or(Effect::NonIdempotent);
         let record = self.store.get(&msg.command.command_id, &msg.stage)?;
         let digest = msg.command.digest();
         let delivered = Delivered {
@@ -323,7 +324,7 @@ impl Engine {
     /// transient failures, then the outcome.
     async fn execute(&self, msg: &StageMessage, effect: Effect) -> Result<(), EngineError> {
         let cid = &msg.command.command_id;
-        let guard = self.guards.get(Workflows::api(&msg.command.body));
+        let guard = self.guards.get(registry::of(&msg.command.body).api());
         let policy = self.policy(msg).clone();
         let mut quick = policy.quick_backoff();
         let mut quick_left = policy.quick_retries;
@@ -337,7 +338,7 @@ impl Engine {
             };
             let mut started_rec = StageRecord::started(msg.attempt);
             started_rec.replay = msg.replay.clone();
-            if msg.stage == Workflows::first_stage(&msg.command.body) {
+            if msg.stage == registry::first_stage(&msg.command.body) {
                 started_rec.command_digest = Some(msg.command.digest());
             }
             self.store.put(cid, &msg.stage, &started_rec)?;
@@ -442,7 +443,7 @@ impl Engine {
         self.store.put(cid, &msg.stage, &rec)?;
         self.store.flush().await?;
         let age = (Utc::now() - rec.started_at).to_std().unwrap_or_default();
-        let has_probe = Workflows::has_probe(&msg.command.body, &msg.stage);
+        let has_probe = registry::of(&msg.command.body).has_probe(&msg.stage);
         match decide::before_probe(age, self.settings.reconcile_delay, has_probe) {
             BeforeProbe::WaitToLand(wait) => {
                 let cause = format!("{why}; checking once a call in flight would have landed");
@@ -457,7 +458,7 @@ impl Engine {
             }
             BeforeProbe::Probe => {}
         }
-        let guard = self.guards.get(Workflows::api(&msg.command.body));
+        let guard = self.guards.get(registry::of(&msg.command.body).api());
         let permit = match guard.admit().await {
             Admission::Go(permit) => permit,
             Admission::Open { retry_in } => {
@@ -507,7 +508,7 @@ impl Engine {
         rec: Option<StageRecord>,
         retry_in: Duration,
     ) -> Result<(), EngineError> {
-        let api = Workflows::api(&msg.command.body);
+        let api = registry::of(&msg.command.body).api().as_str();
         if let Some(rec) = &rec {
             self.store.put(&msg.command.command_id, &msg.stage, rec)?;
             self.store.flush().await?;
@@ -942,7 +943,7 @@ fn identify(delivery: &Delivery) -> (String, &'static str) {
         })
         .unwrap_or_else(|| format!("unidentified-{:016x}", fnv1a(&delivery.data)));
     let workflow = Command::sniff_type(&delivery.data)
-        .and_then(|t| Workflows::name_of_type(&t))
+        .and_then(|t| registry::of_type(&t).map(|w| w.name()))
         .unwrap_or("unknown");
     (command_id, workflow)
 }

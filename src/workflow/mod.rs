@@ -1,18 +1,24 @@
-//! Workflows as plain data (their stages and each stage's effect) plus one async function
-//! per stage over a billing client. Nothing here knows about queues or the store.
+//! Workflows: each one a module behind the [`Workflow`] trait (its command, API, stages,
+//! what each stage calls, and which stage comes next), listed once in [`registry`].
+//! Nothing here knows about queues or the store.
 
 pub mod advancepay;
+pub mod registry;
 pub mod service_order;
+pub mod stage;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::billing::costguard::CostGuardClient;
 use crate::billing::emersion::EmersionClient;
-use crate::billing::Failure;
-use crate::command::{Command, CommandBody};
+use crate::billing::{Api, Failure};
+use crate::command::{Command, CommandData};
+pub use stage::Stage;
 
 /// Whether a stage's call may be repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +40,11 @@ pub struct StageDone {
 }
 
 /// What a read-only probe says about a non-idempotent call whose outcome is unknown.
+/// A workflow answers with the stage's output; the registry adds the next stage.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Probe {
+pub enum Probe<T = StageDone> {
     /// It took effect; this is what the stage would have returned.
-    Applied(StageDone),
+    Applied(T),
     /// It did not: sending it now is safe.
     NotApplied,
     /// The platform has no lookup that tells: a person must decide.
@@ -78,13 +85,88 @@ impl From<crate::billing::costguard::CostGuardError> for StageError {
     }
 }
 
+/// One workflow: the command that starts it, the API its stages call, its stages, what
+/// each runs and which comes next. A new workflow is a module implementing this plus one
+/// line in [`registry`].
+pub trait Workflow: Send + Sync + 'static {
+    /// Its name in events and metrics (`workflow.<NAME>.<outcome>`).
+    const NAME: &'static str;
+    /// The command type that starts it: the command's `type` and routing key.
+    const COMMAND_TYPE: &'static str;
+    /// The API its stages call: the key of its concurrency, rate and breaker guard.
+    const API: Api;
+    /// Example commands, `(name, JSON)` from `schemas/examples/commands/`, shown in the
+    /// AsyncAPI document (the schema tests require one per command type).
+    const EXAMPLES: &'static [(&'static str, &'static str)];
+
+    /// The command's `data`.
+    type Data: CommandData + DeserializeOwned + Send + Sync;
+    type Stage: Stage;
+
+    fn first_stage(data: &Self::Data) -> Self::Stage;
+
+    /// The stage after `stage`, which just returned `output` (`outputs` holds the earlier
+    /// stages'); `None` when the workflow is complete. The only place a transition is
+    /// written: a run and a probe that finds the call applied both go on from here.
+    fn next(
+        data: &Self::Data,
+        stage: Self::Stage,
+        outputs: &Outputs,
+        output: &Value,
+    ) -> Result<Option<Self::Stage>, StageError>;
+
+    /// Runs one stage: its output.
+    fn run(
+        ctx: &Workflows,
+        command: &Command,
+        data: &Self::Data,
+        stage: Self::Stage,
+        outputs: &Outputs,
+    ) -> impl Future<Output = Result<Value, StageError>> + Send;
+
+    /// Asks the platform whether a stage's call took effect; called only for stages that
+    /// [`Stage::has_probe`].
+    fn probe(
+        ctx: &Workflows,
+        command: &Command,
+        data: &Self::Data,
+        stage: Self::Stage,
+        outputs: &Outputs,
+    ) -> impl Future<Output = Result<Probe<Value>, StageError>> + Send {
+        let _ = (ctx, command, data, stage, outputs);
+        async { Ok(Probe::Unavailable) }
+    }
+
+    /// One line about a completed workflow (every stage's output by stage name) for a
+    /// person, e.g. the demo's summary.
+    fn summary(outputs: &Value) -> Option<String> {
+        let _ = outputs;
+        None
+    }
+}
+
 /// A stage's earlier output, typed. Missing or unreadable means the stage message was
 /// tampered with or built by an incompatible version: permanent.
-pub fn output_of<T: DeserializeOwned>(outputs: &Outputs, stage: &str) -> Result<T, StageError> {
+pub fn output_of<T: DeserializeOwned>(
+    outputs: &Outputs,
+    stage: impl Stage,
+) -> Result<T, StageError> {
+    let stage = stage.as_str();
     let value = outputs.get(stage).ok_or_else(|| {
         StageError::permanent(format!("stage message lacks the output of {stage}"))
     })?;
-    serde_json::from_value(value.clone())
+    decode(stage, value)
+}
+
+/// A stage's output as JSON, for the routing slip and the events.
+pub fn encode<T: Serialize>(output: T) -> Result<Value, StageError> {
+    serde_json::to_value(output)
+        .map_err(|e| StageError::permanent(format!("cannot encode stage output: {e}")))
+}
+
+/// A stage's output read back as its type; `stage` names it in the error.
+pub fn decode<T: DeserializeOwned>(stage: &str, value: &Value) -> Result<T, StageError> {
+    T::deserialize(value)
         .map_err(|e| StageError::permanent(format!("output of {stage} is unreadable: {e}")))
 }
 
@@ -100,56 +182,28 @@ pub struct Workflows {
 }
 
 impl Workflows {
-    /// Event name of a command's workflow (`workflow.<name>.<outcome>`).
-    pub fn name(body: &CommandBody) -> &'static str {
-        match body {
-            CommandBody::AdvancePayRenew(_) => advancepay::WORKFLOW,
-            CommandBody::ServiceOrderSubmit(_) => service_order::WORKFLOW,
-        }
+    /// Runs a stage of the command's workflow: its output and the next stage.
+    pub async fn run(
+        &self,
+        command: &Command,
+        stage: &str,
+        outputs: &Outputs,
+    ) -> Result<StageDone, StageError> {
+        registry::run(self, command, stage, outputs).await
     }
 
-    /// The API a command's stages call: the key of its concurrency, rate and breaker guard.
-    pub fn api(body: &CommandBody) -> crate::billing::Api {
-        match body {
-            CommandBody::AdvancePayRenew(_) => crate::billing::Api::CostGuard,
-            CommandBody::ServiceOrderSubmit(_) => crate::billing::Api::Emersion,
-        }
+    /// Asks the platform whether the stage's call took effect (see [`Probe`]).
+    pub async fn probe(
+        &self,
+        command: &Command,
+        stage: &str,
+        outputs: &Outputs,
+    ) -> Result<Probe, StageError> {
+        registry::probe(self, command, stage, outputs).await
     }
 
-    /// Workflow name of a command type, for events about commands that failed to parse.
-    pub fn name_of_type(command_type: &str) -> Option<&'static str> {
-        match command_type {
-            "advancepay.renew" => Some(advancepay::WORKFLOW),
-            "service_order.submit" => Some(service_order::WORKFLOW),
-            _ => None,
-        }
-    }
-
-    pub fn first_stage(body: &CommandBody) -> &'static str {
-        match body {
-            CommandBody::AdvancePayRenew(_) => advancepay::STAGES[0].0,
-            CommandBody::ServiceOrderSubmit(data) => service_order::first_stage(data),
-        }
-    }
-
-    /// Whether the platform has a read-only lookup that tells if the stage's call took effect.
-    pub fn has_probe(body: &CommandBody, stage: &str) -> bool {
-        match body {
-            CommandBody::AdvancePayRenew(_) => advancepay::PROBED.contains(&stage),
-            CommandBody::ServiceOrderSubmit(_) => service_order::PROBED.contains(&stage),
-        }
-    }
-
-    /// The effect of a stage, or `None` for a stage the workflow does not have.
-    pub fn effect(body: &CommandBody, stage: &str) -> Option<Effect> {
-        let stages = match body {
-            CommandBody::AdvancePayRenew(_) => advancepay::STAGES,
-            CommandBody::ServiceOrderSubmit(_) => service_order::STAGES,
-        };
-        stages.iter().find(|(s, _)| *s == stage).map(|(_, e)| *e)
-    }
-
-    fn costguard(&self, command: &Command, stage: &str) -> Result<CostGuardClient, StageError> {
+    /// The CostGuard client, its calls tagged with the command and stage.
+    pub fn costguard(&self, command: &Command, stage: &str) -> Result<CostGuardClient, StageError> {
         self.costguard
             .as_ref()
             .map(|c| c.with_idempotency_key(idempotency_key(command, stage)))
@@ -160,7 +214,8 @@ impl Workflows {
             })
     }
 
-    fn emersion(&self, command: &Command, stage: &str) -> Result<EmersionClient, StageError> {
+    /// The Emersion client, its calls tagged with the command and stage.
+    pub fn emersion(&self, command: &Command, stage: &str) -> Result<EmersionClient, StageError> {
         self.emersion
             .as_ref()
             .map(|c| c.with_idempotency_key(idempotency_key(command, stage)))
@@ -169,61 +224,6 @@ impl Workflows {
                     "Emersion is not configured on this worker (EMERSION_USERNAME)",
                 )
             })
-    }
-
-    fn environment<'a>(&'a self, data: &'a crate::command::RenewData) -> &'a str {
-        data.environment
-            .as_deref()
-            .unwrap_or(&self.costguard_environment)
-    }
-
-    /// The command parser checked the payment amount for everything but the currency,
-    /// which only the worker knows: an amount with more places fails before any call.
-    fn check_payment(&self, data: &crate::command::ServiceOrderData) -> Result<(), StageError> {
-        match &data.payment {
-            Some(payment) => crate::money::check(payment.amount, self.currency_scale)
-                .map(drop)
-                .map_err(|e| StageError::permanent(format!("data.payment.amount: {e}"))),
-            None => Ok(()),
-        }
-    }
-
-    pub async fn run(
-        &self,
-        command: &Command,
-        stage: &str,
-        outputs: &Outputs,
-    ) -> Result<StageDone, StageError> {
-        match &command.body {
-            CommandBody::AdvancePayRenew(data) => {
-                let client = self.costguard(command, stage)?;
-                let env = self.environment(data);
-                advancepay::run(&client, env, self.currency_scale, data, stage, outputs).await
-            }
-            CommandBody::ServiceOrderSubmit(data) => {
-                self.check_payment(data)?;
-                service_order::run(&self.emersion(command, stage)?, data, stage, outputs).await
-            }
-        }
-    }
-
-    /// Asks the platform whether the stage's call took effect (see [`Probe`]).
-    pub async fn probe(
-        &self,
-        command: &Command,
-        stage: &str,
-        outputs: &Outputs,
-    ) -> Result<Probe, StageError> {
-        match &command.body {
-            CommandBody::AdvancePayRenew(data) => {
-                let client = self.costguard(command, stage)?;
-                let env = self.environment(data);
-                advancepay::probe(&client, env, self.currency_scale, stage, outputs).await
-            }
-            CommandBody::ServiceOrderSubmit(data) => {
-                service_order::probe(&self.emersion(command, stage)?, data, stage, outputs).await
-            }
-        }
     }
 }
 

@@ -1,0 +1,454 @@
+//! `service_order.submit`: Emersion onboarding in seed 000's order, one stage per call
+//! (the Set calls of a stage loop over the package's services for the ordered type).
+
+mod account;
+mod complete;
+mod configure;
+mod order;
+mod package;
+mod probe;
+mod requirements;
+mod sq;
+mod terms;
+
+pub use account::AccountResolved;
+pub use complete::OrderCompleted;
+pub use order::OrderStarted;
+pub use package::PackageChosen;
+pub use requirements::{check, Requirements, ServiceRequirements};
+pub use sq::{AddressFound, Qualified};
+pub use terms::TermsFound;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::stage::{stages, Stage as _};
+use super::{decode, output_of, Outputs, Probe, StageError, Workflow, Workflows};
+use crate::billing::emersion::EmersionClient;
+use crate::billing::Api;
+use crate::command::{Command, ServiceOrderData, SqRequest};
+
+/// The sign-up workflow.
+pub struct ServiceOrder;
+
+stages! {
+    /// The sign-up's stages in the order they can run; which run depends on the command
+    /// (account, presale, SQ kind, what there is to set, note, payment).
+    pub enum ServiceOrderStage {
+        ResolveAccount = "resolve_account", Repeatable;
+        StartOrder = "start_order", NonIdempotent;
+        // A repeated SQ replaces the earlier one under a new id, while the next stages may
+        // already carry the old id: the SQ calls are made once, and reconciled from the
+        // presale.
+        SimpleSq = "simple_sq", NonIdempotent + probe;
+        PhoneSq = "phone_sq", NonIdempotent + probe;
+        FindAddress = "find_address", Repeatable;
+        NwbSq = "nwb_sq", NonIdempotent + probe;
+        GetPackages = "get_packages", Repeatable;
+        SelectPackage = "select_package", NonIdempotent + probe;
+        GetRequirements = "get_requirements", Repeatable;
+        // Set calls replace what was set before: repeatable.
+        SetConfiguration = "set_configuration", Repeatable;
+        SetFeatures = "set_features", Repeatable;
+        SetContacts = "set_contacts", Repeatable;
+        SetIdentifier = "set_identifier", Repeatable;
+        GetTerms = "get_terms", Repeatable;
+        CompleteOrder = "complete_order", NonIdempotent + probe;
+        AddNote = "add_note", NonIdempotent;
+        CreatePayment = "create_payment", NonIdempotent;
+    }
+}
+
+impl Workflow for ServiceOrder {
+    const NAME: &'static str = "service_order";
+    const COMMAND_TYPE: &'static str = "service_order.submit";
+    const API: Api = Api::Emersion;
+    const EXAMPLES: &'static [(&'static str, &'static str)] = &[
+        (
+            "service_order.submit.simple",
+            include_str!("../../../schemas/examples/commands/service_order.submit.simple.json"),
+        ),
+        (
+            "service_order.submit.general_phone",
+            include_str!(
+                "../../../schemas/examples/commands/service_order.submit.general_phone.json"
+            ),
+        ),
+        (
+            "service_order.submit.nwb",
+            include_str!("../../../schemas/examples/commands/service_order.submit.nwb.json"),
+        ),
+    ];
+
+    type Data = ServiceOrderData;
+    type Stage = ServiceOrderStage;
+
+    fn first_stage(data: &ServiceOrderData) -> ServiceOrderStage {
+        if data.account.account_id.is_none() {
+            ServiceOrderStage::ResolveAccount
+        } else {
+            after_account(data)
+        }
+    }
+
+    fn next(
+        data: &ServiceOrderData,
+        stage: ServiceOrderStage,
+        outputs: &Outputs,
+        output: &Value,
+    ) -> Result<Option<ServiceOrderStage>, StageError> {
+        use ServiceOrderStage::*;
+        Ok(match stage {
+            ResolveAccount => Some(after_account(data)),
+            StartOrder => Some(sq_stage(data)),
+            FindAddress => Some(NwbSq),
+            SimpleSq | PhoneSq | NwbSq => Some(GetPackages),
+            GetPackages => Some(SelectPackage),
+            SelectPackage => Some(GetRequirements),
+            GetRequirements => Some(next_set_stage(
+                stage,
+                data,
+                &decode(stage.as_str(), output)?,
+            )),
+            SetConfiguration | SetFeatures | SetContacts | SetIdentifier => Some(next_set_stage(
+                stage,
+                data,
+                &output_of(outputs, GetRequirements)?,
+            )),
+            GetTerms => Some(CompleteOrder),
+            CompleteOrder => after_complete(data),
+            AddNote => data.payment.as_ref().map(|_| CreatePayment),
+            CreatePayment => None,
+        })
+    }
+
+    async fn run(
+        ctx: &Workflows,
+        command: &Command,
+        data: &ServiceOrderData,
+        stage: ServiceOrderStage,
+        outputs: &Outputs,
+    ) -> Result<Value, StageError> {
+        use ServiceOrderStage::*;
+        check_payment(data, ctx.currency_scale)?;
+        let cx = Ctx::new(ctx, command, data, stage, outputs)?;
+        match stage {
+            ResolveAccount => account::resolve_account(&cx).await,
+            StartOrder => order::start_order(&cx).await,
+            SimpleSq => sq::simple_sq(&cx).await,
+            PhoneSq => sq::phone_sq(&cx).await,
+            FindAddress => sq::find_address(&cx).await,
+            NwbSq => sq::nwb_sq(&cx).await,
+            GetPackages => package::get_packages(&cx).await,
+            SelectPackage => package::select_package(&cx).await,
+            GetRequirements => requirements::get_requirements(&cx).await,
+            SetConfiguration => configure::set_configuration(&cx).await,
+            SetFeatures => configure::set_features(&cx).await,
+            SetContacts => configure::set_contacts(&cx).await,
+            SetIdentifier => configure::set_identifier(&cx).await,
+            GetTerms => terms::get_terms(&cx).await,
+            CompleteOrder => complete::complete_order(&cx).await,
+            AddNote => complete::add_note(&cx).await,
+            CreatePayment => complete::create_payment(&cx).await,
+        }
+    }
+
+    async fn probe(
+        ctx: &Workflows,
+        command: &Command,
+        data: &ServiceOrderData,
+        stage: ServiceOrderStage,
+        outputs: &Outputs,
+    ) -> Result<Probe<Value>, StageError> {
+        probe::probe(&Ctx::new(ctx, command, data, stage, outputs)?, stage).await
+    }
+
+    fn summary(outputs: &Value) -> Option<String> {
+        complete::summary(&outputs[ServiceOrderStage::CompleteOrder.as_str()])
+    }
+}
+
+fn after_account(data: &ServiceOrderData) -> ServiceOrderStage {
+    if data.account_presale_id.is_some() {
+        sq_stage(data)
+    } else {
+        ServiceOrderStage::StartOrder
+    }
+}
+
+fn sq_stage(data: &ServiceOrderData) -> ServiceOrderStage {
+    match data.sq {
+        SqRequest::Simple => ServiceOrderStage::SimpleSq,
+        SqRequest::GeneralPhone { .. } => ServiceOrderStage::PhoneSq,
+        SqRequest::Nwb { .. } => ServiceOrderStage::FindAddress,
+    }
+}
+
+/// The next Set stage after `stage` that has something to set, else `get_terms`.
+fn next_set_stage(
+    stage: ServiceOrderStage,
+    data: &ServiceOrderData,
+    reqs: &Requirements,
+) -> ServiceOrderStage {
+    use ServiceOrderStage::*;
+    let any = |has: fn(&ServiceRequirements) -> bool| reqs.services.iter().any(has);
+    let wanted = [
+        (
+            SetConfiguration,
+            !data.configuration.is_empty() || any(|s| !s.properties.is_empty()),
+        ),
+        (
+            SetFeatures,
+            !data.features.is_empty() || any(|s| !s.features.is_empty()),
+        ),
+        (
+            SetContacts,
+            !data.contacts.is_empty() || any(|s| !s.contacts.is_empty()),
+        ),
+        (SetIdentifier, data.identifier.is_some()),
+    ];
+    let start = wanted
+        .iter()
+        .position(|(s, _)| *s == stage)
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    wanted[start..]
+        .iter()
+        .find(|(_, needed)| *needed)
+        .map(|(s, _)| *s)
+        .unwrap_or(GetTerms)
+}
+
+fn after_complete(data: &ServiceOrderData) -> Option<ServiceOrderStage> {
+    if data.note.is_some() {
+        Some(ServiceOrderStage::AddNote)
+    } else if data.payment.is_some() {
+        Some(ServiceOrderStage::CreatePayment)
+    } else {
+        None
+    }
+}
+
+/// The command parser checked the payment amount for everything but the currency,
+/// which only the worker knows: an amount with more places fails before any call.
+fn check_payment(data: &ServiceOrderData, scale: u32) -> Result<(), StageError> {
+    match &data.payment {
+        Some(payment) => crate::money::check(payment.amount, scale)
+            .map(drop)
+            .map_err(|e| StageError::permanent(format!("data.payment.amount: {e}"))),
+        None => Ok(()),
+    }
+}
+
+/// What a stage works with.
+struct Ctx<'a> {
+    /// Emersion, its calls tagged with the command and stage.
+    client: EmersionClient,
+    data: &'a ServiceOrderData,
+    outputs: &'a Outputs,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        ctx: &Workflows,
+        command: &Command,
+        data: &'a ServiceOrderData,
+        stage: ServiceOrderStage,
+        outputs: &'a Outputs,
+    ) -> Result<Self, StageError> {
+        Ok(Ctx {
+            client: ctx.emersion(command, stage.as_str())?,
+            data,
+            outputs,
+        })
+    }
+
+    /// An earlier stage's output.
+    fn output<T: DeserializeOwned>(&self, stage: ServiceOrderStage) -> Result<T, StageError> {
+        output_of(self.outputs, stage)
+    }
+
+    /// The command's account, else the one `resolve_account` found.
+    fn account_id(&self) -> Result<i64, StageError> {
+        match self.data.account.account_id {
+            Some(id) => Ok(id),
+            None => self
+                .output::<AccountResolved>(ServiceOrderStage::ResolveAccount)
+                .map(|a| a.account_id),
+        }
+    }
+
+    /// The command's presale, else the one `start_order` started.
+    fn presale_id(&self) -> Result<i64, StageError> {
+        match self.data.account_presale_id {
+            Some(id) => Ok(id),
+            None => self
+                .output::<OrderStarted>(ServiceOrderStage::StartOrder)
+                .map(|o| o.account_presale_id),
+        }
+    }
+
+    /// The id of the SQ that ran, whichever kind it was.
+    fn sq_id(&self) -> Result<i64, StageError> {
+        use ServiceOrderStage::*;
+        [SimpleSq, PhoneSq, NwbSq]
+            .into_iter()
+            .find(|s| self.outputs.contains_key(s.as_str()))
+            .map(|s| self.output::<Qualified>(s).map(|q| q.account_presale_sq_id))
+            .unwrap_or_else(|| Err(StageError::permanent("stage message lacks the SQ output")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::stage::{assert_well_formed, Stage};
+    use crate::workflow::Effect::{self, *};
+    use serde_json::json;
+
+    pub(super) fn order(extra: Value) -> ServiceOrderData {
+        let mut data = json!({
+            "account": {"account_id": 100001},
+            "service_type_id": 100100,
+            "sq": {"kind": "simple"},
+            "package": {"plan_id": 200100}
+        });
+        if let (Some(base), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(data).unwrap()
+    }
+
+    #[test]
+    fn stages_keep_their_names_effects_and_probes() {
+        assert_well_formed::<ServiceOrderStage>();
+        let table: Vec<(&str, Effect, bool)> = ServiceOrderStage::ALL
+            .iter()
+            .map(|s| (s.as_str(), s.effect(), s.has_probe()))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                ("resolve_account", Repeatable, false),
+                ("start_order", NonIdempotent, false),
+                ("simple_sq", NonIdempotent, true),
+                ("phone_sq", NonIdempotent, true),
+                ("find_address", Repeatable, false),
+                ("nwb_sq", NonIdempotent, true),
+                ("get_packages", Repeatable, false),
+                ("select_package", NonIdempotent, true),
+                ("get_requirements", Repeatable, false),
+                ("set_configuration", Repeatable, false),
+                ("set_features", Repeatable, false),
+                ("set_contacts", Repeatable, false),
+                ("set_identifier", Repeatable, false),
+                ("get_terms", Repeatable, false),
+                ("complete_order", NonIdempotent, true),
+                ("add_note", NonIdempotent, false),
+                ("create_payment", NonIdempotent, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_stage_follows_the_account_presale_and_sq() {
+        use ServiceOrderStage::*;
+        let nwb = json!({"kind": "nwb", "address": {"street_name": "George"}});
+        let phone = json!({"kind": "general_phone", "phone_number": "0299998888"});
+        let login = json!({"username": "u", "password": "p"});
+        for (extra, first) in [
+            (json!({}), StartOrder),
+            (json!({"account": login}), ResolveAccount),
+            (json!({"account_presale_id": 7}), SimpleSq),
+            (json!({"account_presale_id": 7, "sq": phone}), PhoneSq),
+            (json!({"account_presale_id": 7, "sq": nwb}), FindAddress),
+        ] {
+            assert_eq!(
+                ServiceOrder::first_stage(&order(extra.clone())),
+                first,
+                "{extra}"
+            );
+        }
+    }
+
+    /// What comes after `stage` for a command with `extra` data, `reqs` being the output
+    /// of get_requirements (its own output, and in the slip for the Set stages).
+    fn next_of(stage: ServiceOrderStage, extra: &Value, reqs: &Value) -> Option<ServiceOrderStage> {
+        let outputs: Outputs = [("get_requirements".to_string(), reqs.clone())].into();
+        let output = if stage == ServiceOrderStage::GetRequirements {
+            reqs.clone()
+        } else {
+            json!({})
+        };
+        ServiceOrder::next(&order(extra.clone()), stage, &outputs, &output).unwrap()
+    }
+
+    #[test]
+    fn next_is_one_table() {
+        use ServiceOrderStage::*;
+        let none = &json!({"services": []});
+        let props = &json!({"services": [{"service_plan_id": 1,
+            "properties": [{"type_id": 5, "name": "n", "value_type": "String", "mandatory": true, "value_list": []}],
+            "features": [], "contacts": [], "identifiers": [], "realms": []}]});
+        let plain = json!({});
+        let presale = json!({"account_presale_id": 7});
+        let phone = json!({"sq": {"kind": "general_phone", "phone_number": "1"}});
+        let nwb = json!({"sq": {"kind": "nwb", "address": {}}});
+        let contacts = json!({"contacts": [{"type_id": 7, "first_name": "J", "last_name": "C"}]});
+        let identifier = json!({"identifier": {"username": "u", "realm": "r", "password": "p"}});
+        let payment = json!({"transaction_category": "Credit Card", "reference": "r",
+            "amount": "1", "transaction_date": "2026-11-22"});
+        let note = json!({"subject": "s", "detail": "d"});
+        let (noted, paid) = (json!({"note": note}), json!({"payment": payment}));
+        let both = json!({"note": note, "payment": payment});
+        for (stage, extra, reqs, expected) in [
+            (ResolveAccount, &plain, none, Some(StartOrder)),
+            (ResolveAccount, &presale, none, Some(SimpleSq)),
+            (StartOrder, &plain, none, Some(SimpleSq)),
+            (StartOrder, &phone, none, Some(PhoneSq)),
+            (StartOrder, &nwb, none, Some(FindAddress)),
+            (FindAddress, &nwb, none, Some(NwbSq)),
+            (SimpleSq, &plain, none, Some(GetPackages)),
+            (PhoneSq, &phone, none, Some(GetPackages)),
+            (NwbSq, &nwb, none, Some(GetPackages)),
+            (GetPackages, &plain, none, Some(SelectPackage)),
+            (SelectPackage, &plain, none, Some(GetRequirements)),
+            (GetRequirements, &plain, none, Some(GetTerms)),
+            (GetRequirements, &plain, props, Some(SetConfiguration)),
+            (GetRequirements, &contacts, none, Some(SetContacts)),
+            (SetConfiguration, &contacts, props, Some(SetContacts)),
+            (SetConfiguration, &identifier, props, Some(SetIdentifier)),
+            (SetContacts, &plain, props, Some(GetTerms)),
+            (SetIdentifier, &identifier, props, Some(GetTerms)),
+            (GetTerms, &plain, none, Some(CompleteOrder)),
+            (CompleteOrder, &plain, none, None),
+            (CompleteOrder, &noted, none, Some(AddNote)),
+            (CompleteOrder, &paid, none, Some(CreatePayment)),
+            (AddNote, &noted, none, None),
+            (AddNote, &both, none, Some(CreatePayment)),
+            (CreatePayment, &paid, none, None),
+        ] {
+            assert_eq!(
+                next_of(stage, extra, reqs),
+                expected,
+                "{stage} with {extra}"
+            );
+        }
+        let err = ServiceOrder::next(&order(plain), SetFeatures, &Outputs::new(), &json!({}));
+        assert!(err
+            .unwrap_err()
+            .message
+            .contains("lacks the output of get_requirements"));
+    }
+
+    #[test]
+    fn the_summary_names_the_presale_and_its_services() {
+        let outputs = json!({"complete_order": {"account_presale_id": 9, "status": "Complete",
+            "services": [{"service_id": 3, "status": "Active"}]}});
+        assert_eq!(
+            ServiceOrder::summary(&outputs).as_deref(),
+            Some("presale 9, services 3 Active")
+        );
+        assert_eq!(ServiceOrder::summary(&json!({})), None);
+    }
+}
