@@ -1,4 +1,4 @@
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -12,7 +12,6 @@ use billflow::config::layers::{self, LoadError};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use billflow::broker;
 use billflow::config::{BrokerSettings, WorkerSettings};
 
 /// billflow drives telecom billing platforms (CostGuard, Emersion) from RabbitMQ:
@@ -73,7 +72,7 @@ enum Commands {
     /// Inspect, fix, replay and purge dead-lettered messages.
     Dlq {
         #[command(subcommand)]
-        command: billflow::dlq::DlqCommand,
+        command: billflow::cli::dlq::DlqCommand,
         #[command(flatten)]
         broker: BrokerSettings,
         /// The workers' BILLFLOW_SIGNING_KEY: a replayed or edited stage is signed with it
@@ -102,7 +101,7 @@ enum Commands {
     /// Run the simulator and a worker in this process, publish sample renewals (Active,
     /// Hotlined, ineligible) and sign-ups (each SQ kind, and one that breaks an SQ rule),
     /// print every event as it arrives and a summary.
-    Demo(billflow::demo::DemoSettings),
+    Demo(billflow::cli::demo::DemoSettings),
     /// Measure billflow against the broker at AMQP_URL and an in-process simulator, and
     /// print the results as Markdown tables.
     ///
@@ -196,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Commands::Worker(settings) => {
             init_tracing("info");
-            billflow::worker::run(*settings, shutdown_on_signals()).await?;
+            billflow::runtime::worker::run(*settings, shutdown_on_signals()).await?;
         }
         Commands::Config(settings) => print!("{}", settings.to_toml()?),
         Commands::Sim { addr, latency_ms } => {
@@ -212,76 +211,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Publish {
             file,
             broker: settings,
-        } => {
-            let body = if file.as_os_str() == "-" {
-                let mut buf = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut buf)
-                    .context("cannot read standard input")?;
-                buf
-            } else {
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
-            };
-            let command = billflow::publish::prepare(&body)
-                .with_context(|| format!("{} is not a valid command", file.display()))?;
-            let connection =
-                broker::connect(settings.amqp_url.expose(), "billflow-publish").await?;
-            let topology = settings.topology();
-            topology
-                .declare(&connection.create_channel().await?)
-                .await?;
-            let publisher = broker::Publisher::open(&connection).await?;
-            billflow::publish::publish(&publisher, &topology, &command).await?;
-            println!("{}", command.command_id);
-            let _ = connection.close(200, "done".into()).await;
-        }
+        } => billflow::cli::publish::run(&file, &settings).await?,
         Commands::Definitions {
             vhost,
             broker: settings,
-        } => {
-            let vhost = match vhost {
-                Some(v) => v,
-                None => {
-                    let uri: lapin::uri::AMQPUri =
-                        settings.amqp_url.expose().parse().map_err(|e| {
-                            anyhow::anyhow!("AMQP_URL is not a valid AMQP URL: {e}")
-                        })?;
-                    uri.vhost
-                }
-            };
-            let doc = settings.topology().definitions(&vhost);
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-        }
+        } => billflow::cli::definitions::run(vhost, &settings)?,
         Commands::Dlq {
             command,
             broker: settings,
             signing_key,
-        } => {
-            let signer = signing_key
-                .map(|k| billflow::engine::signing::Signer::from_keys(Some(k.expose()), None))
-                .transpose()?;
-            let connection = broker::connect(settings.amqp_url.expose(), "billflow-dlq").await?;
-            let result =
-                billflow::dlq::run_cli(command, &connection, &settings.topology(), signer.as_ref())
-                    .await;
-            let _ = connection.close(200, "done".into()).await;
-            if let Err(e) = &result {
-                if let Some(partial) = e.downcast_ref::<billflow::dlq::NotAllReplayed>() {
-                    eprintln!("{partial}");
-                    std::process::exit(billflow::dlq::EXIT_NOT_ALL_REPLAYED);
-                }
-            }
-            result?;
-        }
+        } => billflow::cli::dlq::run(command, &settings, signing_key.as_ref()).await?,
         Commands::Status {
             command_id,
             http_addr,
             admin_token,
-        } => {
-            let timeline =
-                billflow::status::fetch(&http_addr, &command_id, admin_token.as_ref()).await?;
-            print!("{}", billflow::status::render(&timeline));
-        }
+        } => billflow::cli::status::run(&http_addr, &command_id, admin_token.as_ref()).await?,
         Commands::Bench(settings) => {
             init_tracing("warn");
             billflow::bench::run(settings).await?;
@@ -289,7 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Demo(settings) => {
             // The demo prints events on stdout; only problems are logged.
             init_tracing("error");
-            billflow::demo::run(settings).await?;
+            billflow::cli::demo::run(settings).await?;
         }
     }
     Ok(())

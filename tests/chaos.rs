@@ -18,7 +18,7 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use billflow::broker::{self, Topology};
-use billflow::engine::events::{CloudEvent, Outcome};
+use billflow::contract::events::{CloudEvent, Outcome};
 use billflow::sim::costguard as cg;
 use common::workload::{duplicate_effects, queue_depth, sign_up};
 use common::{renewal, ChildGuard, Harness};

@@ -19,8 +19,8 @@ use billflow::billing::costguard::rest::{
 };
 use billflow::billing::costguard::soap::{self, OrderResponse};
 use billflow::billing::emersion::wire::{self, Fault, Operation};
-use billflow::command::Command;
-use billflow::engine::message::StageMessage;
+use billflow::contract::command::Command;
+use billflow::contract::message::StageMessage;
 use billflow::money;
 use billflow::xml::Element;
 use serde_json::{json, Value};

@@ -11,7 +11,7 @@ use lapin::Connection;
 
 use super::cpu::{self, Watched};
 use crate::broker::{BrokerError, Outgoing, Publisher, Subscription, Topology};
-use crate::engine::events::{CloudEvent, Outcome};
+use crate::contract::events::{CloudEvent, Outcome};
 use crate::sim::costguard::ACTIVE_SERVICE;
 
 /// Stage calls of a renewal of an active (not Hotlined) service: one API call each.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::engine::signing::Signer;
+use crate::contract::signing::Signer;
 
 pub struct WorkerProcess {
     child: Child,

@@ -5,11 +5,11 @@ use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 use tracing::{debug, warn};
 
-use super::message::STAGE_HEADER;
-use super::signing::SIGNATURE_HEADER;
 use super::Engine;
 use crate::broker::Outgoing;
-use crate::command::Command;
+use crate::contract::command::Command;
+use crate::contract::message::STAGE_HEADER;
+use crate::contract::signing::SIGNATURE_HEADER;
 
 impl Engine {
     /// Copies the delivery to its shard (confirmed), then acks it. A crash between the
@@ -60,7 +60,7 @@ impl Engine {
         if delivery.exchange.as_str() == self.topology.commands_exchange() {
             out.headers.insert(
                 super::ORIGINAL_ROUTING_KEY.into(),
-                super::message::text(delivery.routing_key.as_str()),
+                crate::contract::message::text(delivery.routing_key.as_str()),
             );
         }
         out.message_id = props.message_id().as_ref().map(|m| m.to_string());

@@ -2,13 +2,10 @@
 //! → ack. The store makes a completed call unrepeatable; the broker carries the rest.
 
 mod decide;
-pub mod events;
 mod inflight;
 mod intake;
-pub mod message;
 pub mod protect;
 pub mod retry;
-pub mod signing;
 mod undelivered;
 
 use std::panic::AssertUnwindSafe;
@@ -23,17 +20,20 @@ use lapin::types::{AMQPValue, FieldTable};
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::broker::{fnv1a, BrokerError, Outgoing, Publisher, Topology};
-use crate::command::Command;
+use crate::contract::command::Command;
+use crate::contract::events::{CloudEvent, Conflict, EventData, Outcome};
+use crate::contract::message::{
+    self, header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT,
+};
+use crate::contract::signing::{Signer, SIGNATURE_HEADER};
+use crate::contract::DeadReason;
 use crate::redact::{self, Redactor};
 use crate::store::{StageRecord, StageState, Store, StoreError};
 use crate::workflow::{registry, Effect, Probe, StageDone, StageError, Workflows};
 use decide::{AfterFailure, AfterProbe, BeforeProbe, Delivered, OnDelivery};
-use events::{CloudEvent, Conflict, EventData, Outcome};
 pub use inflight::Inflight;
-use message::{header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT};
 use protect::{Admission, Guards};
 use retry::{RetryConfig, RetryPolicy};
-use signing::{Signer, SIGNATURE_HEADER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -45,73 +45,6 @@ pub enum EngineError {
 
 /// The routing key a command was published with to the commands exchange.
 pub const ORIGINAL_ROUTING_KEY: &str = "x-billflow-original-routing-key";
-
-/// Why a message went to the dead queue (header `x-billflow-reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadReason {
-    PermanentError,
-    RetriesExhausted,
-    InvalidMessage,
-    OutcomeUnknown,
-    /// A command_id seen before with other data.
-    ConflictingDuplicate,
-    /// The worker panicked on the message.
-    InternalError,
-    /// RabbitMQ dead-lettered it: its per-message TTL ran out in a queue.
-    Expired,
-    /// RabbitMQ dead-lettered it: delivered more often than the quorum queue allows.
-    DeliveryLimit,
-    /// RabbitMQ dead-lettered it: rejected without requeue, over a length limit, or for
-    /// a cause its `x-death` header does not say.
-    Rejected,
-}
-
-impl DeadReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeadReason::PermanentError => "permanent_error",
-            DeadReason::RetriesExhausted => "retries_exhausted",
-            DeadReason::InvalidMessage => "invalid_message",
-            DeadReason::OutcomeUnknown => "outcome_unknown",
-            DeadReason::ConflictingDuplicate => "conflicting_duplicate",
-            DeadReason::InternalError => "internal_error",
-            DeadReason::Expired => "expired",
-            DeadReason::DeliveryLimit => "delivery_limit",
-            DeadReason::Rejected => "rejected",
-        }
-    }
-
-    pub const ALL: [DeadReason; 9] = [
-        DeadReason::PermanentError,
-        DeadReason::RetriesExhausted,
-        DeadReason::InvalidMessage,
-        DeadReason::OutcomeUnknown,
-        DeadReason::ConflictingDuplicate,
-        DeadReason::InternalError,
-        DeadReason::Expired,
-        DeadReason::DeliveryLimit,
-        DeadReason::Rejected,
-    ];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        DeadReason::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// The outcome published for the stage and the workflow.
-    fn outcome(self) -> Outcome {
-        match self {
-            DeadReason::PermanentError
-            | DeadReason::InvalidMessage
-            | DeadReason::ConflictingDuplicate
-            | DeadReason::InternalError => Outcome::Failed,
-            DeadReason::RetriesExhausted
-            | DeadReason::Expired
-            | DeadReason::DeliveryLimit
-            | DeadReason::Rejected => Outcome::DeadLettered,
-            DeadReason::OutcomeUnknown => Outcome::Parked,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -937,7 +870,7 @@ fn identify(delivery: &Delivery) -> (String, &'static str) {
                 .map(|m| m.to_string())
                 .filter(|m| {
                     !m.trim().is_empty()
-                        && m.len() <= crate::command::MAX_COMMAND_ID_LEN
+                        && m.len() <= crate::contract::command::MAX_COMMAND_ID_LEN
                         && !m.chars().any(char::is_control)
                 })
         })

@@ -10,13 +10,13 @@ use lapin::options::BasicAckOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use tracing::warn;
 
-use super::events::{CloudEvent, EventData};
-use super::message::{
-    header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT,
-};
-use super::signing::{Signer, SIGNATURE_HEADER};
 use super::{dead_headers, DeadReason, Engine, EngineError};
 use crate::broker::Outgoing;
+use crate::contract::events::{CloudEvent, EventData};
+use crate::contract::message::{
+    header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT,
+};
+use crate::contract::signing::{Signer, SIGNATURE_HEADER};
 use crate::redact;
 
 /// Queue names and reasons from `x-death` are copied into errors: at most this many

@@ -291,7 +291,7 @@ mod tests {
 
     fn failed() -> StageState {
         StageState::Failed {
-            reason: crate::engine::DeadReason::PermanentError,
+            reason: crate::contract::DeadReason::PermanentError,
             error: "e".into(),
         }
     }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::engine::DeadReason;
+use crate::contract::DeadReason;
 
 /// Where a stage stands.
 #[derive(Debug, Clone, PartialEq)]

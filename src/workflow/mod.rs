@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::billing::costguard::CostGuardClient;
 use crate::billing::emersion::EmersionClient;
 use crate::billing::{Api, Failure};
-use crate::command::{Command, CommandData};
+use crate::contract::command::{Command, CommandData};
 pub use stage::Stage;
 
 /// Whether a stage's call may be repeated.

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::{advancepay, service_order};
 use super::{Effect, Outputs, Probe, Stage, StageDone, StageError, Workflow, Workflows};
 use crate::billing::Api;
-use crate::command::{Command, CommandData, CommandError, RenewData, ServiceOrderData};
+use crate::contract::command::{Command, CommandData, CommandError, RenewData, ServiceOrderData};
 
 workflows! {
     /// Renew a prepaid (AdvancePay) service on CostGuard, restoring it first if asked.
@@ -286,7 +286,7 @@ mod tests {
     #[test]
     fn every_command_type_the_schemas_know_is_registered_once() {
         let types: Vec<String> = command_types().into_iter().map(String::from).collect();
-        assert_eq!(types, crate::schemas::command_types());
+        assert_eq!(types, crate::contract::schemas::command_types());
         for w in ALL {
             assert_eq!(of_type(w.command_type()).map(|o| o.name()), Some(w.name()));
             assert_eq!(

@@ -160,7 +160,7 @@ fn help_documents_replay_exit_status_and_the_status_token() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("Exit status")
-            && text.contains(&billflow::dlq::EXIT_NOT_ALL_REPLAYED.to_string()),
+            && text.contains(&billflow::cli::dlq::EXIT_NOT_ALL_REPLAYED.to_string()),
         "{text}"
     );
     let out = billflow()

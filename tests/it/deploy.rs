@@ -1031,9 +1031,9 @@ fn assert_admin_needs_a_token(place: &str, env: &BTreeMap<String, String>) {
     }
     let token = env.get(ADMIN_TOKEN).map(|t| t.trim()).unwrap_or_default();
     assert!(
-        token.len() >= billflow::admin::MIN_TOKEN_LEN,
+        token.len() >= billflow::runtime::admin::MIN_TOKEN_LEN,
         "{place}: the admin API on {addr} has no {ADMIN_TOKEN} of at least {} characters",
-        billflow::admin::MIN_TOKEN_LEN
+        billflow::runtime::admin::MIN_TOKEN_LEN
     );
 }
 
@@ -1101,7 +1101,7 @@ fn probes_and_scraping_need_no_token() {
     for probe in ["livenessProbe", "readinessProbe"] {
         let path = text(&container[probe]["httpGet"]["path"]);
         assert!(
-            billflow::admin::OPEN_ROUTES.contains(&path.as_str()),
+            billflow::runtime::admin::OPEN_ROUTES.contains(&path.as_str()),
             "{probe} on {path}, which needs the admin token"
         );
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::common::{renewal, Harness};
 use billflow::broker::Publisher;
-use billflow::dlq::{self, DeadQueue};
-use billflow::engine::events::Outcome;
+use billflow::cli::dlq::{self, DeadQueue};
+use billflow::contract::events::Outcome;
 use serde_json::json;
 
 fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
@@ -344,7 +344,7 @@ async fn a_bulk_replay_goes_past_a_letter_it_cannot_replay() {
     let (code, report, err) = dlq_code(&h, &["replay", "--all"]);
     assert_eq!(
         code,
-        Some(billflow::dlq::EXIT_NOT_ALL_REPLAYED),
+        Some(billflow::cli::dlq::EXIT_NOT_ALL_REPLAYED),
         "{report}{err}"
     );
     let lines: Vec<&str> = report.lines().collect();

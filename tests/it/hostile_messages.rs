@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crate::common::{renewal, Harness};
 use billflow::broker::Outgoing;
-use billflow::engine::events::Outcome;
-use billflow::engine::message::StageMessage;
-use billflow::engine::signing::{Signer, SIGNATURE_HEADER};
+use billflow::contract::events::Outcome;
+use billflow::contract::message::StageMessage;
+use billflow::contract::signing::{Signer, SIGNATURE_HEADER};
 use lapin::types::AMQPValue;
 use serde_json::json;
 
@@ -37,7 +37,7 @@ fn other_key_signer() -> Signer {
     Signer::from_keys(Some(&Signer::generate_key()), None).unwrap()
 }
 
-fn terminal(h: &Harness, id: &str) -> Vec<billflow::engine::events::CloudEvent> {
+fn terminal(h: &Harness, id: &str) -> Vec<billflow::contract::events::CloudEvent> {
     h.events_of(id)
         .into_iter()
         .filter(|e| e.is_terminal())
@@ -187,9 +187,10 @@ async fn keys_rotate_without_a_stop_and_a_worker_without_a_key_does_not_start() 
     worker.stop().await;
 
     settings.signing_key = None;
-    let error = billflow::worker::run(settings, tokio_util::sync::CancellationToken::new())
-        .await
-        .expect_err("no key, no worker");
+    let error =
+        billflow::runtime::worker::run(settings, tokio_util::sync::CancellationToken::new())
+            .await
+            .expect_err("no key, no worker");
     assert!(
         error.to_string().contains("BILLFLOW_SIGNING_KEY"),
         "{error}"

@@ -17,7 +17,7 @@ use billflow::billing::emersion::{EmersionClient, EmersionConfig, EmersionError}
 use billflow::billing::http::HttpError;
 use billflow::billing::Failure;
 use billflow::config::DEFAULT_MAX_RESPONSE_BYTES;
-use billflow::engine::events::{CloudEvent, Outcome};
+use billflow::contract::events::{CloudEvent, Outcome};
 use billflow::secret::Secret;
 use billflow::sim::costguard::{ACTIVE_CUSTOMER_ID, ACTIVE_SERVICE};
 use billflow::sim::emersion::{ACTIVE_ACCOUNT_ID, SIM_PASSWORD, SIM_USERNAME};

@@ -3,7 +3,7 @@
 //! amount due, or fails at `checkout` with the value in the error and no tender or submit.
 
 use crate::common::{renewal, Harness};
-use billflow::engine::events::Outcome;
+use billflow::contract::events::Outcome;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use crate::common::{renewal, ChildGuard, Harness};
-use billflow::engine::events::Outcome;
+use billflow::contract::events::Outcome;
 
 fn free_addr() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -51,7 +51,7 @@ async fn admin_api_and_status_show_health_metrics_and_the_timeline() {
 
     let (status, body) = get(&format!("{base}/workflows/crm-admin")).await;
     assert_eq!(status, 200, "{body}");
-    let timeline: billflow::admin::Timeline = serde_json::from_str(&body).unwrap();
+    let timeline: billflow::runtime::admin::Timeline = serde_json::from_str(&body).unwrap();
     let stages: Vec<&str> = timeline.stages.iter().map(|s| s.stage.as_str()).collect();
     assert_eq!(
         stages,
@@ -429,7 +429,7 @@ async fn with_a_token_only_the_probes_answer_without_it() {
     );
     let (status, _, body) = get_with(&format!("{base}/workflows/crm-auth"), Some(&right)).await;
     assert_eq!(status, 200, "{body}");
-    let timeline: billflow::admin::Timeline = serde_json::from_str(&body).unwrap();
+    let timeline: billflow::runtime::admin::Timeline = serde_json::from_str(&body).unwrap();
     assert_eq!(timeline.stages.len(), 7);
     // The scheme is case-insensitive; an unknown route is 404 only once the token is right.
     let lower = format!("bearer {ADMIN_TOKEN}");
@@ -516,7 +516,7 @@ fn worker_start(http_addr: &str, token: Option<&str>) -> (bool, String, bool) {
         .env("BILLFLOW_LOG_FORMAT", "text")
         .env(
             "BILLFLOW_SIGNING_KEY",
-            billflow::engine::signing::Signer::generate_key(),
+            billflow::contract::signing::Signer::generate_key(),
         )
         // No platform configured: a worker that passes the admin checks stops here.
         .env_remove("COSTGUARD_TOKEN")

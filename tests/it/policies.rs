@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::common::workload::queue_depth;
 use crate::common::{renewal, Harness};
 use billflow::broker::{Outgoing, DELIVERY_LIMIT};
-use billflow::engine::events::Outcome;
+use billflow::contract::events::Outcome;
 use lapin::options::BasicNackOptions;
 use serde_json::{json, Value};
 

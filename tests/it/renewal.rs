@@ -5,7 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use crate::common::{renewal, Harness};
-use billflow::engine::events::Outcome;
+use billflow::contract::events::Outcome;
 use serde_json::json;
 
 fn terminal_count(h: &Harness, id: &str, outcome: Outcome) -> usize {
@@ -538,7 +538,7 @@ async fn an_open_circuit_waits_durably_without_spending_attempts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
-    use billflow::engine::message::StageMessage;
+    use billflow::contract::message::StageMessage;
 
     let mut h = Harness::start("orphan").await;
     // A `submit` stage message that another worker took and then lost: redelivered, and
@@ -580,7 +580,7 @@ async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_another_worker_scheduled_is_reconciled_not_sent() {
-    use billflow::engine::message::StageMessage;
+    use billflow::contract::message::StageMessage;
 
     let mut h = Harness::start("foreign-retry").await;
     // Attempt 2 of `submit`, scheduled by a worker whose attempt 1 ended with its outcome

@@ -6,9 +6,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use billflow::command::{Command, CommandError};
-use billflow::engine::events::CloudEvent;
-use billflow::schemas::{command_schema_path, command_types, COMMAND_SCHEMA, EVENT_SCHEMA};
+use billflow::contract::command::{Command, CommandError};
+use billflow::contract::events::CloudEvent;
+use billflow::contract::schemas::{
+    command_schema_path, command_types, COMMAND_SCHEMA, EVENT_SCHEMA,
+};
 use serde_json::{json, Value};
 
 const ASYNCAPI: &str = "asyncapi.json";
@@ -20,10 +22,10 @@ fn schemas_dir() -> PathBuf {
 
 /// Every generated file: the schemas and the AsyncAPI document for the default prefix.
 fn generated() -> Vec<(String, Value)> {
-    let mut files = billflow::schemas::all();
+    let mut files = billflow::contract::schemas::all();
     files.push((
         ASYNCAPI.to_string(),
-        billflow::asyncapi::document("billflow"),
+        billflow::contract::asyncapi::document("billflow"),
     ));
     files
 }

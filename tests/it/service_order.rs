@@ -5,7 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use crate::common::Harness;
-use billflow::engine::events::{CloudEvent, Outcome};
+use billflow::contract::events::{CloudEvent, Outcome};
 use billflow::sim::emersion as em;
 use serde_json::{json, Value};
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{Ctx, RenewalStage};
 use crate::billing::costguard::rest::FavoritePricePoint;
 use crate::billing::costguard::CostGuardError;
-use crate::command::RenewData;
+use crate::contract::command::RenewData;
 use crate::workflow::{encode, StageError};
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use super::stage::{stages, Stage as _};
 use super::{output_of, Outputs, Probe, StageError, Workflow, Workflows};
 use crate::billing::costguard::CostGuardClient;
 use crate::billing::Api;
-use crate::command::{Command, RenewData};
+use crate::contract::command::{Command, RenewData};
 
 /// The renewal workflow.
 pub struct Renewal;

@@ -8,7 +8,7 @@ use super::lookup::ServiceFound;
 use super::pay::submitted;
 use super::renew::CartCreated;
 use super::{Ctx, RenewalStage};
-use crate::command::RestoreData;
+use crate::contract::command::RestoreData;
 use crate::workflow::{encode, StageError};
 
 fn restore<'a>(cx: &Ctx<'a>) -> Result<&'a RestoreData, StageError> {

@@ -26,7 +26,7 @@ use super::stage::{stages, Stage as _};
 use super::{decode, output_of, Outputs, Probe, StageError, Workflow, Workflows};
 use crate::billing::emersion::EmersionClient;
 use crate::billing::Api;
-use crate::command::{Command, ServiceOrderData, SqRequest};
+use crate::contract::command::{Command, ServiceOrderData, SqRequest};
 
 /// The sign-up workflow.
 pub struct ServiceOrder;

@@ -11,7 +11,7 @@ use crate::billing::emersion::wire::{
     self, ContactRequirement, FeatureRequirement, IdentifierRequirement, PropertyRequirement,
 };
 use crate::billing::emersion::EmersionClient;
-use crate::command::ServiceOrderData;
+use crate::contract::command::ServiceOrderData;
 use crate::workflow::{encode, StageError};
 
 /// The requirements of one service of the package.

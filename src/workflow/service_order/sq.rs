@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Ctx, ServiceOrderStage};
 use crate::billing::emersion::wire::{self, Address};
-use crate::command::SqRequest;
+use crate::contract::command::SqRequest;
 use crate::workflow::{encode, StageError};
 
 #[derive(Debug, Serialize, Deserialize)]

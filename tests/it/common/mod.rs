@@ -17,7 +17,7 @@ use billflow::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
 };
-use billflow::engine::events::CloudEvent;
+use billflow::contract::events::CloudEvent;
 use billflow::engine::protect::LimitsConfig;
 use billflow::engine::retry::{RetryConfig, RetryPolicy};
 use billflow::secret::Secret;
@@ -145,7 +145,7 @@ impl Taker {
 pub struct InProcessWorker {
     shutdown: CancellationToken,
     /// Taken by `stop`.
-    task: Option<JoinHandle<Result<(), billflow::worker::WorkerError>>>,
+    task: Option<JoinHandle<Result<(), billflow::runtime::worker::WorkerError>>>,
 }
 
 impl InProcessWorker {
@@ -218,7 +218,7 @@ impl Harness {
             data_dir: tempfile::tempdir().expect("data dir"),
             events,
             seen: Vec::new(),
-            signing_key: billflow::engine::signing::Signer::generate_key(),
+            signing_key: billflow::contract::signing::Signer::generate_key(),
             sim_shutdown,
             http: reqwest::Client::new(),
             extra_queues: Vec::new(),
@@ -231,8 +231,8 @@ impl Harness {
     }
 
     /// Signs stage messages as this test's workers do.
-    pub fn signer(&self) -> billflow::engine::signing::Signer {
-        billflow::engine::signing::Signer::from_keys(Some(&self.signing_key), None)
+    pub fn signer(&self) -> billflow::contract::signing::Signer {
+        billflow::contract::signing::Signer::from_keys(Some(&self.signing_key), None)
             .expect("a generated key is long enough")
     }
 
@@ -293,7 +293,7 @@ impl Harness {
 
     pub fn spawn_worker_with(&self, settings: WorkerSettings) -> InProcessWorker {
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(billflow::worker::run(settings, shutdown.clone()));
+        let task = tokio::spawn(billflow::runtime::worker::run(settings, shutdown.clone()));
         InProcessWorker {
             shutdown,
             task: Some(task),

@@ -16,8 +16,8 @@ use crate::billing::costguard::CostGuardClient;
 use crate::billing::emersion::EmersionClient;
 use crate::broker::{self, BrokerError, Publisher};
 use crate::config::{ConfigError, WorkerSettings};
+use crate::contract::signing::{Signer, SigningError};
 use crate::engine::protect::Guards;
-use crate::engine::signing::{Signer, SigningError};
 use crate::engine::{Engine, EngineCore, EngineSettings, Inflight};
 use crate::store::{Store, StoreError};
 use crate::workflow::Workflows;
@@ -86,7 +86,7 @@ pub async fn run_with(
     ready: Arc<AtomicBool>,
 ) -> Result<(), WorkerError> {
     // Before anything starts: an admin API nobody may reach unauthenticated, or none.
-    let access = crate::admin::Access::from_settings(&settings)?;
+    let access = crate::runtime::admin::Access::from_settings(&settings)?;
     crate::redact::register(settings.secrets());
     let signer = Signer::from_keys(
         settings.signing_key.as_ref().map(|k| k.expose()),
@@ -126,7 +126,7 @@ pub async fn run_with(
                 source,
             }
         })?;
-    crate::admin::metrics_handle();
+    crate::runtime::admin::metrics_handle();
     // Dropping the guard stops the sweeper on every way out of this function.
     let sweeper = (!settings.retention.is_zero()).then(|| {
         let stop = shutdown.child_token();
@@ -142,7 +142,7 @@ pub async fn run_with(
     let admin = settings.http_addr.map(|addr| {
         let (ready, store, stop) = (ready.clone(), store.clone(), admin_stop.clone());
         tokio::spawn(async move {
-            if let Err(e) = crate::admin::serve(addr, access, ready, store, stop).await {
+            if let Err(e) = crate::runtime::admin::serve(addr, access, ready, store, stop).await {
                 tracing::error!(error = %e, %addr, "admin API failed");
             }
         })

@@ -22,9 +22,9 @@ use serde_json::Value;
 
 use crate::broker::fnv1a;
 use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
-use crate::command::{Command, CommandError};
-use crate::engine::message::{is_json, StageMessage, STAGE_HEADER};
-use crate::engine::signing::Signer;
+use crate::contract::command::{Command, CommandError};
+use crate::contract::message::{is_json, StageMessage, STAGE_HEADER};
+use crate::contract::signing::Signer;
 use crate::engine::ORIGINAL_ROUTING_KEY;
 use crate::redact;
 use crate::workflow::registry;
@@ -515,6 +515,28 @@ fn workflow_help() -> String {
 }
 
 /// Runs a `billflow dlq` subcommand; `signer` (the workers' key) signs replayed stages.
+/// `billflow dlq`: connects, runs the subcommand and closes. A replay that did not replay
+/// everything it was asked to ends the process with [`EXIT_NOT_ALL_REPLAYED`].
+pub async fn run(
+    command: DlqCommand,
+    settings: &crate::config::BrokerSettings,
+    signing_key: Option<&crate::secret::Secret>,
+) -> anyhow::Result<()> {
+    let signer = signing_key
+        .map(|k| Signer::from_keys(Some(k.expose()), None))
+        .transpose()?;
+    let connection = crate::broker::connect(settings.amqp_url.expose(), "billflow-dlq").await?;
+    let result = run_cli(command, &connection, &settings.topology(), signer.as_ref()).await;
+    let _ = connection.close(200, "done".into()).await;
+    if let Err(e) = &result {
+        if let Some(partial) = e.downcast_ref::<NotAllReplayed>() {
+            eprintln!("{partial}");
+            std::process::exit(EXIT_NOT_ALL_REPLAYED);
+        }
+    }
+    result
+}
+
 pub async fn run_cli(
     command: DlqCommand,
     connection: &Connection,

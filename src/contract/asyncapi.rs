@@ -5,11 +5,11 @@
 use serde_json::{json, Map, Value};
 
 use crate::broker::Topology;
-use crate::command::MAX_COMMAND_ID_LEN;
-use crate::engine::events::Outcome;
-use crate::engine::message::{STAGE_HEADER, TRACEPARENT};
-use crate::engine::DeadReason;
-use crate::schemas::{self, EVENT_SCHEMA};
+use crate::contract::command::MAX_COMMAND_ID_LEN;
+use crate::contract::events::Outcome;
+use crate::contract::message::{STAGE_HEADER, TRACEPARENT};
+use crate::contract::schemas::{self, EVENT_SCHEMA};
+use crate::contract::DeadReason;
 use crate::workflow::registry;
 
 /// How the payloads' `$ref`s are to be read: the generated schemas are JSON Schema 2020-12.
@@ -25,23 +25,23 @@ const UNKNOWN_WORKFLOW: &str = "unknown";
 const EVENT_EXAMPLES: &[(&str, &str)] = &[
     (
         "step.completed",
-        include_str!("../schemas/examples/events/step.completed.json"),
+        include_str!("../../schemas/examples/events/step.completed.json"),
     ),
     (
         "step.retrying",
-        include_str!("../schemas/examples/events/step.retrying.json"),
+        include_str!("../../schemas/examples/events/step.retrying.json"),
     ),
     (
         "workflow.completed",
-        include_str!("../schemas/examples/events/workflow.completed.json"),
+        include_str!("../../schemas/examples/events/workflow.completed.json"),
     ),
     (
         "workflow.failed",
-        include_str!("../schemas/examples/events/workflow.failed.json"),
+        include_str!("../../schemas/examples/events/workflow.failed.json"),
     ),
     (
         "workflow.parked",
-        include_str!("../schemas/examples/events/workflow.parked.json"),
+        include_str!("../../schemas/examples/events/workflow.parked.json"),
     ),
 ];
 

@@ -1,8 +1,11 @@
 //! Publishing commands the way a CRM does: to `<prefix>.commands`, routing key = type,
 //! persistent, mandatory and confirmed.
 
+use anyhow::Context;
+
 use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
-use crate::command::{Command, CommandError};
+use crate::config::BrokerSettings;
+use crate::contract::command::{Command, CommandError};
 
 /// Reads a command document, giving it a fresh `command_id` if it has none, and validates it.
 pub fn prepare(body: &[u8]) -> Result<Command, CommandError> {
@@ -32,6 +35,31 @@ pub async fn publish(
     out.message_id = Some(command.command_id.clone());
     out.message_type = Some(command.body.type_name().to_string());
     publisher.publish(out).await
+}
+
+/// `billflow publish`: reads a command (a file, or `-` for standard input), validates it,
+/// publishes it with a confirm and prints its command_id.
+pub async fn run(file: &std::path::Path, settings: &BrokerSettings) -> anyhow::Result<()> {
+    let body = if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .context("cannot read standard input")?;
+        buf
+    } else {
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let command =
+        prepare(&body).with_context(|| format!("{} is not a valid command", file.display()))?;
+    let connection = crate::broker::connect(settings.amqp_url.expose(), "billflow-publish").await?;
+    let topology = settings.topology();
+    topology
+        .declare(&connection.create_channel().await?)
+        .await?;
+    let publisher = Publisher::open(&connection).await?;
+    publish(&publisher, &topology, &command).await?;
+    println!("{}", command.command_id);
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::admin::Timeline;
+use crate::runtime::admin::Timeline;
 use crate::secret::Secret;
 
 /// How long the whole request to the admin API may take.
@@ -98,4 +98,11 @@ fn render_plain(timeline: &Timeline) -> String {
         ));
     }
     out
+}
+
+/// `billflow status`: prints a command's timeline as a worker's admin API reports it.
+pub async fn run(http_addr: &str, command_id: &str, token: Option<&Secret>) -> anyhow::Result<()> {
+    let timeline = fetch(http_addr, command_id, token).await?;
+    print!("{}", render(&timeline));
+    Ok(())
 }

@@ -9,15 +9,15 @@ use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{self, Subscription};
-use crate::command::Command;
 use crate::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
 };
-use crate::engine::events::{CloudEvent, Outcome};
+use crate::contract::command::Command;
+use crate::contract::events::{CloudEvent, Outcome};
+use crate::contract::signing::Signer;
 use crate::engine::protect::LimitsConfig;
 use crate::engine::retry::RetryConfig;
-use crate::engine::signing::Signer;
 use crate::secret::Secret;
 use crate::sim::{costguard as simdata, Simulator};
 use crate::workflow::advancepay::Renewal;
@@ -215,7 +215,10 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
             emersion_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         },
     };
-    let worker = tokio::spawn(crate::worker::run(worker_settings, shutdown.clone()));
+    let worker = tokio::spawn(crate::runtime::worker::run(
+        worker_settings,
+        shutdown.clone(),
+    ));
     println!(
         "worker: prefix {}, data {}",
         settings.prefix,
@@ -233,7 +236,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
             "type": sample.kind,
             "data": sample.data,
         }))?;
-        crate::publish::publish(&publisher, &topology, &command).await?;
+        crate::cli::publish::publish(&publisher, &topology, &command).await?;
         println!("published {} ({})", command.command_id, sample.kind);
         progress.insert(command.command_id.clone(), Progress::default());
         expected.insert(command.command_id, sample);

@@ -4,8 +4,8 @@
 use schemars::schema_for;
 use serde_json::{Map, Value};
 
-use crate::command::Command;
-use crate::engine::events::CloudEvent;
+use crate::contract::command::Command;
+use crate::contract::events::CloudEvent;
 
 /// Path under `schemas/` of the union of every command.
 pub const COMMAND_SCHEMA: &str = "command.schema.json";

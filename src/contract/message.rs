@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::signing::{SignatureError, Signer, SIGNATURE_HEADER};
 use crate::broker::Outgoing;
-use crate::command::{Command, CommandError};
+use crate::contract::command::{Command, CommandError};
 use crate::workflow::{registry, Outputs};
 
 /// Header naming the stage; its absence marks a command fresh from a CRM.
