@@ -7,9 +7,10 @@ mod common;
 use std::time::Duration;
 
 use billflow::broker::Outgoing;
+use billflow::engine::envelope::Header;
 use billflow::engine::events::Outcome;
 use billflow::engine::message::StageMessage;
-use billflow::engine::signing::{Signer, SIGNATURE_HEADER};
+use billflow::engine::signing::Signer;
 use common::{renewal, Harness};
 use lapin::types::AMQPValue;
 use serde_json::json;
@@ -94,7 +95,7 @@ async fn forged_unsigned_altered_and_foreign_stages_are_refused_with_a_reason_an
     let garbage = forged_tender("crm-forged-garbage");
     let mut out = garbage.outgoing(&intake, &h.signer());
     out.headers.insert(
-        SIGNATURE_HEADER.into(),
+        Header::SIGNATURE.name.into(),
         AMQPValue::LongString("v1=nothex".into()),
     );
     h.publisher.publish(out).await.unwrap();
