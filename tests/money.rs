@@ -5,6 +5,7 @@
 mod common;
 
 use billflow::engine::events::Outcome;
+use billflow::engine::DeadReason;
 use common::{renewal, Harness};
 use serde_json::json;
 
@@ -95,8 +96,8 @@ async fn odd_checkout_amounts_fail_the_checkout_with_no_tender_or_submit() {
 
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), cases.len());
-    for (headers, _) in &dead {
-        assert_eq!(headers["x-billflow-reason"], "permanent_error");
+    for d in &dead {
+        assert_eq!(d.envelope.reason, Some(DeadReason::PermanentError));
     }
     worker.stop().await;
     h.cleanup().await;

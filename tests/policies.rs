@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use billflow::broker::{Outgoing, DELIVERY_LIMIT};
 use billflow::engine::events::Outcome;
+use billflow::engine::DeadReason;
 use common::workload::queue_depth;
 use common::{renewal, Harness};
 use lapin::options::BasicNackOptions;
@@ -118,8 +119,8 @@ async fn definitions_policies_govern_queues_declared_without_arguments() {
         .any(|e| e.is_terminal() && e.data.outcome == Outcome::Completed));
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1, "the poison message was dead-lettered");
-    assert_eq!(dead[0].0["x-billflow-reason"], "delivery_limit");
-    assert_eq!(dead[0].1, b"{\"poison\":true}");
+    assert_eq!(dead[0].envelope.reason, Some(DeadReason::DeliveryLimit));
+    assert_eq!(dead[0].body, b"{\"poison\":true}");
     worker.stop().await;
 
     for policy in &policies {
