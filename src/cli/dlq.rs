@@ -23,9 +23,10 @@ use serde_json::Value;
 use crate::broker::fnv1a;
 use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
 use crate::contract::command::{Command, CommandError};
-use crate::contract::message::{is_json, StageMessage, STAGE_HEADER};
+use crate::contract::envelope::Envelope;
+use crate::contract::message::{is_json, StageMessage};
 use crate::contract::signing::Signer;
-use crate::engine::ORIGINAL_ROUTING_KEY;
+use crate::contract::DeadReason;
 use crate::redact;
 use crate::workflow::registry;
 
@@ -83,6 +84,9 @@ pub struct NotAllReplayed {
 pub struct DeadLetter {
     /// Stable id: the message id, or a fingerprint of the body when it has none.
     pub id: String,
+    /// Its `x-billflow-*` headers.
+    pub envelope: Envelope,
+    /// Every header, as JSON, for `dlq show`.
     pub headers: BTreeMap<String, Value>,
     pub body: Vec<u8>,
     pub routing_key: String,
@@ -98,37 +102,28 @@ impl DeadLetter {
         redact::global().with(body.as_ref().map(redact::json_secrets).unwrap_or_default())
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(Value::as_str)
-    }
-
     pub fn reason(&self) -> &str {
-        self.header("x-billflow-reason").unwrap_or("(none)")
+        self.envelope.reason.map_or("(none)", DeadReason::as_str)
     }
 
     pub fn workflow(&self) -> &str {
-        self.header("x-billflow-workflow").unwrap_or("unknown")
+        self.envelope.workflow.as_deref().unwrap_or("unknown")
     }
 
     pub fn command_id(&self) -> &str {
-        self.header("x-billflow-command-id").unwrap_or("(unknown)")
+        self.envelope.command_id.as_deref().unwrap_or("(unknown)")
     }
 
     pub fn stage(&self) -> Option<&str> {
-        self.header(STAGE_HEADER)
+        self.envelope.stage.as_deref()
     }
 
     pub fn last_failure(&self) -> Option<DateTime<Utc>> {
-        self.header("x-billflow-last-failure")
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
+        self.envelope.last_failure
     }
 
-    pub fn attempts(&self) -> i64 {
-        self.headers
-            .get("x-billflow-attempts")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
+    pub fn attempts(&self) -> u32 {
+        self.envelope.attempts.unwrap_or(0)
     }
 
     /// The routing key the command was published with, when the dead letter records it:
@@ -136,7 +131,7 @@ impl DeadLetter {
     /// `None` when it is one of this prefix's own queues: the message was moved inside
     /// billflow, and the key it was published with is not known.
     pub fn published_routing_key(&self, topology: &Topology) -> Option<&str> {
-        let key = self.header(ORIGINAL_ROUTING_KEY).or_else(|| {
+        let key = self.envelope.original_routing_key.as_deref().or_else(|| {
             self.headers
                 .get("x-death")
                 .and_then(Value::as_array)
@@ -152,11 +147,8 @@ impl DeadLetter {
     /// The id a replay of this dead letter carries: the same dead letter always gives the
     /// same id, so replaying it twice runs its stage once.
     fn replay_id(&self) -> String {
-        format!(
-            "{}@{}",
-            self.id,
-            self.header("x-billflow-last-failure").unwrap_or("")
-        )
+        let last_failure = self.last_failure().map(|t| t.to_rfc3339());
+        format!("{}@{}", self.id, last_failure.unwrap_or_default())
     }
 
     async fn ack(&self) -> Result<(), lapin::Error> {
@@ -240,6 +232,7 @@ impl DeadQueue {
                 .unwrap_or_else(|| format!("body-{:016x}", fnv1a(&message.delivery.data)));
             letters.push(DeadLetter {
                 id,
+                envelope: Envelope::of(props.headers().as_ref()),
                 headers,
                 body: message.delivery.data.clone(),
                 routing_key: message.delivery.routing_key.to_string(),
@@ -584,12 +577,7 @@ async fn dispatch(
                 shown += 1;
                 let error: String = l
                     .redactor()
-                    .redact(
-                        l.headers
-                            .get("x-billflow-error")
-                            .and_then(Value::as_str)
-                            .unwrap_or(""),
-                    )
+                    .redact(l.envelope.error.as_deref().unwrap_or(""))
                     .chars()
                     .take(80)
                     .collect();

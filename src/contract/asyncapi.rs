@@ -6,8 +6,8 @@ use serde_json::{json, Map, Value};
 
 use crate::broker::Topology;
 use crate::contract::command::MAX_COMMAND_ID_LEN;
+use crate::contract::envelope::{Header, Kind, OnDeadLetter};
 use crate::contract::events::Outcome;
-use crate::contract::message::{STAGE_HEADER, TRACEPARENT};
 use crate::contract::schemas::{self, EVENT_SCHEMA};
 use crate::contract::DeadReason;
 use crate::workflow::registry;
@@ -384,8 +384,9 @@ fn command_message(kind: &str, schema: &Value) -> Value {
         "description": format!(
             "Routing key `{kind}`. The body's `type` must be `{kind}`; `command_id` is the \
              idempotency key (at most {MAX_COMMAND_ID_LEN} bytes, no control characters). \
-             Must not carry the internal header `{STAGE_HEADER}`. billflow's own `publish` \
-             sets the AMQP `message_id` to the command_id and `type` to the command type."
+             Must not carry the internal header `{}`. billflow's own `publish` \
+             sets the AMQP `message_id` to the command_id and `type` to the command type.",
+            Header::STAGE.name
         ),
         "contentType": "application/json",
         "correlationId": {
@@ -396,7 +397,7 @@ fn command_message(kind: &str, schema: &Value) -> Value {
         "headers": {
             "type": "object",
             "properties": {
-                TRACEPARENT: traceparent_header(
+                (Header::TRACEPARENT.name): traceparent_header(
                     "Optional W3C Trace Context of the caller: billflow continues the trace \
                      on every stage and event of the command. An invalid value is ignored."
                 ),
@@ -427,7 +428,7 @@ fn event_message(scope: &str, title: &str, summary: &str) -> Value {
             "type": "object",
             "properties": {
                 "ce-id": {"type": "string", "description": "The event's `id`."},
-                TRACEPARENT: traceparent_header(
+                (Header::TRACEPARENT.name): traceparent_header(
                     "The W3C Trace Context of the command, when it had one."
                 ),
             },
@@ -437,14 +438,42 @@ fn event_message(scope: &str, title: &str, summary: &str) -> Value {
     })
 }
 
+/// A header's schema, from its type in the envelope.
+fn header_schema(header: &Header) -> Value {
+    let description = header.description;
+    match header.kind {
+        Kind::Text => json!({"type": "string", "description": description}),
+        Kind::Count => json!({"type": "integer", "minimum": 1, "description": description}),
+        Kind::Reason => json!({
+            "type": "string",
+            "description": description,
+            "enum": DeadReason::ALL.map(DeadReason::as_str),
+        }),
+        Kind::TraceContext => traceparent_header(description),
+    }
+}
+
 fn dead_letter_message() -> Value {
-    let reasons: Vec<&str> = DeadReason::ALL
-        .into_iter()
-        .map(DeadReason::as_str)
+    let documented = Header::ALL
+        .iter()
+        .filter(|h| h.on_dead_letter != OnDeadLetter::Never);
+    let mut headers: Map<String, Value> = documented
+        .clone()
+        .map(|h| (h.name.to_string(), header_schema(h)))
         .collect();
-    let text = |description: &str| json!({"type": "string", "description": description});
-    let count =
-        |description: &str| json!({"type": "integer", "minimum": 1, "description": description});
+    headers.insert(
+        "x-death".into(),
+        json!({
+            "type": "array",
+            "description": "`expired`, `delivery_limit`, `rejected`: RabbitMQ's \
+                record of the dead-lettering (newest first: `reason`, `queue`, \
+                `count`, `time`), kept as it came.",
+        }),
+    );
+    let required: Vec<&str> = documented
+        .filter(|h| h.on_dead_letter == OnDeadLetter::Always)
+        .map(|h| h.name)
+        .collect();
     json!({
         "name": "billflow.dead",
         "title": "Dead letter",
@@ -454,68 +483,23 @@ fn dead_letter_message() -> Value {
             it is the body exactly as received, and for `expired`, `delivery_limit` and \
             `rejected` the command or stage message as RabbitMQ dead-lettered it. Replaying \
             it (`billflow dlq replay`) runs the stage (or the command) once more.",
-        "headers": {
-            "type": "object",
-            "properties": {
-                "x-billflow-reason": {
-                    "type": "string",
-                    "description": "Why: `permanent_error`, `invalid_message` (also an \
-                        unsigned or altered stage message), `conflicting_duplicate` (a \
-                        command_id already used with other data) and `internal_error` (the \
-                        worker panicked) were published as `failed`, `retries_exhausted` as \
-                        `dead_lettered`, `outcome_unknown` as `parked`. RabbitMQ \
-                        dead-lettered the message, published as `dead_lettered`: `expired` \
-                        (its per-message TTL ran out), `delivery_limit` (delivered more often \
-                        than the quorum queue allows), `rejected` (rejected without requeue, \
-                        dropped over a length limit, or an `x-death` header that does not say).",
-                    "enum": reasons,
-                },
-                "x-billflow-error": text("The last error, at most 1000 characters."),
-                "x-billflow-command-id": text("The command_id (for an unreadable message: its \
-                    AMQP message_id, or `unidentified-<hash of the body>`)."),
-                STAGE_HEADER: text("The stage (`invalid_message`, `expired`, \
-                    `delivery_limit`, `rejected`: only if the message had it)."),
-                "x-billflow-workflow": text("The workflow (`invalid_message`: only if the \
-                    message had it; `expired`, `delivery_limit`, `rejected`: when the body's \
-                    command type names one)."),
-                "x-billflow-attempt": count("The stage's attempt number (`invalid_message`, \
-                    `expired`, `delivery_limit`, `rejected`: only if the message had it)."),
-                "x-billflow-attempts": count("Attempts made before giving up (not for \
-                    `invalid_message`, `expired`, `delivery_limit`, `rejected`)."),
-                "x-billflow-first-failure": text("RFC 3339 time of the first failure."),
-                "x-billflow-last-failure": text("RFC 3339 time of the last failure (for \
-                    `expired`, `delivery_limit`, `rejected`: when RabbitMQ dead-lettered it)."),
-                "x-billflow-original-routing-key": text("`invalid_message`: the routing key \
-                    the message arrived with."),
-                "x-death": {
-                    "type": "array",
-                    "description": "`expired`, `delivery_limit`, `rejected`: RabbitMQ's \
-                        record of the dead-lettering (newest first: `reason`, `queue`, \
-                        `count`, `time`), kept as it came.",
-                },
-                TRACEPARENT: traceparent_header("The W3C Trace Context of the command, when it had one."),
-            },
-            "required": [
-                "x-billflow-reason", "x-billflow-error", "x-billflow-command-id",
-                "x-billflow-first-failure", "x-billflow-last-failure",
-            ],
-        },
+        "headers": {"type": "object", "properties": headers, "required": required},
         "payload": {"description": "See the message description: a stage message, or the \
             body of an invalid message as received."},
         "examples": [{
             "name": "not_eligible",
             "summary": "A renewal of a service without an active favorite price point.",
             "headers": {
-                "x-billflow-reason": "permanent_error",
-                "x-billflow-error": "service 169055 is not eligible for renewal: no active \
+                (Header::REASON.name): "permanent_error",
+                (Header::ERROR.name): "service 169055 is not eligible for renewal: no active \
                     favorite AdvancePay price point",
-                "x-billflow-command-id": "crm-44",
-                STAGE_HEADER: "check_favorites",
-                "x-billflow-workflow": "advancepay_renewal",
-                "x-billflow-attempt": 1,
-                "x-billflow-attempts": 1,
-                "x-billflow-first-failure": "2026-11-22T14:12:30.118+00:00",
-                "x-billflow-last-failure": "2026-11-22T14:12:30.118+00:00",
+                (Header::COMMAND_ID.name): "crm-44",
+                (Header::STAGE.name): "check_favorites",
+                (Header::WORKFLOW.name): "advancepay_renewal",
+                (Header::ATTEMPT.name): 1,
+                (Header::ATTEMPTS.name): 1,
+                (Header::FIRST_FAILURE.name): "2026-11-22T14:12:30.118+00:00",
+                (Header::LAST_FAILURE.name): "2026-11-22T14:12:30.118+00:00",
             },
         }],
     })
@@ -560,8 +544,9 @@ fn add_examples(messages: &mut Map<String, Value>) {
 fn event_headers(event: &Value) -> Option<Value> {
     let mut headers = Map::new();
     headers.insert("ce-id".into(), event.get("id")?.clone());
-    if let Some(traceparent) = event.get(TRACEPARENT) {
-        headers.insert(TRACEPARENT.into(), traceparent.clone());
+    // The CloudEvents attribute travels as the header of the same name.
+    if let Some(traceparent) = event.get("traceparent") {
+        headers.insert(Header::TRACEPARENT.name.into(), traceparent.clone());
     }
     Some(Value::Object(headers))
 }

@@ -2,32 +2,14 @@
 //! every earlier stage (a routing slip), so any worker can run it.
 
 use chrono::{DateTime, Utc};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use serde::{Deserialize, Serialize};
 
-use super::signing::{SignatureError, Signer, SIGNATURE_HEADER};
+use super::envelope::{valid_traceparent, Envelope};
+use super::signing::{SignatureError, Signer};
 use crate::broker::Outgoing;
 use crate::contract::command::{Command, CommandError};
 use crate::workflow::{registry, Outputs};
-
-/// Header naming the stage; its absence marks a command fresh from a CRM.
-pub const STAGE_HEADER: &str = "x-billflow-stage";
-/// W3C Trace Context header, taken from commands and put on every stage and event.
-pub const TRACEPARENT: &str = "traceparent";
-
-/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, ids not all zero.
-pub fn valid_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| s.len() == len && s.chars().all(|c| c.is_ascii_hexdigit());
-    parts.len() == 4
-        && hex(parts[0], 2)
-        && parts[0] != "ff"
-        && hex(parts[1], 32)
-        && parts[1].chars().any(|c| c != '0')
-        && hex(parts[2], 16)
-        && parts[2].chars().any(|c| c != '0')
-        && hex(parts[3], 2)
-}
 
 /// Whether a content type is JSON (`application/json`, any case, with parameters).
 pub fn is_json(content_type: &str) -> bool {
@@ -169,9 +151,11 @@ impl StageMessage {
     /// This stage as a signed message to `queue` (through the default exchange).
     pub fn outgoing(&self, queue: &str, signer: &Signer) -> Outgoing {
         let mut out = Outgoing::json("", queue, self.encode_sealed(signer));
-        out.headers = self.headers();
-        out.headers
-            .insert(SIGNATURE_HEADER.into(), text(&signer.sign(&out.body)));
+        out.headers = Envelope {
+            signature: Some(signer.sign(&out.body)),
+            ..self.envelope()
+        }
+        .to_headers();
         out.message_id = Some(format!(
             "{}/{}/{}",
             self.command.command_id, self.stage, self.attempt
@@ -184,35 +168,20 @@ impl StageMessage {
         registry::of(&self.command.body).name()
     }
 
-    pub fn headers(&self) -> FieldTable {
-        let mut headers = FieldTable::default();
-        headers.insert(STAGE_HEADER.into(), text(&self.stage));
-        headers.insert("x-billflow-workflow".into(), text(self.workflow()));
-        headers.insert(
-            "x-billflow-command-id".into(),
-            text(&self.command.command_id),
-        );
-        headers.insert(
-            "x-billflow-attempt".into(),
-            AMQPValue::LongLongInt(i64::from(self.attempt)),
-        );
-        if let Some(traceparent) = &self.traceparent {
-            headers.insert(TRACEPARENT.into(), text(traceparent));
+    /// What this stage's headers say: stage, workflow, command, attempt, trace.
+    pub fn envelope(&self) -> Envelope {
+        Envelope {
+            stage: Some(self.stage.clone()),
+            workflow: Some(self.workflow().to_string()),
+            command_id: Some(self.command.command_id.clone()),
+            attempt: Some(self.attempt),
+            traceparent: self.traceparent.clone(),
+            ..Envelope::default()
         }
-        headers
     }
-}
 
-pub fn text(s: &str) -> AMQPValue {
-    AMQPValue::LongString(s.to_string().into())
-}
-
-/// A string header of a delivery, if present.
-pub fn header_str<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a str> {
-    match headers?.inner().get(name)? {
-        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
-        AMQPValue::ShortString(s) => Some(s.as_str()),
-        _ => None,
+    pub fn headers(&self) -> FieldTable {
+        self.envelope().to_headers()
     }
 }
 
@@ -259,20 +228,6 @@ mod tests {
     }
 
     #[test]
-    fn traceparents_are_checked() {
-        assert!(valid_traceparent(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        ));
-        assert!(!valid_traceparent(
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
-        ));
-        assert!(!valid_traceparent(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
-        ));
-        assert!(!valid_traceparent("garbage"));
-    }
-
-    #[test]
     fn round_trip_and_validation() {
         let first = StageMessage::decode(CMD.as_bytes(), None).unwrap();
         assert_eq!(first.stage, "lookup_service");
@@ -288,7 +243,7 @@ mod tests {
         next.stage = "nope".into();
         assert!(StageMessage::decode(&next.encode(), Some("nope")).is_err());
         assert_eq!(
-            header_str(Some(&first.headers()), STAGE_HEADER),
+            Envelope::from_headers(&first.headers()).stage.as_deref(),
             Some("lookup_service")
         );
     }

@@ -7,6 +7,7 @@
 
 pub mod asyncapi;
 pub mod command;
+pub mod envelope;
 pub mod events;
 pub mod message;
 mod reason;

@@ -14,8 +14,7 @@ use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{aead, digest, hmac};
 
-/// Header carrying `v1=<hex HMAC-SHA256 of the body>`.
-pub const SIGNATURE_HEADER: &str = "x-billflow-signature";
+use super::envelope::Header;
 
 /// Shortest accepted key: 32 bytes, the HMAC-SHA256 block's half.
 pub const MIN_KEY_LEN: usize = 32;
@@ -40,7 +39,8 @@ pub enum SignatureError {
     #[error("the sealed secrets of the stage message cannot be opened with this worker's keys")]
     Sealed,
     #[error(
-        "stage message is not signed (no {SIGNATURE_HEADER} header): only billflow writes stages"
+        "stage message is not signed (no {} header): only billflow writes stages",
+        Header::SIGNATURE.name
     )]
     Unsigned,
     #[error("stage message signature is malformed")]

@@ -8,8 +8,7 @@ use tracing::{debug, warn};
 use super::Engine;
 use crate::broker::Outgoing;
 use crate::contract::command::Command;
-use crate::contract::message::STAGE_HEADER;
-use crate::contract::signing::SIGNATURE_HEADER;
+use crate::contract::envelope::{Envelope, Header};
 
 impl Engine {
     /// Copies the delivery to its shard (confirmed), then acks it. A crash between the
@@ -19,13 +18,15 @@ impl Engine {
         // header or signature on it is a forgery (or a captured stage message replayed).
         if delivery.exchange.as_str() == self.topology.commands_exchange() {
             let headers = delivery.properties.headers().as_ref();
-            let claims_stage = [STAGE_HEADER, SIGNATURE_HEADER]
-                .into_iter()
-                .any(|h| headers.is_some_and(|t| t.inner().contains_key(h)));
+            let claims_stage = [Header::STAGE, Header::SIGNATURE]
+                .iter()
+                .any(|h| headers.is_some_and(|t| h.is_in(t)));
             if claims_stage {
                 let error = format!(
-                    "a message on {} is a command: the {STAGE_HEADER} and {SIGNATURE_HEADER} headers are only for stage messages between workers",
-                    self.topology.commands_exchange()
+                    "a message on {} is a command: the {} and {} headers are only for stage messages between workers",
+                    self.topology.commands_exchange(),
+                    Header::STAGE.name,
+                    Header::SIGNATURE.name,
                 );
                 match self.reject_invalid(&delivery, &error).await {
                     Ok(()) => {
@@ -58,10 +59,11 @@ impl Engine {
         // Forwarding goes through the default exchange: keep the key the CRM published
         // with, so a dead letter can be checked against its type before a replay.
         if delivery.exchange.as_str() == self.topology.commands_exchange() {
-            out.headers.insert(
-                super::ORIGINAL_ROUTING_KEY.into(),
-                crate::contract::message::text(delivery.routing_key.as_str()),
-            );
+            Envelope {
+                original_routing_key: Some(delivery.routing_key.to_string()),
+                ..Envelope::default()
+            }
+            .write_into(&mut out.headers);
         }
         out.message_id = props.message_id().as_ref().map(|m| m.to_string());
         out.message_type = props.kind().as_ref().map(|k| k.to_string());

@@ -16,16 +16,15 @@ use chrono::Utc;
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::broker::{fnv1a, BrokerError, Outgoing, Publisher, Topology};
 use crate::contract::command::Command;
+use crate::contract::envelope::{Envelope, Header};
 use crate::contract::events::{CloudEvent, Conflict, EventData, Outcome};
-use crate::contract::message::{
-    self, header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT,
-};
-use crate::contract::signing::{Signer, SIGNATURE_HEADER};
+use crate::contract::message::{self, StageMessage};
+use crate::contract::signing::Signer;
 use crate::contract::DeadReason;
 use crate::redact::{self, Redactor};
 use crate::store::{StageRecord, StageState, Store, StoreError};
@@ -42,9 +41,6 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-/// The routing key a command was published with to the commands exchange.
-pub const ORIGINAL_ROUTING_KEY: &str = "x-billflow-original-routing-key";
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -160,10 +156,11 @@ impl Engine {
                 return self.reject_invalid(delivery, &error).await;
             }
         }
-        let stage_header = header_str(headers, STAGE_HEADER);
+        let envelope = Envelope::of(headers);
+        let stage_header = envelope.stage.as_deref();
         // Only a worker writes a stage: anything claiming to be one must carry its signature.
-        if stage_header.is_some() || headers.is_some_and(|h| h.inner().contains_key(STAGE_HEADER)) {
-            let signature = header_str(headers, SIGNATURE_HEADER);
+        if stage_header.is_some() || headers.is_some_and(|h| Header::STAGE.is_in(h)) {
+            let signature = envelope.signature.as_deref();
             if let Err(e) = self.settings.signer.verify(&delivery.data, signature) {
                 return self.reject_invalid(delivery, &e.to_string()).await;
             }
@@ -178,9 +175,7 @@ impl Engine {
         }
         // A CRM's trace continues through every stage and event of its command.
         if message.traceparent.is_none() {
-            message.traceparent = header_str(headers, TRACEPARENT)
-                .filter(|t| valid_traceparent(t))
-                .map(str::to_string);
+            message.traceparent = envelope.traceparent;
         }
         let span = tracing::info_span!(
             "stage",
@@ -586,17 +581,15 @@ impl Engine {
         self.store.flush().await?;
 
         let now = Utc::now();
-        let mut headers = msg.headers();
-        dead_headers(&mut headers, reason, error);
-        headers.insert(
-            "x-billflow-first-failure".into(),
-            text(&msg.first_failure_at.unwrap_or(now).to_rfc3339()),
-        );
-        headers.insert("x-billflow-last-failure".into(), text(&now.to_rfc3339()));
-        headers.insert(
-            "x-billflow-attempts".into(),
-            AMQPValue::LongLongInt(i64::from(msg.attempt)),
-        );
+        let headers = Envelope {
+            reason: Some(reason),
+            error: Some(error.to_string()),
+            first_failure: Some(msg.first_failure_at.unwrap_or(now)),
+            last_failure: Some(now),
+            attempts: Some(msg.attempt),
+            ..msg.envelope()
+        }
+        .to_headers();
         let mut dead = Outgoing::json(
             "",
             &self.topology.dead_queue(),
@@ -649,19 +642,20 @@ impl Engine {
         metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str()).increment(1);
 
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        dead_headers(&mut headers, reason, error);
-        headers.insert("x-billflow-command-id".into(), text(&command_id));
-        // The intake recorded the key a command was published with; anything else was
-        // delivered under its own.
-        if !headers.inner().contains_key(ORIGINAL_ROUTING_KEY) {
-            headers.insert(
-                ORIGINAL_ROUTING_KEY.into(),
-                text(delivery.routing_key.as_str()),
-            );
+        let now = Utc::now();
+        Envelope {
+            reason: Some(reason),
+            error: Some(error.to_string()),
+            command_id: Some(command_id.clone()),
+            // The intake recorded the key a command was published with; anything else was
+            // delivered under its own.
+            original_routing_key: (!Header::ORIGINAL_ROUTING_KEY.is_in(&headers))
+                .then(|| delivery.routing_key.to_string()),
+            first_failure: Some(now),
+            last_failure: Some(now),
+            ..Envelope::default()
         }
-        let now = Utc::now().to_rfc3339();
-        headers.insert("x-billflow-first-failure".into(), text(&now));
-        headers.insert("x-billflow-last-failure".into(), text(&now));
+        .write_into(&mut headers);
         let mut dead = Outgoing::json("", &self.topology.dead_queue(), dead_body(delivery, body));
         dead.headers = headers;
         self.publisher.publish(dead).await?;
@@ -679,9 +673,7 @@ impl Engine {
             conflict: None,
         };
         let mut event = CloudEvent::workflow(&self.settings.source, data);
-        event.traceparent = header_str(delivery.properties.headers().as_ref(), TRACEPARENT)
-            .filter(|t| valid_traceparent(t))
-            .map(str::to_string);
+        event.traceparent = Envelope::of(delivery.properties.headers().as_ref()).traceparent;
         // Distinct invalid bodies under one id must not collapse into one event.
         event.id = format!(
             "{}/{}/{:016x}",
@@ -707,16 +699,17 @@ impl Engine {
         );
         warn!(%original, %received, "conflicting duplicate command");
         metrics::counter!("billflow_dead_lettered_total", "reason" => reason.as_str()).increment(1);
-        let mut headers = FieldTable::default();
-        dead_headers(&mut headers, reason, &error);
-        headers.insert(
-            "x-billflow-command-id".into(),
-            text(&msg.command.command_id),
-        );
-        headers.insert("x-billflow-workflow".into(), text(msg.workflow()));
-        let now = Utc::now().to_rfc3339();
-        headers.insert("x-billflow-first-failure".into(), text(&now));
-        headers.insert("x-billflow-last-failure".into(), text(&now));
+        let now = Utc::now();
+        let headers = Envelope {
+            reason: Some(reason),
+            error: Some(error.clone()),
+            command_id: Some(msg.command.command_id.clone()),
+            workflow: Some(msg.workflow().to_string()),
+            first_failure: Some(now),
+            last_failure: Some(now),
+            ..Envelope::default()
+        }
+        .to_headers();
         let mut command = serde_json::to_value(&msg.command).unwrap_or_default();
         redact::mask_secret_fields(&mut command);
         let body = serde_json::to_vec(&command).unwrap_or_default();
@@ -839,21 +832,16 @@ impl Engine {
         out.message_type = Some(event.kind.clone());
         // Events fan out to whoever subscribed; having no subscriber yet is not an error.
         out.mandatory = false;
-        if let Some(traceparent) = &event.traceparent {
-            out.headers.insert(TRACEPARENT.into(), text(traceparent));
+        Envelope {
+            traceparent: event.traceparent.clone(),
+            ..Envelope::default()
         }
+        .write_into(&mut out.headers);
         out.headers
             .insert("ce-id".into(), AMQPValue::LongString(event.id.into()));
         self.publisher.publish(out).await?;
         Ok(())
     }
-}
-
-fn dead_headers(headers: &mut FieldTable, reason: DeadReason, error: &str) {
-    headers.insert("x-billflow-reason".into(), text(reason.as_str()));
-    // Header values stay readable in management tools: cap the error text.
-    let error: String = redact::global().redact(error).chars().take(1_000).collect();
-    headers.insert("x-billflow-error".into(), text(&error));
 }
 
 /// Whom a message that could not be run was about, for its dead letter and event: the

@@ -10,13 +10,13 @@ use lapin::options::BasicAckOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use tracing::warn;
 
-use super::{dead_headers, DeadReason, Engine, EngineError};
+use super::{Engine, EngineError};
 use crate::broker::Outgoing;
+use crate::contract::envelope::Envelope;
 use crate::contract::events::{CloudEvent, EventData};
-use crate::contract::message::{
-    header_str, text, valid_traceparent, StageMessage, STAGE_HEADER, TRACEPARENT,
-};
-use crate::contract::signing::{Signer, SIGNATURE_HEADER};
+use crate::contract::message::StageMessage;
+use crate::contract::signing::Signer;
+use crate::contract::DeadReason;
 use crate::redact;
 
 /// Queue names and reasons from `x-death` are copied into errors: at most this many
@@ -136,16 +136,14 @@ struct Subject {
 }
 
 fn subject(delivery: &Delivery, max_message_bytes: usize, signer: &Signer) -> Subject {
-    let headers = delivery.properties.headers().as_ref();
+    let envelope = Envelope::of(delivery.properties.headers().as_ref());
     // Only a stage a worker signed is reported as that stage.
-    let stage_header = header_str(headers, STAGE_HEADER).filter(|_| {
+    let stage_header = envelope.stage.as_deref().filter(|_| {
         signer
-            .verify(&delivery.data, header_str(headers, SIGNATURE_HEADER))
+            .verify(&delivery.data, envelope.signature.as_deref())
             .is_ok()
     });
-    let traceparent = header_str(headers, TRACEPARENT)
-        .filter(|t| valid_traceparent(t))
-        .map(str::to_string);
+    let traceparent = envelope.traceparent.clone();
     let body: &[u8] = if delivery.data.len() > max_message_bytes {
         &[]
     } else {
@@ -212,16 +210,18 @@ impl Engine {
         );
 
         let mut headers = props.headers().clone().unwrap_or_default();
-        dead_headers(&mut headers, reason, &death.error);
-        headers.insert("x-billflow-command-id".into(), text(&who.command_id));
-        if who.workflow != "unknown" {
-            headers.insert("x-billflow-workflow".into(), text(who.workflow));
-        }
         // RabbitMQ's time, not ours: a redelivery moves the same dead letter again.
         let at = death.at.unwrap_or_else(Utc::now);
-        let first = who.first_failure_at.unwrap_or(at);
-        headers.insert("x-billflow-first-failure".into(), text(&first.to_rfc3339()));
-        headers.insert("x-billflow-last-failure".into(), text(&at.to_rfc3339()));
+        Envelope {
+            reason: Some(reason),
+            error: Some(death.error.clone()),
+            command_id: Some(who.command_id.clone()),
+            workflow: (who.workflow != "unknown").then(|| who.workflow.to_string()),
+            first_failure: Some(who.first_failure_at.unwrap_or(at)),
+            last_failure: Some(at),
+            ..Envelope::default()
+        }
+        .write_into(&mut headers);
         let mut dead = Outgoing::json(
             "",
             &self.topology.dead_queue(),
@@ -270,6 +270,10 @@ impl Engine {
 mod tests {
     use super::*;
     use lapin::types::{FieldArray, LongString};
+
+    fn text(s: &str) -> AMQPValue {
+        AMQPValue::LongString(s.into())
+    }
 
     fn death(entries: Vec<AMQPValue>) -> FieldTable {
         let mut headers = FieldTable::default();

@@ -127,9 +127,9 @@ fn shutdown_grace(env: &BTreeMap<String, String>) -> Duration {
     billflow::config::duration::parse(&setting(env, "BILLFLOW_SHUTDOWN_GRACE")).unwrap()
 }
 
-/// The paths `src/admin.rs` routes.
+/// The paths `src/runtime/admin.rs` routes.
 fn admin_routes() -> BTreeSet<String> {
-    read(&root().join("src/admin.rs"))
+    read(&root().join("src/runtime/admin.rs"))
         .split(".route(\"")
         .skip(1)
         .filter_map(|rest| rest.split('"').next().map(str::to_string))
@@ -702,7 +702,7 @@ fn statefulset_workers_match_their_settings() {
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         let get = &container[probe]["httpGet"];
         assert_eq!(get["path"], path, "{probe}");
-        assert!(routes.contains(path), "src/admin.rs does not route {path}");
+        assert!(routes.contains(path), "src/runtime/admin.rs does not route {path}");
         assert_eq!(
             container_port(container, &get["port"]),
             port,

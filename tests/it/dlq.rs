@@ -285,15 +285,10 @@ async fn dead_letter(
     h.publisher.publish(out).await.unwrap();
 }
 
-fn dead_command_ids(dead: &[(std::collections::BTreeMap<String, String>, Vec<u8>)]) -> Vec<String> {
+fn dead_command_ids(dead: &[common::Dead]) -> Vec<String> {
     let mut ids: Vec<String> = dead
         .iter()
-        .map(|(headers, _)| {
-            headers
-                .get("x-billflow-command-id")
-                .cloned()
-                .unwrap_or_default()
-        })
+        .map(|d| d.envelope.command_id.clone().unwrap_or_default())
         .collect();
     ids.sort();
     ids

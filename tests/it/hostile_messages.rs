@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use crate::common::{renewal, Harness};
 use billflow::broker::Outgoing;
+use billflow::contract::envelope::Header;
 use billflow::contract::events::Outcome;
 use billflow::contract::message::StageMessage;
-use billflow::contract::signing::{Signer, SIGNATURE_HEADER};
+use billflow::contract::signing::Signer;
+use billflow::contract::DeadReason;
 use lapin::types::AMQPValue;
 use serde_json::json;
 
@@ -94,7 +96,7 @@ async fn forged_unsigned_altered_and_foreign_stages_are_refused_with_a_reason_an
     let garbage = forged_tender("crm-forged-garbage");
     let mut out = garbage.outgoing(&intake, &h.signer());
     out.headers.insert(
-        SIGNATURE_HEADER.into(),
+        Header::SIGNATURE.name.into(),
         AMQPValue::LongString("v1=nothex".into()),
     );
     h.publisher.publish(out).await.unwrap();
@@ -130,7 +132,7 @@ async fn forged_unsigned_altered_and_foreign_stages_are_refused_with_a_reason_an
     assert_eq!(dead.len(), ids.len());
     assert!(dead
         .iter()
-        .all(|(headers, _)| headers["x-billflow-reason"] == "invalid_message"));
+        .all(|d| d.envelope.reason == Some(DeadReason::InvalidMessage)));
 
     // The same worker still runs a genuine stage message it signed itself.
     h.publish(&renewal("crm-genuine", ACTIVE)).await;
@@ -246,7 +248,10 @@ async fn a_conflicting_duplicate_is_reported_and_an_identical_one_stays_quiet() 
     assert_eq!(h.call_counts().await.get("ServiceNumberDetail"), Some(&1));
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].0["x-billflow-reason"], "conflicting_duplicate");
+    assert_eq!(
+        dead[0].envelope.reason,
+        Some(DeadReason::ConflictingDuplicate)
+    );
     worker.stop().await;
 }
 
@@ -307,8 +312,8 @@ async fn a_stage_that_panics_ends_as_a_dead_letter_with_an_event() {
         .contains("panic"));
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].0["x-billflow-reason"], "internal_error");
-    assert_eq!(dead[0].0["x-billflow-stage"], "checkout");
+    assert_eq!(dead[0].envelope.reason, Some(DeadReason::InternalError));
+    assert_eq!(dead[0].envelope.stage.as_deref(), Some("checkout"));
     assert_eq!(h.call_counts().await.get("ModifyCart"), None);
 
     // The worker goes on serving.
@@ -349,7 +354,7 @@ async fn a_legal_long_message_id_on_an_invalid_body_does_not_lose_the_message() 
     assert_eq!(events[0].data.reason.as_deref(), Some("invalid_message"));
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].1, b"{not json");
+    assert_eq!(dead[0].body, b"{not json");
     worker.stop().await;
 }
 
@@ -370,7 +375,8 @@ async fn a_dead_letter_keeps_the_routing_key_its_command_was_published_with() {
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
     assert_eq!(
-        dead[0].0["x-billflow-original-routing-key"], "service_order.submit",
+        dead[0].envelope.original_routing_key.as_deref(),
+        Some("service_order.submit"),
         "the key the CRM used, not the shard's queue"
     );
     worker.stop().await;

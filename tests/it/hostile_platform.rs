@@ -18,6 +18,7 @@ use billflow::billing::http::HttpError;
 use billflow::billing::Failure;
 use billflow::config::DEFAULT_MAX_RESPONSE_BYTES;
 use billflow::contract::events::{CloudEvent, Outcome};
+use billflow::contract::DeadReason;
 use billflow::secret::Secret;
 use billflow::sim::costguard::{ACTIVE_CUSTOMER_ID, ACTIVE_SERVICE};
 use billflow::sim::emersion::{ACTIVE_ACCOUNT_ID, SIM_PASSWORD, SIM_USERNAME};
@@ -361,11 +362,11 @@ async fn an_error_after_commit_without_a_probe_is_parked() {
     assert_eq!(sent_and_applied(&h, "StartOrder").await, (1, 1));
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].0["x-billflow-reason"], "outcome_unknown");
+    assert_eq!(dead[0].envelope.reason, Some(DeadReason::OutcomeUnknown));
     // The cause survives the wait for the reconcile: the parked letter and its event say
     // what made the outcome unknown.
     for text in [
-        dead[0].0["x-billflow-error"].as_str(),
+        dead[0].envelope.error.as_deref().unwrap_or_default(),
         end.data.error.as_deref().unwrap_or_default(),
     ] {
         assert!(text.contains("500"), "{text}");

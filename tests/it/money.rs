@@ -4,6 +4,7 @@
 
 use crate::common::{renewal, Harness};
 use billflow::contract::events::Outcome;
+use billflow::contract::DeadReason;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,8 +94,8 @@ async fn odd_checkout_amounts_fail_the_checkout_with_no_tender_or_submit() {
 
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), cases.len());
-    for (headers, _) in &dead {
-        assert_eq!(headers["x-billflow-reason"], "permanent_error");
+    for d in &dead {
+        assert_eq!(d.envelope.reason, Some(DeadReason::PermanentError));
     }
     worker.stop().await;
 }

@@ -303,12 +303,12 @@ async fn secrets_never_appear_in_logs_events_dead_letter_headers_or_the_admin_ap
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
     // The body keeps the command for replay, its passwords sealed.
-    assert!(String::from_utf8_lossy(&dead[0].1).contains("\"sealed\""));
-    for (headers, body) in dead {
-        places.push(("dead-letter headers".into(), format!("{headers:?}")));
+    assert!(String::from_utf8_lossy(&dead[0].body).contains("\"sealed\""));
+    for d in dead {
+        places.push(("dead-letter headers".into(), format!("{:?}", d.headers)));
         places.push((
             "dead-letter body".into(),
-            String::from_utf8_lossy(&body).into_owned(),
+            String::from_utf8_lossy(&d.body).into_owned(),
         ));
     }
     for id in ["crm-secret-ok", "crm-secret-dead", "crm-secret-renew"] {

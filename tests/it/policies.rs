@@ -13,6 +13,7 @@ use crate::common::workload::queue_depth;
 use crate::common::{renewal, Harness};
 use billflow::broker::{Outgoing, DELIVERY_LIMIT};
 use billflow::contract::events::Outcome;
+use billflow::contract::DeadReason;
 use lapin::options::BasicNackOptions;
 use serde_json::{json, Value};
 
@@ -131,8 +132,8 @@ async fn definitions_policies_govern_queues_declared_without_arguments() {
         .any(|e| e.is_terminal() && e.data.outcome == Outcome::Completed));
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1, "the poison message was dead-lettered");
-    assert_eq!(dead[0].0["x-billflow-reason"], "delivery_limit");
-    assert_eq!(dead[0].1, b"{\"poison\":true}");
+    assert_eq!(dead[0].envelope.reason, Some(DeadReason::DeliveryLimit));
+    assert_eq!(dead[0].body, b"{\"poison\":true}");
     worker.stop().await;
 }
 

@@ -155,11 +155,11 @@ async fn echoed_credentials_are_masked_everywhere_they_could_leave() {
     }
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 4, "one dead letter per command");
-    for (headers, body) in dead {
-        places.push(("dead-letter headers".into(), format!("{headers:?}")));
+    for d in dead {
+        places.push(("dead-letter headers".into(), format!("{:?}", d.headers)));
         places.push((
             "dead-letter body".into(),
-            String::from_utf8_lossy(&body).into_owned(),
+            String::from_utf8_lossy(&d.body).into_owned(),
         ));
     }
     worker.stop();

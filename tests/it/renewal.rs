@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::common::{renewal, Harness};
 use billflow::contract::events::Outcome;
+use billflow::contract::DeadReason;
 use serde_json::json;
 
 fn terminal_count(h: &Harness, id: &str, outcome: Outcome) -> usize {
@@ -183,8 +184,8 @@ async fn ineligible_service_fails_before_any_cart() {
 
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].0["x-billflow-reason"], "permanent_error");
-    assert_eq!(dead[0].0["x-billflow-stage"], "check_favorites");
+    assert_eq!(dead[0].envelope.reason, Some(DeadReason::PermanentError));
+    assert_eq!(dead[0].envelope.stage.as_deref(), Some("check_favorites"));
     worker.stop().await;
 }
 
@@ -328,17 +329,16 @@ async fn bad_input_is_dead_lettered_and_the_worker_keeps_serving() {
 
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 5, "{dead:?}");
-    for (headers, _) in &dead {
-        assert_eq!(headers["x-billflow-reason"], "invalid_message");
-        assert!(!headers["x-billflow-error"].is_empty());
+    let error = |d: &common::Dead| d.envelope.error.clone().unwrap_or_default();
+    for d in &dead {
+        assert_eq!(d.envelope.reason, Some(DeadReason::InvalidMessage));
+        assert!(!error(d).is_empty());
     }
     assert!(
-        dead.iter().any(|(_, body)| body == b"{not json"),
+        dead.iter().any(|d| d.body == b"{not json"),
         "body kept intact"
     );
-    assert!(dead
-        .iter()
-        .any(|(h, _)| h["x-billflow-error"].contains("not JSON")));
+    assert!(dead.iter().any(|d| error(d).contains("not JSON")));
     worker.stop().await;
 }
 

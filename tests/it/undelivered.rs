@@ -12,6 +12,7 @@ use billflow::cli::dlq::{self, DeadQueue};
 use billflow::contract::command::Command;
 use billflow::contract::events::{CloudEvent, Outcome};
 use billflow::contract::message::StageMessage;
+use billflow::contract::DeadReason;
 use billflow::sim::costguard::ACTIVE_SERVICE;
 use lapin::options::{BasicNackOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString};
@@ -177,12 +178,12 @@ async fn a_stage_over_the_delivery_limit_is_dead_lettered_with_its_stage_event()
 
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
-    let (headers, body) = &dead[0];
-    assert_eq!(body, &stage.encode());
-    assert_eq!(headers["x-billflow-reason"], "delivery_limit");
-    assert_eq!(headers["x-billflow-stage"], "check_favorites");
-    assert_eq!(headers["x-billflow-command-id"], "crm-limit");
-    let error = &headers["x-billflow-error"];
+    let letter = &dead[0].envelope;
+    assert_eq!(dead[0].body, stage.encode());
+    assert_eq!(letter.reason, Some(DeadReason::DeliveryLimit));
+    assert_eq!(letter.stage.as_deref(), Some("check_favorites"));
+    assert_eq!(letter.command_id.as_deref(), Some("crm-limit"));
+    let error = letter.error.as_deref().unwrap_or_default();
     assert!(
         error.contains(&format!("delivered in {shard} over its delivery limit")),
         "{error}"
@@ -304,8 +305,8 @@ async fn rejected_and_oddly_dead_lettered_messages_are_reported_without_a_panic(
 
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 5);
-    for (headers, _) in &dead {
-        assert_eq!(headers["x-billflow-reason"], "rejected");
+    for d in &dead {
+        assert_eq!(d.envelope.reason, Some(DeadReason::Rejected));
     }
 
     // The worker is still well: a renewal completes.

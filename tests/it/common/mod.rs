@@ -17,6 +17,7 @@ use billflow::config::{
     BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
 };
+use billflow::contract::envelope::Envelope;
 use billflow::contract::events::CloudEvent;
 use billflow::engine::protect::LimitsConfig;
 use billflow::engine::retry::{RetryConfig, RetryPolicy};
@@ -494,8 +495,8 @@ impl Harness {
             .collect()
     }
 
-    /// Takes every message from the dead queue: (headers, body).
-    pub async fn drain_dead(&self) -> Vec<(BTreeMap<String, String>, Vec<u8>)> {
+    /// Takes every message from the dead queue.
+    pub async fn drain_dead(&self) -> Vec<Dead> {
         let channel = self.connection.create_channel().await.expect("channel");
         let mut out = Vec::new();
         while let Some(message) = channel
@@ -506,13 +507,18 @@ impl Harness {
             .await
             .expect("basic.get")
         {
-            let headers = header_strings(message.delivery.properties.headers().as_ref());
+            let headers = message.delivery.properties.headers().as_ref();
+            let dead = Dead {
+                envelope: Envelope::of(headers),
+                headers: header_strings(headers),
+                body: message.delivery.data.clone(),
+            };
             message
                 .delivery
                 .ack(BasicAckOptions::default())
                 .await
                 .expect("ack");
-            out.push((headers, message.delivery.data));
+            out.push(dead);
         }
         out
     }
@@ -523,6 +529,16 @@ impl Drop for Harness {
         self.sim_shutdown.cancel();
         teardown::delete(&self.amqp_url, &self.topology, &self.extra_queues);
     }
+}
+
+/// A message taken from the dead queue.
+#[derive(Debug)]
+pub struct Dead {
+    /// Its `x-billflow-*` headers, read as the worker and `billflow dlq` read them.
+    pub envelope: Envelope,
+    /// Every header as text, for the checks that none holds a secret.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 fn header_strings(headers: Option<&FieldTable>) -> BTreeMap<String, String> {
