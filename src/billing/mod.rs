@@ -1,5 +1,6 @@
 //! Typed clients of the billing platforms. They know nothing of queues: each call either
-//! returns the platform's answer or an error that says how it may be retried.
+//! returns the platform's answer or an error that says how it may be retried. Must not
+//! import anything of billflow's but `money`, `secret`, `xml` and `redact`.
 
 pub mod api;
 pub mod costguard;

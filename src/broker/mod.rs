@@ -1,4 +1,5 @@
-//! RabbitMQ: topology, confirmed publishing and consuming. Knows nothing of billing.
+//! RabbitMQ: topology, confirmed publishing and consuming. Knows nothing of billing, and
+//! must not import the engine, workflows, contract, store or billing.
 
 mod definitions;
 mod publisher;

@@ -1,5 +1,8 @@
 //! The stage runner: claim → call → record → publish (event, next stage or dead letter)
 //! → ack. The store makes a completed call unrepeatable; the broker carries the rest.
+//! Its choices are pure functions in [`decide`]; this module carries them out. It uses
+//! the contract, the store, the broker's publisher and the workflows, and must not import
+//! `runtime` or `cli` (which drive it).
 
 mod decide;
 mod inflight;

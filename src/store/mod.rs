@@ -1,6 +1,7 @@
 //! The per-worker stage ledger (sled): one record per (command_id, stage), so a call that
 //! took effect is never made again, whatever the broker redelivers. Knows nothing of
-//! queues or platforms: it stores [`StageRecord`]s.
+//! queues or platforms: it stores [`StageRecord`]s, and imports only the contract's
+//! dead-letter reasons.
 
 mod record;
 

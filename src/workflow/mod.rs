@@ -1,6 +1,7 @@
 //! Workflows: each one a module behind the [`Workflow`] trait (its command, API, stages,
 //! what each stage calls, and which stage comes next), listed once in [`registry`].
-//! Nothing here knows about queues or the store.
+//! It calls the billing clients and must not import the engine, the store, the broker,
+//! `runtime` or `cli`: nothing here knows about queues or the store.
 
 pub mod advancepay;
 pub mod registry;

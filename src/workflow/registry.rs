@@ -7,7 +7,7 @@
 //! To add a workflow: a module implementing [`Workflow`] (its stages declared with
 //! [`stages!`](super::stage::stages)), its command's data type implementing
 //! [`CommandData`], an example under `schemas/examples/commands/`, and one line below;
-//! then regenerate the contract files (`BILLFLOW_WRITE_SCHEMAS=1 cargo test --test schemas`).
+//! then regenerate the contract files (`BILLFLOW_WRITE_SCHEMAS=1 cargo test --test it schemas::`).
 
 use std::borrow::{Borrow, BorrowMut};
 use std::marker::PhantomData;

@@ -702,7 +702,10 @@ fn statefulset_workers_match_their_settings() {
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         let get = &container[probe]["httpGet"];
         assert_eq!(get["path"], path, "{probe}");
-        assert!(routes.contains(path), "src/runtime/admin.rs does not route {path}");
+        assert!(
+            routes.contains(path),
+            "src/runtime/admin.rs does not route {path}"
+        );
         assert_eq!(
             container_port(container, &get["port"]),
             port,
