@@ -13,23 +13,22 @@ use crate::workflow::{Effect, Probe, StageDone, StageError};
 /// What a delivery says about itself, beyond the stage's record.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivered<'a> {
-    /// A command as a CRM sent it, not a stage message between workers.
-    pub fresh: bool,
+    /// A command as a CRM sent it (not a stage message between workers): the digest of
+    /// its data, to tell a re-send from a conflicting command.
+    pub fresh: Option<&'a str>,
     /// The broker delivered it before (to this or another consumer).
     pub redelivered: bool,
     /// Durable attempt of the stage, from 1.
     pub attempt: u32,
     /// The dead letter this run replays (`billflow dlq replay`), if any.
     pub replay: Option<&'a str>,
-    /// Digest of the command's data.
-    pub digest: &'a str,
 }
 
 /// What to do with a delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OnDelivery {
-    /// The command_id was used before with other data (`original` digest): not run.
-    Conflict { original: String },
+    /// The command_id was used before with other data: not run. The digests of both.
+    Conflict { original: String, received: String },
     /// Run the call (first time, after a known non-effect, or a replay of a dead letter).
     Execute,
     /// A duplicate of a stage whose outcome was already published: nothing to do.
@@ -53,11 +52,12 @@ pub enum OnDelivery {
 }
 
 pub fn on_delivery(record: Option<&StageRecord>, msg: Delivered, effect: Effect) -> OnDelivery {
-    if msg.fresh {
+    if let Some(received) = msg.fresh {
         if let Some(original) = record.and_then(|r| r.command_digest.as_deref()) {
-            if original != msg.digest {
+            if original != received {
                 return OnDelivery::Conflict {
                     original: original.to_string(),
+                    received: received.to_string(),
                 };
             }
         }
@@ -216,11 +216,10 @@ mod tests {
         replay: Option<&'a str>,
     ) -> Delivered<'a> {
         Delivered {
-            fresh,
+            fresh: fresh.then_some("d1"),
             redelivered,
             attempt,
             replay,
-            digest: "d1",
         }
     }
 
@@ -472,7 +471,8 @@ mod tests {
                 _ => None,
             };
             let got = match decision {
-                OnDelivery::Conflict { original } => {
+                OnDelivery::Conflict { original, received } => {
+                    assert_eq!(received, "d1", "{name}");
                     Conflict(if original == "d0" { "d0" } else { "?" })
                 }
                 OnDelivery::Execute => Execute,

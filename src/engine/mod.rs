@@ -208,17 +208,17 @@ impl Engine {
             .effect(&msg.stage)
             .unwrap_or(Effect::NonIdempotent);
         let record = self.store.get(&msg.command.command_id, &msg.stage)?;
-        let digest = msg.command.digest();
+        // Only a command as a CRM sent it can conflict with an earlier one.
+        let digest = fresh.then(|| msg.command.digest());
         let delivered = Delivered {
-            fresh,
+            fresh: digest.as_deref(),
             redelivered,
             attempt: msg.attempt,
             replay: msg.replay.as_deref(),
-            digest: &digest,
         };
         match decide::on_delivery(record.as_ref(), delivered, effect) {
-            OnDelivery::Conflict { original } => {
-                self.conflicting_duplicate(&msg, original, digest).await
+            OnDelivery::Conflict { original, received } => {
+                self.conflicting_duplicate(&msg, original, received).await
             }
             OnDelivery::Execute => {
                 if msg.replay.is_some() && record.is_some() {

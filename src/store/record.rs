@@ -3,8 +3,10 @@
 //! open as they are; a record that does not fit the states (an unknown reason, a failure
 //! without one) is unreadable, never silently read as something else.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::contract::DeadReason;
@@ -50,8 +52,8 @@ impl StageState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "Stored", into = "Stored")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "Stored<'static>")]
 pub struct StageRecord {
     pub state: StageState,
     pub attempt: u32,
@@ -117,46 +119,53 @@ impl Kind {
     }
 }
 
-/// A record as sled keeps it: flat, the fields a state does not have left out.
+/// A record as sled keeps it: flat, the fields a state does not have left out. Written
+/// from borrowed fields (a record is written several times per stage: no copy of its
+/// output each time), read into owned ones.
 #[derive(Serialize, Deserialize)]
-struct Stored {
+struct Stored<'a> {
     state: Kind,
     attempt: u32,
     started_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    output: Option<Value>,
+    output: Option<Cow<'a, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    error: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    next_stage: Option<String>,
+    next_stage: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
+    reason: Option<Cow<'a, str>>,
     #[serde(default)]
     forwarded: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    replay: Option<String>,
+    replay: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    command_digest: Option<String>,
+    command_digest: Option<Cow<'a, str>>,
 }
 
-impl TryFrom<Stored> for StageRecord {
+impl TryFrom<Stored<'static>> for StageRecord {
     type Error = String;
 
-    fn try_from(s: Stored) -> Result<Self, String> {
+    fn try_from(s: Stored<'static>) -> Result<Self, String> {
+        let owned = |c: Option<Cow<'static, str>>| c.map(Cow::into_owned);
         let state = match s.state {
-            Kind::Started => StageState::Started { cause: s.error },
-            Kind::Retrying => StageState::Retrying { error: s.error },
+            Kind::Started => StageState::Started {
+                cause: owned(s.error),
+            },
+            Kind::Retrying => StageState::Retrying {
+                error: owned(s.error),
+            },
             Kind::Completed => StageState::Completed {
-                output: s.output.unwrap_or(Value::Null),
-                next: s.next_stage,
+                output: s.output.map(Cow::into_owned).unwrap_or(Value::Null),
+                next: owned(s.next_stage),
             },
             Kind::Failed => {
                 let reason = s.reason.ok_or("a failed stage without a reason")?;
                 StageState::Failed {
                     reason: DeadReason::parse(&reason)
                         .ok_or_else(|| format!("unknown dead-letter reason {reason:?}"))?,
-                    error: s.error.unwrap_or_default(),
+                    error: owned(s.error).unwrap_or_default(),
                 }
             }
         };
@@ -166,36 +175,44 @@ impl TryFrom<Stored> for StageRecord {
             started_at: s.started_at,
             updated_at: s.updated_at,
             forwarded: s.forwarded,
-            replay: s.replay,
-            command_digest: s.command_digest,
+            replay: owned(s.replay),
+            command_digest: owned(s.command_digest),
         })
     }
 }
 
-impl From<StageRecord> for Stored {
-    fn from(r: StageRecord) -> Self {
-        let kind = r.state.kind();
-        let (output, error, next_stage, reason) = match r.state {
-            StageState::Started { cause } => (None, cause, None, None),
-            StageState::Retrying { error } => (None, error, None, None),
-            StageState::Completed { output, next } => (Some(output), None, next, None),
-            StageState::Failed { reason, error } => {
-                (None, Some(error), None, Some(reason.as_str().to_string()))
+impl Serialize for StageRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        fn text(t: &Option<String>) -> Option<Cow<'_, str>> {
+            t.as_deref().map(Cow::Borrowed)
+        }
+        let (output, error, next_stage, reason) = match &self.state {
+            StageState::Started { cause } => (None, text(cause), None, None),
+            StageState::Retrying { error } => (None, text(error), None, None),
+            StageState::Completed { output, next } => {
+                (Some(Cow::Borrowed(output)), None, text(next), None)
             }
+            StageState::Failed { reason, error } => (
+                None,
+                Some(Cow::Borrowed(error.as_str())),
+                None,
+                Some(Cow::Borrowed(reason.as_str())),
+            ),
         };
         Stored {
-            state: kind,
-            attempt: r.attempt,
-            started_at: r.started_at,
-            updated_at: r.updated_at,
+            state: self.state.kind(),
+            attempt: self.attempt,
+            started_at: self.started_at,
+            updated_at: self.updated_at,
             output,
             error,
             next_stage,
             reason,
-            forwarded: r.forwarded,
-            replay: r.replay,
-            command_digest: r.command_digest,
+            forwarded: self.forwarded,
+            replay: text(&self.replay),
+            command_digest: text(&self.command_digest),
         }
+        .serialize(serializer)
     }
 }
 
