@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::duration;
+use crate::workflow::registry;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "PolicyFields")]
@@ -143,11 +144,7 @@ impl RetryConfig {
             stages: BTreeMap::new(),
         };
         for (stage, overrides) in stages {
-            if !stage.contains('.') {
-                return Err(format!(
-                    "retry policy stage {stage:?} must be <workflow>.<stage>, e.g. advancepay_renewal.submit"
-                ));
-            }
+            check_stage_key(&stage)?;
             if !overrides.is_object() {
                 return Err(format!("retry policy for {stage:?} must be an object"));
             }
@@ -182,6 +179,31 @@ impl Serialize for RetryConfig {
         }
         .serialize(serializer)
     }
+}
+
+/// A per-stage key must name a stage of a workflow in the registry: a typo would
+/// otherwise leave the stage on the default policy without a word.
+fn check_stage_key(key: &str) -> Result<(), String> {
+    let Some((workflow, stage)) = key.split_once('.') else {
+        return Err(format!(
+            "retry policy stage {key:?} must be <workflow>.<stage>, e.g. advancepay_renewal.submit"
+        ));
+    };
+    let Some(found) = registry::named(workflow) else {
+        let known: Vec<&str> = registry::ALL.iter().map(|w| w.name()).collect();
+        return Err(format!(
+            "retry policy stage {key:?}: no workflow {workflow:?}; known: {}",
+            known.join(", ")
+        ));
+    };
+    if found.effect(stage).is_none() {
+        let known: Vec<&str> = found.stages().into_iter().map(|(s, _)| s).collect();
+        return Err(format!(
+            "retry policy stage {key:?}: {workflow} has no stage {stage:?}; its stages: {}",
+            known.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 fn jittered(base: f64, jitter: f64) -> f64 {
@@ -230,12 +252,12 @@ mod tests {
     fn old_millisecond_fields_still_work_and_the_new_names_win() {
         let config = RetryConfig::parse(
             r#"{"quick_delay_ms": 20, "initial_delay_ms": 500, "initial_delay": "2s",
-                "stages": {"a.b": {"max_delay_ms": 4000}}}"#,
+                "stages": {"advancepay_renewal.renew": {"max_delay_ms": 4000}}}"#,
         )
         .unwrap();
         assert_eq!(config.default.quick_delay, Duration::from_millis(20));
         assert_eq!(config.default.initial_delay, Duration::from_secs(2));
-        let stage = config.policy("a", "b");
+        let stage = config.policy("advancepay_renewal", "renew");
         assert_eq!(stage.max_delay, Duration::from_secs(4));
         assert_eq!(stage.quick_delay, Duration::from_millis(20));
     }
@@ -243,7 +265,7 @@ mod tests {
     #[test]
     fn writes_what_it_reads() {
         let config = RetryConfig::parse(
-            r#"{"quick_delay": "20ms", "stages": {"a.b": {"max_attempts": 9}}}"#,
+            r#"{"quick_delay": "20ms", "stages": {"service_order.complete_order": {"max_attempts": 9}}}"#,
         )
         .unwrap();
         let written = serde_json::to_string(&config).unwrap();
@@ -266,7 +288,24 @@ mod tests {
             "inherited from the default, not the built-in"
         );
         assert!(RetryConfig::parse(r#"{"stages": {"submit": {}}}"#).is_err());
-        assert!(RetryConfig::parse(r#"{"stages": {"a.b": {"max_atempts": 1}}}"#).is_err());
+        assert!(RetryConfig::parse(
+            r#"{"stages": {"advancepay_renewal.submit": {"max_atempts": 1}}}"#
+        )
+        .is_err());
+        for (key, needle) in [
+            (
+                "advancepay_renwal.submit",
+                "known: advancepay_renewal, service_order",
+            ),
+            (
+                "advancepay_renewal.submt",
+                "its stages: lookup_service, check_favorites",
+            ),
+        ] {
+            let json = format!(r#"{{"stages": {{"{key}": {{"max_attempts": 9}}}}}}"#);
+            let err = RetryConfig::parse(&json).unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
         assert_eq!(RetryConfig::parse("{}").unwrap(), RetryConfig::default());
     }
 }
