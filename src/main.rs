@@ -164,8 +164,26 @@ fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(start());
+    // Dropping a runtime waits for its blocking tasks without limit. Once a `dlq edit` was
+    // seen done, its broker connection closed, yet its process never exited: whatever is
+    // left running when the command is done gets a few seconds, not forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    code
+}
+
+async fn start() -> std::process::ExitCode {
     let cli = match layers::parse::<Cli>(std::env::args_os()) {
         Ok(parsed) => {
             // Whatever this process prints, the secrets it was given are masked in it.
