@@ -18,6 +18,7 @@ use billflow::billing::costguard::rest::{
     ServiceNumberDetail,
 };
 use billflow::billing::costguard::soap::{self, OrderResponse};
+use billflow::billing::emersion::accounts;
 use billflow::billing::emersion::wire::{self, Fault, Operation};
 use billflow::contract::command::Command;
 use billflow::contract::message::StageMessage;
@@ -541,7 +542,9 @@ fn costguard_rest() {
 
 /// A minimal answer for each Emersion operation the fixtures lack.
 const EMERSION_ANSWERS: &[&str] = &[
-    "<GetAccountFromUsernameAndPasswordResponse><AccountID>100001</AccountID></GetAccountFromUsernameAndPasswordResponse>",
+    "<MyGetAccountFromUsernameAndPasswordResponse><AccountID>100001</AccountID></MyGetAccountFromUsernameAndPasswordResponse>",
+    "<CheckUsernameAvailabilityResponse><Available>true</Available></CheckUsernameAvailabilityResponse>",
+    "<CreateComplexAccountResponse><AccountID>250000</AccountID></CreateComplexAccountResponse>",
     "<AddNoteResponse><NoteID>5</NoteID></AddNoteResponse>",
     "<StartOrderResponse><AccountPresaleID>120000</AccountPresaleID></StartOrderResponse>",
     "<PerformGeneralPhoneSQResponse><AccountPresaleSQID>362000</AccountPresaleSQID></PerformGeneralPhoneSQResponse>",
@@ -583,7 +586,9 @@ fn emersion() {
             let fault = Fault::read(fault);
             let _ = fault.is_server();
         }
-        emersion_read::<wire::GetAccountFromUsernameAndPassword>(&doc);
+        emersion_read::<accounts::MyGetAccountFromUsernameAndPassword>(&doc);
+        emersion_read::<accounts::CheckUsernameAvailability>(&doc);
+        emersion_read::<accounts::CreateComplexAccount>(&doc);
         emersion_read::<wire::AddNote>(&doc);
         emersion_read::<wire::StartOrder>(&doc);
         emersion_read::<wire::PerformSimpleSQ>(&doc);

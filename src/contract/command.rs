@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::new_account::{NewAccount, PortalLogin};
 use crate::workflow::registry;
 pub use crate::workflow::registry::CommandBody;
 
@@ -79,7 +80,7 @@ pub struct RestoreData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceOrderData {
-    /// The customer's account: by id, or by username and password.
+    /// The customer's account: by id, by portal username and password, or `new` to create it.
     pub account: AccountRef,
     /// Continue an order already started (skips StartOrder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +126,16 @@ pub struct AccountRef {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// A customer without an account: the workflow creates it first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<NewAccount>,
+}
+
+impl AccountRef {
+    fn portal_password(&self) -> Option<&str> {
+        let login = self.new.as_ref()?.portal_login.as_ref()?;
+        Some(login.password.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -227,11 +238,14 @@ impl CommandData for ServiceOrderData {
     fn validate(&self) -> Result<(), CommandError> {
         let mut problems = Vec::new();
         let a = &self.account;
-        match (a.account_id, &a.username, &a.password) {
-            (Some(_), None, None) => {}
-            (None, Some(u), Some(_)) if !u.trim().is_empty() => {}
-            _ => problems
-                .push("data.account needs either account_id, or username and password".to_string()),
+        match (a.account_id, &a.username, &a.password, &a.new) {
+            (Some(_), None, None, None) => {}
+            (None, Some(u), Some(_), None) if !u.trim().is_empty() => {}
+            (None, None, None, Some(new)) => problems.extend(new.problems()),
+            _ => problems.push(
+                "data.account needs exactly one of: account_id; username and password; new"
+                    .to_string(),
+            ),
         }
         match (&self.package.plan_id, &self.package.external_name) {
             (Some(_), None) => {}
@@ -269,15 +283,23 @@ impl CommandData for ServiceOrderData {
             .password
             .as_deref()
             .into_iter()
+            .chain(self.account.portal_password())
             .chain(self.identifier.as_ref().map(|i| i.password.as_str()))
             .collect()
     }
 
     fn secrets_mut(&mut self) -> Vec<&mut String> {
+        let portal = self
+            .account
+            .new
+            .as_mut()
+            .and_then(|n| n.portal_login.as_mut())
+            .map(|l| &mut l.password);
         self.account
             .password
             .as_mut()
             .into_iter()
+            .chain(portal)
             .chain(self.identifier.as_mut().map(|i| &mut i.password))
             .collect()
     }

@@ -10,6 +10,7 @@ pub mod command;
 pub mod envelope;
 pub mod events;
 pub mod message;
+mod new_account;
 mod reason;
 pub mod schemas;
 pub mod signing;

@@ -71,6 +71,7 @@ pub const PACKAGED_SQ_ID: i64 = 361004;
 pub const COMPLETED_SERVICE_ID: i64 = 799001;
 
 /// First ids handed out to new objects.
+pub const FIRST_ACCOUNT_ID: i64 = 250000;
 pub const FIRST_PRESALE_ID: i64 = 120000;
 pub const FIRST_SQ_ID: i64 = 362000;
 pub const FIRST_SERVICE_ID: i64 = 800000;
@@ -144,7 +145,7 @@ const PRE_ACTIVE: &str = "PreActive";
 /// The SOAP services, each at `POST /{Service}`, and the operations each one offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
-    Account,
+    Accounts,
     Orders,
     Services,
     Plans,
@@ -152,7 +153,7 @@ enum Service {
 
 impl Service {
     const ALL: [Service; 4] = [
-        Service::Account,
+        Service::Accounts,
         Service::Orders,
         Service::Services,
         Service::Plans,
@@ -160,7 +161,7 @@ impl Service {
 
     fn name(self) -> &'static str {
         match self {
-            Service::Account => "Account",
+            Service::Accounts => "Accounts",
             Service::Orders => "Orders",
             Service::Services => "Services",
             Service::Plans => "Plans",
@@ -169,7 +170,11 @@ impl Service {
 
     fn operations(self) -> &'static [&'static str] {
         match self {
-            Service::Account => &["GetAccountFromUsernameAndPassword", "AddNote"],
+            Service::Accounts => &[
+                "MyGetAccountFromUsernameAndPassword",
+                "CheckUsernameAvailability",
+                "AddNote",
+            ],
             Service::Orders => &[
                 "StartOrder",
                 "PerformSimpleSQ",
@@ -182,6 +187,7 @@ impl Service {
                 "GetAccountPresale",
             ],
             Service::Services => &[
+                "CreateComplexAccount",
                 "GetServiceConfigurationRequirements",
                 "SetServiceConfiguration",
                 "GetServiceFeatureRequirements",
@@ -294,6 +300,9 @@ struct Account {
     account_type: Option<AccountType>,
     /// Emersion's "can not order" flag, set on the account's status or its type.
     can_not_order: bool,
+    /// AccountReference of an account created through the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -438,6 +447,7 @@ struct Payment {
 
 /// Id counters.
 struct Ids {
+    account: i64,
     presale: i64,
     sq: i64,
     service: i64,
@@ -461,6 +471,7 @@ impl Emersion {
             notes: Vec::new(),
             payments: Vec::new(),
             ids: Ids {
+                account: FIRST_ACCOUNT_ID,
                 presale: FIRST_PRESALE_ID,
                 sq: FIRST_SQ_ID,
                 service: FIRST_SERVICE_ID,
@@ -495,6 +506,7 @@ impl Emersion {
                 status,
                 account_type,
                 can_not_order,
+                reference: None,
             };
             em.accounts.insert(account_id, account);
         }

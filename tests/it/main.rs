@@ -14,6 +14,7 @@ mod dlq;
 mod hostile_messages;
 mod hostile_platform;
 mod money;
+mod new_customer;
 mod operations;
 mod policies;
 mod redaction;

@@ -67,7 +67,7 @@ async fn simple_sq_sign_up_follows_the_seed_order() {
     assert_eq!(
         h.call_sequence().await,
         [
-            "GetAccountFromUsernameAndPassword",
+            "MyGetAccountFromUsernameAndPassword",
             "StartOrder",
             "PerformSimpleSQ",
             "GetAvailablePackages",

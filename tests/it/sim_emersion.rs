@@ -1787,8 +1787,8 @@ async fn account_check_notes_and_payments() {
     };
     let account = sim
         .ok(
-            "Account",
-            "GetAccountFromUsernameAndPassword",
+            "Accounts",
+            "MyGetAccountFromUsernameAndPassword",
             &credentials(ACTIVE_ACCOUNT_USERNAME, ACTIVE_ACCOUNT_PASSWORD),
         )
         .await;
@@ -1808,8 +1808,8 @@ async fn account_check_notes_and_payments() {
     ] {
         assert_eq!(
             sim.refused(
-                "Account",
-                "GetAccountFromUsernameAndPassword",
+                "Accounts",
+                "MyGetAccountFromUsernameAndPassword",
                 &credentials(username, password)
             )
             .await,
@@ -1826,7 +1826,11 @@ async fn account_check_notes_and_payments() {
         ])
     };
     let added = sim
-        .ok("Account", "AddNote", &note(1, ACTIVE_ACCOUNT_ID, "Welcome"))
+        .ok(
+            "Accounts",
+            "AddNote",
+            &note(1, ACTIVE_ACCOUNT_ID, "Welcome"),
+        )
         .await;
     assert_eq!(
         added.text_at(&["NoteID"]).unwrap(),
@@ -1834,7 +1838,7 @@ async fn account_check_notes_and_payments() {
     );
     let added = sim
         .ok(
-            "Account",
+            "Accounts",
             "AddNote",
             &note(5, COMPLETED_SERVICE_ID, "Install"),
         )
@@ -1849,7 +1853,7 @@ async fn account_check_notes_and_payments() {
         (note(5, 1, "x"), "Undefined service"),
         (note(1, ACTIVE_ACCOUNT_ID, ""), "Missing note subject"),
     ] {
-        assert_eq!(sim.refused("Account", "AddNote", &fields).await, error);
+        assert_eq!(sim.refused("Accounts", "AddNote", &fields).await, error);
     }
 
     let payment = |account_id: i64, amount: &str, date: &str| {
@@ -1979,8 +1983,8 @@ async fn ws_security_is_required() {
 
     // Neither the digest nor a body password reaches the call log or the state.
     sim.ok(
-        "Account",
-        "GetAccountFromUsernameAndPassword",
+        "Accounts",
+        "MyGetAccountFromUsernameAndPassword",
         &leaves(&[
             ("Username", &ACTIVE_ACCOUNT_USERNAME),
             ("Password", &ACTIVE_ACCOUNT_PASSWORD),

@@ -1,5 +1,6 @@
 //! Emersion (SOAP 1.1): service-order onboarding operations.
 
+pub mod accounts;
 mod client;
 mod error;
 pub mod wire;

@@ -15,7 +15,8 @@ pub const API_NS: &str = "urn:emersion:api";
 /// The endpoint an operation is posted to: `POST /{Service}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
-    Account,
+    /// Accounts.wsdl (plural: Emersion's KB).
+    Accounts,
     Orders,
     Services,
     Plans,
@@ -24,7 +25,7 @@ pub enum Service {
 impl Service {
     pub fn path(self) -> &'static str {
         match self {
-            Service::Account => "Account",
+            Service::Accounts => "Accounts",
             Service::Orders => "Orders",
             Service::Services => "Services",
             Service::Plans => "Plans",
@@ -95,26 +96,7 @@ fn collect<'a, T>(
     found.into_iter().map(read).collect()
 }
 
-// ---- Account service ----
-
-#[derive(Debug, Clone)]
-pub struct GetAccountFromUsernameAndPassword {
-    pub username: String,
-    pub password: Secret,
-}
-
-impl Operation for GetAccountFromUsernameAndPassword {
-    const NAME: &'static str = "GetAccountFromUsernameAndPassword";
-    const SERVICE: Service = Service::Account;
-    type Response = i64;
-    fn write(&self, w: &mut XmlWriter) {
-        w.leaf("Username", &self.username)
-            .leaf("Password", self.password.expose());
-    }
-    fn read(r: &Element) -> Result<i64, XmlError> {
-        r.parse_at(&["AccountID"])
-    }
-}
+// ---- Accounts service (account lookups and creation: accounts.rs) ----
 
 #[derive(Debug, Clone)]
 pub struct AddNote {
@@ -127,7 +109,7 @@ pub struct AddNote {
 
 impl Operation for AddNote {
     const NAME: &'static str = "AddNote";
-    const SERVICE: Service = Service::Account;
+    const SERVICE: Service = Service::Accounts;
     type Response = i64;
     fn write(&self, w: &mut XmlWriter) {
         w.leaf("ObjectTypeID", self.object_type_id)
@@ -873,13 +855,6 @@ mod tests {
                 service_type_id: 4362,
             },
             fixture!("PerformSimpleSQ.request.xml"),
-        );
-        same(
-            &GetAccountFromUsernameAndPassword {
-                username: "jane.citizen".into(),
-                password: Secret::new("correct-horse"),
-            },
-            fixture!("GetAccountFromUsernameAndPassword.request.xml"),
         );
         same(
             &StartOrder {

@@ -1,5 +1,6 @@
-//! Account-level rules: the account check by Cumulus credentials, notes on accounts and
-//! services, and payments. A refused call changes nothing.
+//! Account-level rules: the account check by Cumulus credentials, portal usernames and
+//! new accounts, notes on accounts and services, and payments. A refused call changes
+//! nothing.
 
 use std::str::FromStr;
 
@@ -17,6 +18,22 @@ pub(super) struct NewNote {
     pub(super) object_id: i64,
     pub(super) subject: String,
     pub(super) detail: String,
+}
+
+/// The caller's Cumulus realm, appended to every portal username (KB "Check Cumulus
+/// Username Availability": at most 80 characters with it).
+const PORTAL_REALM: &str = "@portal.sim.example";
+const MAX_USERNAME_WITH_REALM: usize = 80;
+
+/// CreateComplexAccount's fields the simulator keeps or judges.
+pub(super) struct NewCustomer {
+    pub(super) account_type: String,
+    pub(super) first_name: String,
+    pub(super) last_name: String,
+    pub(super) email: String,
+    pub(super) username: String,
+    pub(super) password: String,
+    pub(super) reference: String,
 }
 
 /// CreatePayment's fields as received: the rules judge the amount and the date.
@@ -46,6 +63,64 @@ impl Emersion {
             return Err("Incorrect Password".into());
         }
         Ok(account.account_id)
+    }
+
+    /// CheckUsernameAvailability, with the KB's error strings.
+    pub(super) fn username_available(&self, username: &str) -> Result<bool, Rejection> {
+        let username = username.trim();
+        if username.is_empty() {
+            return Err("Username must be provided".into());
+        }
+        if username.chars().count() + PORTAL_REALM.len() > MAX_USERNAME_WITH_REALM {
+            return Err("Username too long.".into());
+        }
+        Ok(!self
+            .accounts
+            .values()
+            .any(|a| a.username.as_deref() == Some(username)))
+    }
+
+    /// CreateComplexAccount: an active End User account under the caller's. The page
+    /// shows no error strings; these are pinned.
+    pub(super) fn create_account(&mut self, customer: NewCustomer) -> Result<i64, Rejection> {
+        if customer.account_type != "End User" {
+            return Err(format!("Invalid Account Type '{}'", customer.account_type).into());
+        }
+        for (field, value) in [
+            ("FirstName", &customer.first_name),
+            ("LastName", &customer.last_name),
+            ("EmailAddress", &customer.email),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("Missing PrimaryContact {field}").into());
+            }
+        }
+        let login = if customer.username.trim().is_empty() {
+            None
+        } else {
+            if !self.username_available(&customer.username)? {
+                return Err("Username already exists".into());
+            }
+            if customer.password.is_empty() {
+                return Err("Missing CumulusUser Password".into());
+            }
+            Some((customer.username.trim().to_string(), customer.password))
+        };
+        let account_id = next(&mut self.ids.account);
+        let (username, password) = login.unzip();
+        self.accounts.insert(
+            account_id,
+            Account {
+                account_id,
+                username,
+                password,
+                status: Some(AccountStatus::Active),
+                account_type: Some(AccountType::Retail),
+                can_not_order: false,
+                reference: Some(customer.reference).filter(|r| !r.is_empty()),
+            },
+        );
+        Ok(account_id)
     }
 
     pub(super) fn add_note(&mut self, note: NewNote) -> Result<i64, Rejection> {

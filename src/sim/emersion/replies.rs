@@ -14,8 +14,20 @@ pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<S
         })
     };
     Ok(match call {
-        Call::GetAccountFromUsernameAndPassword { username, password } => {
+        Call::MyGetAccountFromUsernameAndPassword { username, password } => {
             let account_id = em.account_by_credentials(&username, &password)?;
+            reply(&|b| {
+                b.leaf("AccountID", account_id);
+            })
+        }
+        Call::CheckUsernameAvailability { username } => {
+            let available = em.username_available(&username)?;
+            reply(&|b| {
+                b.leaf("Available", available);
+            })
+        }
+        Call::CreateComplexAccount(customer) => {
+            let account_id = em.create_account(customer)?;
             reply(&|b| {
                 b.leaf("AccountID", account_id);
             })

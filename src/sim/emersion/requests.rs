@@ -2,7 +2,7 @@
 //! found by local name; what a request lacks is judged here only where Emersion's rules
 //! have no word for it (a required id that is absent or not a number).
 
-use super::account::{NewNote, NewPayment};
+use super::account::{NewCustomer, NewNote, NewPayment};
 use super::orders::{AddressQuery, NewOrder};
 use super::services::{NewContact, NewIdentifier};
 use super::SqMethod;
@@ -11,10 +11,14 @@ use crate::xml::Element;
 pub(super) use crate::sim::Invalid;
 
 pub(super) enum Call {
-    GetAccountFromUsernameAndPassword {
+    MyGetAccountFromUsernameAndPassword {
         username: String,
         password: String,
     },
+    CheckUsernameAvailability {
+        username: String,
+    },
+    CreateComplexAccount(NewCustomer),
     AddNote(NewNote),
     StartOrder(NewOrder),
     /// PerformSimpleSQ, PerformGeneralPhoneSQ and PerformNWBSQ.
@@ -80,6 +84,7 @@ impl Call {
     pub(super) fn changes_state(&self) -> bool {
         match self {
             Call::AddNote(_)
+            | Call::CreateComplexAccount(_)
             | Call::StartOrder(_)
             | Call::PerformSq { .. }
             | Call::SelectPackagePlan { .. }
@@ -89,7 +94,8 @@ impl Call {
             | Call::SetServiceContacts { .. }
             | Call::SetServiceIdentifier(_)
             | Call::CreatePayment(_) => true,
-            Call::GetAccountFromUsernameAndPassword { .. }
+            Call::MyGetAccountFromUsernameAndPassword { .. }
+            | Call::CheckUsernameAvailability { .. }
             | Call::FindNwbSqAddress { .. }
             | Call::GetAvailablePackages { .. }
             | Call::GetAccountPresale { .. }
@@ -152,10 +158,22 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
     let service_type = || id_or_zero(el, "ServiceTypeID");
     let service_plan = || id(el, "ServicePlanID");
     Ok(match operation {
-        "GetAccountFromUsernameAndPassword" => Call::GetAccountFromUsernameAndPassword {
+        "MyGetAccountFromUsernameAndPassword" => Call::MyGetAccountFromUsernameAndPassword {
             username: text(el, &["Username"]),
             password: text(el, &["Password"]),
         },
+        "CheckUsernameAvailability" => Call::CheckUsernameAvailability {
+            username: text(el, &["Username"]),
+        },
+        "CreateComplexAccount" => Call::CreateComplexAccount(NewCustomer {
+            account_type: text(el, &["AccountType"]),
+            first_name: text(el, &["PrimaryContact", "Detail", "FirstName"]),
+            last_name: text(el, &["PrimaryContact", "Detail", "LastName"]),
+            email: text(el, &["PrimaryContact", "Detail", "EmailAddress"]),
+            username: text(el, &["PrimaryContact", "CumulusUser", "UserName"]),
+            password: text(el, &["PrimaryContact", "CumulusUser", "Password"]),
+            reference: text(el, &["AccountReference"]),
+        }),
         "AddNote" => Call::AddNote(NewNote {
             object_type_id: id(el, "ObjectTypeID")?,
             object_id: id(el, "ObjectTypeValue")?,

@@ -106,7 +106,8 @@ fn request_element(envelope: &Element) -> Result<&Element, Invalid> {
         .ok_or_else(|| "the SOAP Body holds no operation element".into())
 }
 
-/// `StartOrder` for `<StartOrderRequest>`.
+/// `StartOrder` for `<StartOrderRequest>`; a bare `<CheckUsernameAvailability>` names
+/// itself.
 fn operation_name(el: &Element) -> &str {
     el.name.strip_suffix("Request").unwrap_or(&el.name)
 }
@@ -120,16 +121,12 @@ fn validate(
     action: Option<&str>,
 ) -> Result<Call, Invalid> {
     let operation = operation_name(el);
-    let offered_by = el
-        .name
-        .strip_suffix("Request")
-        .and_then(Service::offering)
-        .ok_or_else(|| {
-            format!(
-                "Unknown operation: <{}> is not an {{Operation}}Request of {API_NS}",
-                el.name
-            )
-        })?;
+    let offered_by = Service::offering(operation).ok_or_else(|| {
+        format!(
+            "Unknown operation: <{}> is not an operation of {API_NS}",
+            el.name
+        )
+    })?;
     if let Some(action) = action {
         if action != format!("{API_NS}#{operation}") {
             return Err(format!(

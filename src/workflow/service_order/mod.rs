@@ -11,7 +11,7 @@ mod requirements;
 mod sq;
 mod terms;
 
-pub use account::AccountResolved;
+pub use account::{AccountResolved, UsernameChecked};
 pub use complete::OrderCompleted;
 pub use order::OrderStarted;
 pub use package::PackageChosen;
@@ -35,6 +35,8 @@ stages! {
     /// The sign-up's stages in the order they can run; which run depends on the command
     /// (account, presale, SQ kind, what there is to set, note, payment).
     pub enum ServiceOrderStage {
+        CheckUsername = "check_username", Repeatable;
+        CreateAccount = "create_account", NonIdempotent + probe;
         ResolveAccount = "resolve_account", Repeatable;
         StartOrder = "start_order", NonIdempotent;
         // A repeated SQ replaces the earlier one under a new id, while the next stages may
@@ -78,16 +80,24 @@ impl Workflow for ServiceOrder {
             "service_order.submit.nwb",
             include_str!("../../../schemas/examples/commands/service_order.submit.nwb.json"),
         ),
+        (
+            "service_order.submit.new_customer",
+            include_str!(
+                "../../../schemas/examples/commands/service_order.submit.new_customer.json"
+            ),
+        ),
     ];
 
     type Data = ServiceOrderData;
     type Stage = ServiceOrderStage;
 
     fn first_stage(data: &ServiceOrderData) -> ServiceOrderStage {
-        if data.account.account_id.is_none() {
-            ServiceOrderStage::ResolveAccount
-        } else {
-            after_account(data)
+        let account = &data.account;
+        match (&account.new, account.account_id) {
+            (Some(new), _) if new.portal_login.is_some() => ServiceOrderStage::CheckUsername,
+            (Some(_), _) => ServiceOrderStage::CreateAccount,
+            (None, None) => ServiceOrderStage::ResolveAccount,
+            (None, Some(_)) => after_account(data),
         }
     }
 
@@ -99,7 +109,8 @@ impl Workflow for ServiceOrder {
     ) -> Result<Option<ServiceOrderStage>, StageError> {
         use ServiceOrderStage::*;
         Ok(match stage {
-            ResolveAccount => Some(after_account(data)),
+            CheckUsername => Some(CreateAccount),
+            CreateAccount | ResolveAccount => Some(after_account(data)),
             StartOrder => Some(sq_stage(data)),
             FindAddress => Some(NwbSq),
             SimpleSq | PhoneSq | NwbSq => Some(GetPackages),
@@ -133,6 +144,8 @@ impl Workflow for ServiceOrder {
         check_payment(data, ctx.currency_scale)?;
         let cx = Ctx::new(ctx, command, data, stage, outputs)?;
         match stage {
+            CheckUsername => account::check_username(&cx).await,
+            CreateAccount => account::create_account(&cx).await,
             ResolveAccount => account::resolve_account(&cx).await,
             StartOrder => order::start_order(&cx).await,
             SimpleSq => sq::simple_sq(&cx).await,
@@ -164,7 +177,13 @@ impl Workflow for ServiceOrder {
     }
 
     fn summary(outputs: &Value) -> Option<String> {
-        complete::summary(&outputs[ServiceOrderStage::CompleteOrder.as_str()])
+        let order = complete::summary(&outputs[ServiceOrderStage::CompleteOrder.as_str()])?;
+        Some(
+            match outputs[ServiceOrderStage::CreateAccount.as_str()]["account_id"].as_i64() {
+                Some(account_id) => format!("new account {account_id}, {order}"),
+                None => order,
+            },
+        )
     }
 }
 
@@ -268,12 +287,17 @@ impl<'a> Ctx<'a> {
         output_of(self.outputs, stage)
     }
 
-    /// The command's account, else the one `resolve_account` found.
+    /// The command's account, else the one `create_account` made or `resolve_account`
+    /// found.
     fn account_id(&self) -> Result<i64, StageError> {
+        use ServiceOrderStage::{CreateAccount, ResolveAccount};
         match self.data.account.account_id {
             Some(id) => Ok(id),
+            None if self.data.account.new.is_some() => self
+                .output::<AccountResolved>(CreateAccount)
+                .map(|a| a.account_id),
             None => self
-                .output::<AccountResolved>(ServiceOrderStage::ResolveAccount)
+                .output::<AccountResolved>(ResolveAccount)
                 .map(|a| a.account_id),
         }
     }
@@ -329,6 +353,8 @@ mod tests {
         assert_eq!(
             table,
             [
+                ("check_username", Repeatable, false),
+                ("create_account", NonIdempotent, true),
                 ("resolve_account", Repeatable, false),
                 ("start_order", NonIdempotent, false),
                 ("simple_sq", NonIdempotent, true),
@@ -356,9 +382,14 @@ mod tests {
         let nwb = json!({"kind": "nwb", "address": {"street_name": "George"}});
         let phone = json!({"kind": "general_phone", "phone_number": "0299998888"});
         let login = json!({"username": "u", "password": "p"});
+        let new = json!({"first_name": "J", "last_name": "C", "email": "j@c"});
+        let mut new_with_login = new.clone();
+        new_with_login["portal_login"] = json!({"username": "jc", "password": "p"});
         for (extra, first) in [
             (json!({}), StartOrder),
             (json!({"account": login}), ResolveAccount),
+            (json!({"account": {"new": new}}), CreateAccount),
+            (json!({"account": {"new": new_with_login}}), CheckUsername),
             (json!({"account_presale_id": 7}), SimpleSq),
             (json!({"account_presale_id": 7, "sq": phone}), PhoneSq),
             (json!({"account_presale_id": 7, "sq": nwb}), FindAddress),
@@ -402,6 +433,9 @@ mod tests {
         let (noted, paid) = (json!({"note": note}), json!({"payment": payment}));
         let both = json!({"note": note, "payment": payment});
         for (stage, extra, reqs, expected) in [
+            (CheckUsername, &plain, none, Some(CreateAccount)),
+            (CreateAccount, &plain, none, Some(StartOrder)),
+            (CreateAccount, &presale, none, Some(SimpleSq)),
             (ResolveAccount, &plain, none, Some(StartOrder)),
             (ResolveAccount, &presale, none, Some(SimpleSq)),
             (StartOrder, &plain, none, Some(SimpleSq)),
@@ -450,5 +484,11 @@ mod tests {
             Some("presale 9, services 3 Active")
         );
         assert_eq!(ServiceOrder::summary(&json!({})), None);
+        let mut created = outputs.clone();
+        created["create_account"] = json!({"account_id": 250001});
+        assert_eq!(
+            ServiceOrder::summary(&created).as_deref(),
+            Some("new account 250001, presale 9, services 3 Active")
+        );
     }
 }

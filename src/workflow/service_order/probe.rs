@@ -17,6 +17,9 @@ pub(super) async fn probe(
     stage: ServiceOrderStage,
 ) -> Result<Probe<Value>, StageError> {
     use ServiceOrderStage::*;
+    if stage == CreateAccount {
+        return super::account::probe_create_account(cx).await;
+    }
     let account_presale_id = cx.presale_id()?;
     let presale = cx
         .client
