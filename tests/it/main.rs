@@ -16,6 +16,7 @@ mod hostile_platform;
 mod money;
 mod operations;
 mod policies;
+mod reconcile_costguard;
 mod redaction;
 mod renewal;
 mod scale_out;
