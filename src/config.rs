@@ -133,6 +133,10 @@ pub struct CostGuardSettings {
     /// CostGuard environment used when a command names none.
     #[arg(long, env = "COSTGUARD_ENVIRONMENT", default_value = "")]
     pub costguard_environment: String,
+    /// Also reconcile tender, submit and restore_submit with the pinned, undocumented order
+    /// read (GET .../order/{id}); off, those stages park when their outcome is unknown.
+    #[arg(long, env = "COSTGUARD_PINNED_ORDER_PROBES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub costguard_pinned_order_probes: bool,
     /// Timeout of one CostGuard call, the whole answer included (was COSTGUARD_TIMEOUT_MS, in
     /// milliseconds).
     #[arg(long, env = "COSTGUARD_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = duration::parse)]

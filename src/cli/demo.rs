@@ -204,6 +204,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
             costguard_token: Secret::new("demo-token"),
             costguard_authenticated_key: Secret::new("AuthKey"),
             costguard_environment: "demo".into(),
+            costguard_pinned_order_probes: false,
             costguard_timeout: Duration::from_secs(10),
             costguard_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         },

@@ -50,10 +50,11 @@ const CATALOG_ID: i64 = 18;
 const PRICE_POINT_ID: i64 = 77;
 
 /// Operation names in the call log and the fault queue.
-pub const OPERATIONS: [&str; 8] = [
+pub const OPERATIONS: [&str; 9] = [
     "ServiceNumberDetail",
     "favoriteAdvancePayPricePoint",
     "renewAdvancePay",
+    "serviceItemSummary",
     "getOrder",
     "CreateCart",
     "ModifyCart",
@@ -401,6 +402,10 @@ pub(super) fn routes() -> Router<Simulator> {
         .route(
             "/OrderManagement/2x/{env}/api/order/{order_id}",
             get(rest::order),
+        )
+        .route(
+            "/OrderManagement/2x/{env}/api/order/{order_id}/serviceItemSummary",
+            get(rest::service_item_summary),
         )
         .route(
             "/OrderManagement/2x/{env}/api/order/{order_id}/renewAdvancePay/{service_id}",

@@ -177,6 +177,8 @@ pub fn decode<T: DeserializeOwned>(stage: &str, value: &Value) -> Result<T, Stag
 pub struct Workflows {
     pub costguard: Option<CostGuardClient>,
     pub costguard_environment: String,
+    /// `COSTGUARD_PINNED_ORDER_PROBES`: reconcile with the pinned, undocumented order read too.
+    pub costguard_pinned_order_probes: bool,
     pub emersion: Option<EmersionClient>,
     /// Decimal places of the currency (`BILLFLOW_CURRENCY_SCALE`): no amount may have more.
     pub currency_scale: u32,

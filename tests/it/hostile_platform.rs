@@ -284,7 +284,10 @@ async fn an_error_after_the_commit_is_reconciled_never_resent() {
         json!({"operation": "CompleteOrder", "kind": "error_after_commit", "status": 502}),
     )
     .await;
-    let worker = h.spawn_worker();
+    // SubmitCart shows in no documented read: its probe is the pinned order read.
+    let mut settings = h.worker_settings();
+    settings.costguard.costguard_pinned_order_probes = true;
+    let worker = h.spawn_worker_with(settings);
     let renewals = ["crm-commit-1", "crm-commit-2", "crm-commit-3"];
     for id in renewals {
         h.publish(&renewal(id, ACTIVE_SERVICE)).await;

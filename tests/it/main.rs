@@ -17,6 +17,7 @@ mod money;
 mod new_customer;
 mod operations;
 mod policies;
+mod reconcile_costguard;
 mod redaction;
 mod renewal;
 mod scale_out;

@@ -433,6 +433,8 @@ async fn a_lost_response_is_reconciled_from_the_order_not_resent() {
     .await;
     let mut settings = h.worker_settings();
     settings.costguard.costguard_timeout = Duration::from_secs(1);
+    // SubmitCart shows in no documented read: its probe is the pinned order read.
+    settings.costguard.costguard_pinned_order_probes = true;
     let worker = h.spawn_worker_with(settings);
     h.publish(&renewal(
         "crm-unknown",
@@ -473,6 +475,8 @@ async fn a_timed_out_call_that_did_not_land_is_sent_again_after_the_probe() {
     .await;
     let mut settings = h.worker_settings();
     settings.costguard.costguard_timeout = Duration::from_secs(1);
+    // SubmitCart shows in no documented read: its probe is the pinned order read.
+    settings.costguard.costguard_pinned_order_probes = true;
     let worker = h.spawn_worker_with(settings);
     h.publish(&renewal(
         "crm-notlanded",
@@ -565,7 +569,9 @@ async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
     taker.next().await.expect("stage message").unwrap();
     taker.close().await;
 
-    let worker = h.spawn_worker();
+    let mut settings = h.worker_settings();
+    settings.costguard.costguard_pinned_order_probes = true;
+    let worker = h.spawn_worker_with(settings);
     h.wait_terminal(&["crm-orphan"]).await;
     assert_eq!(terminal_count(&h, "crm-orphan", Outcome::Parked), 1);
     let counts = h.call_counts().await;
@@ -605,7 +611,9 @@ async fn a_retry_another_worker_scheduled_is_reconciled_not_sent() {
         .await
         .unwrap();
 
-    let worker = h.spawn_worker();
+    let mut settings = h.worker_settings();
+    settings.costguard.costguard_pinned_order_probes = true;
+    let worker = h.spawn_worker_with(settings);
     h.wait_terminal(&["crm-foreign"]).await;
     assert_eq!(terminal_count(&h, "crm-foreign", Outcome::Parked), 1);
     let counts = h.call_counts().await;

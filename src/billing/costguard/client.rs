@@ -5,7 +5,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::CostGuardError;
 use super::rest::{
-    self, Collection, FavoritePricePoint, OrderDetail, RenewAdvancePayResult, ServiceNumberDetail,
+    self, Collection, FavoritePricePoint, OrderDetail, RenewAdvancePayResult, ServiceItemSummaries,
+    ServiceNumberDetail,
 };
 use super::soap::{self, Cart, CartSummary, OrderRequest, OrderResponse, Requestor};
 use crate::billing::http::{self, Limits};
@@ -125,8 +126,21 @@ impl CostGuardClient {
         Ok(renewed)
     }
 
-    /// The order lookup: items, tenders and status of a cart, for reconciling calls
-    /// whose outcome is unknown.
+    /// Search Service Item Summaries: the service items on an order (documented; see
+    /// [`rest::ServiceItemSummaries`]), read to reconcile a call whose outcome is unknown.
+    pub async fn service_item_summary(
+        &self,
+        env: &str,
+        order_id: i64,
+    ) -> Result<ServiceItemSummaries, CostGuardError> {
+        const OP: &str = "serviceItemSummary";
+        let url = self.url(&rest::paths::service_item_summary(env, order_id));
+        let page: ServiceItemSummaries = self.rest(OP, self.http.get(url)).await?;
+        page.checked().map_err(|e| CostGuardError::malformed(OP, e))
+    }
+
+    /// The pinned order lookup (see [`OrderDetail`]): items, tenders and status of a
+    /// cart, for the probes behind COSTGUARD_PINNED_ORDER_PROBES.
     pub async fn get_order(&self, env: &str, order_id: i64) -> Result<OrderDetail, CostGuardError> {
         const OP: &str = "getOrder";
         let url = self.url(&rest::paths::order(env, order_id));

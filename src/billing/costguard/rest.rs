@@ -46,8 +46,107 @@ pub struct RenewAdvancePayResult {
     pub service_information_item_id: Option<i64>,
 }
 
+/// One service item of an order, from Order Management's "Search Service Item
+/// Summaries" (`GET .../order/{orderID}/serviceItemSummary`); help.idibilling.com
+/// "Adding an AdvancePay Product" documents these fields, and that the
+/// serviceInformationItemID must come from the order, never be derived from the
+/// ServiceID. Other fields the platform sends are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceItemSummary {
+    #[serde(rename = "serviceInformationItemID")]
+    pub service_information_item_id: i64,
+    #[serde(rename = "serviceID")]
+    pub service_id: i64,
+    #[serde(rename = "serviceNumber", default)]
+    pub service_number: Option<String>,
+}
+
+/// The most items one page may hold: Order Management's `$top` cap ("Order Management
+/// REST Service (2.45)": "up to 500").
+pub const MAX_PAGE_ITEMS: usize = 500;
+
+/// Longest service number accepted from a summary; real ones are phone-number sized.
+const MAX_SERVICE_NUMBER_CHARS: usize = 64;
+
+/// An order's service items: one page of an Order Management collection,
+/// `{"@count", "@nextLink", "value"}` as "Order Management REST Service (2.45)" shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceItemSummaries {
+    #[serde(rename = "@count", default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    #[serde(rename = "@nextLink", default, skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+    #[serde(deserialize_with = "at_most_a_page")]
+    pub value: Vec<ServiceItemSummary>,
+}
+
+impl ServiceItemSummaries {
+    /// The answer, its ids and texts checked: a hostile or broken answer is an error,
+    /// never a guess about what the order holds.
+    pub fn checked(self) -> Result<Self, String> {
+        if let Some(count) = self.count.filter(|c| *c < 0) {
+            return Err(format!("@count {count} is negative"));
+        }
+        for item in &self.value {
+            if item.service_information_item_id <= 0 || item.service_id <= 0 {
+                return Err(format!(
+                    "serviceInformationItemID {} / serviceID {} is not a positive id",
+                    item.service_information_item_id, item.service_id
+                ));
+            }
+            if let Some(number) = &item.service_number {
+                if number.chars().count() > MAX_SERVICE_NUMBER_CHARS {
+                    return Err(format!(
+                        "serviceNumber longer than {MAX_SERVICE_NUMBER_CHARS} characters"
+                    ));
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Whether this page is the whole list: no next page, and no more items counted.
+    pub fn is_complete(&self) -> bool {
+        let listed = i64::try_from(self.value.len()).unwrap_or(i64::MAX);
+        self.next_link.is_none() && self.count.is_none_or(|c| c <= listed)
+    }
+}
+
+/// A JSON array of at most [`MAX_PAGE_ITEMS`], refused as soon as it is longer.
+fn at_most_a_page<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Page<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Page<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "an array of at most {MAX_PAGE_ITEMS} items")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == MAX_PAGE_ITEMS {
+                    return Err(serde::de::Error::custom(format!(
+                        "more than {MAX_PAGE_ITEMS} items in one page"
+                    )));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Page(std::marker::PhantomData))
+}
+
 /// An order (a cart of Order Placement) as the order lookup shows it: a read-only probe
 /// of what the order calls did. Money is written as decimal strings.
+// pinned: no IDI page shows an order read with items, tenders and status (API-NOTES.md,
+// API-FINDINGS.md "CostGuard / IDI": order-status call not found). Used only by the
+// probes behind COSTGUARD_PINNED_ORDER_PROBES; serviceItemSummary is the documented read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderDetail {
     #[serde(rename = "orderID")]
@@ -173,8 +272,17 @@ pub mod paths {
         )
     }
 
+    /// The pinned order read (see [`super::OrderDetail`]).
     pub fn order(env: &str, order_id: i64) -> String {
         format!("/OrderManagement/2x/{}/api/order/{order_id}", segment(env))
+    }
+
+    /// Search Service Item Summaries (help.idibilling.com "Adding an AdvancePay Product").
+    pub fn service_item_summary(env: &str, order_id: i64) -> String {
+        format!(
+            "/OrderManagement/2x/{}/api/order/{order_id}/serviceItemSummary",
+            segment(env)
+        )
     }
 
     pub fn order_placement(env: &str) -> String {
@@ -231,6 +339,103 @@ mod tests {
             paths::order("test", 7010),
             "/OrderManagement/2x/test/api/order/7010"
         );
+    }
+
+    fn summaries(body: &str) -> Result<ServiceItemSummaries, String> {
+        serde_json::from_str::<ServiceItemSummaries>(body)
+            .map_err(|e| e.to_string())
+            .and_then(ServiceItemSummaries::checked)
+    }
+
+    #[test]
+    fn service_item_summary_reads_the_documented_fields() {
+        // The fields of "Adding an AdvancePay Product" in the 2.45 collection shape.
+        let page = summaries(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/costguard/service_item_summary.response.json"
+        )))
+        .unwrap();
+        assert_eq!(
+            page.value,
+            [ServiceItemSummary {
+                service_information_item_id: 88443,
+                service_id: 169053,
+                service_number: Some("5555555555".into()),
+            }]
+        );
+        assert!(page.is_complete());
+        assert_eq!(
+            paths::service_item_summary("te st", 7010),
+            "/OrderManagement/2x/te%20st/api/order/7010/serviceItemSummary"
+        );
+        // Fields it does not know are ignored; an empty order is a complete empty list.
+        let page = summaries(
+            r#"{"value":[{"serviceInformationItemID":1,"serviceID":2,"extra":{"a":[1]}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(page.value[0].service_number, None);
+        assert!(summaries(r#"{"@count":0,"value":[]}"#)
+            .unwrap()
+            .is_complete());
+    }
+
+    #[test]
+    fn a_paged_service_item_summary_is_not_complete() {
+        let item = r#"{"serviceInformationItemID":1,"serviceID":2}"#;
+        let next = format!(
+            r#"{{"@count":2,"@nextLink":"https://api.idibilling.com/x?$skip=1","value":[{item}]}}"#
+        );
+        assert!(!summaries(&next).unwrap().is_complete());
+        let counted = format!(r#"{{"@count":2,"value":[{item}]}}"#);
+        assert!(!summaries(&counted).unwrap().is_complete());
+    }
+
+    #[test]
+    fn hostile_service_item_summaries_are_refused() {
+        let item = r#"{"serviceInformationItemID":1,"serviceID":2}"#;
+        let huge = format!(
+            r#"{{"value":[{}]}}"#,
+            vec![item; MAX_PAGE_ITEMS + 1].join(",")
+        );
+        let full = format!(r#"{{"value":[{}]}}"#, vec![item; MAX_PAGE_ITEMS].join(","));
+        assert_eq!(summaries(&full).unwrap().value.len(), MAX_PAGE_ITEMS);
+        let long_number = format!(
+            r#"{{"value":[{{"serviceInformationItemID":1,"serviceID":2,"serviceNumber":"{}"}}]}}"#,
+            "5".repeat(65)
+        );
+        for (body, needle) in [
+            (huge.as_str(), "more than 500 items"),
+            (
+                r#"{"value":[{"serviceInformationItemID":-1,"serviceID":2}]}"#,
+                "not a positive id",
+            ),
+            (
+                r#"{"value":[{"serviceInformationItemID":1,"serviceID":0}]}"#,
+                "not a positive id",
+            ),
+            (r#"{"@count":-3,"value":[]}"#, "negative"),
+            (long_number.as_str(), "longer than 64"),
+            (
+                r#"{"value":[{"serviceInformationItemID":"1","serviceID":2}]}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"value":[{"serviceInformationItemID":1e3,"serviceID":2}]}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"value":[{"serviceInformationItemID":99999999999999999999,"serviceID":2}]}"#,
+                "",
+            ),
+            (r#"{"value":[{"serviceID":2}]}"#, "missing field"),
+            (r#"{"value":{}}"#, "an array of at most 500 items"),
+            (r#"{"items":[]}"#, "missing field `value`"),
+            (r#"{"value":[{"#, "EOF"),
+            ("", "EOF"),
+        ] {
+            let err = summaries(body).unwrap_err();
+            assert!(err.contains(needle), "{body}: {err}");
+        }
     }
 
     #[test]

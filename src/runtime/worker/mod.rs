@@ -153,6 +153,7 @@ pub async fn run_with(
         workflows: Workflows {
             costguard,
             costguard_environment: settings.costguard.costguard_environment.clone(),
+            costguard_pinned_order_probes: settings.costguard.costguard_pinned_order_probes,
             emersion,
             currency_scale: settings.currency_scale,
         },

@@ -6,7 +6,9 @@ use chrono::Utc;
 use rust_decimal::Decimal;
 
 use super::{next, Cart, CostGuard, Item, Tender};
-use crate::billing::costguard::rest::RenewAdvancePayResult;
+use crate::billing::costguard::rest::{
+    RenewAdvancePayResult, ServiceItemSummaries, ServiceItemSummary,
+};
 
 /// A business-rule refusal, sent as an `Error` message.
 #[derive(Debug)]
@@ -226,6 +228,43 @@ impl CostGuard {
             }
         }
         Ok(())
+    }
+
+    /// The service items on a cart as serviceItemSummary lists them: a restore item, and
+    /// one item per renewAdvancePay however many price points it renewed.
+    pub(super) fn service_items(&self, cart: &Cart) -> ServiceItemSummaries {
+        let mut value: Vec<ServiceItemSummary> = Vec::new();
+        for item in &cart.items {
+            let (Item::Restore {
+                service_information_item_id,
+                service_id,
+                ..
+            }
+            | Item::Renewal {
+                service_information_item_id,
+                service_id,
+                ..
+            }) = item;
+            if value
+                .iter()
+                .any(|v| v.service_information_item_id == *service_information_item_id)
+            {
+                continue;
+            }
+            value.push(ServiceItemSummary {
+                service_information_item_id: *service_information_item_id,
+                service_id: *service_id,
+                service_number: self
+                    .services
+                    .get(service_id)
+                    .map(|s| s.service_number.clone()),
+            });
+        }
+        ServiceItemSummaries {
+            count: Some(i64::try_from(value.len()).unwrap_or(i64::MAX)),
+            next_link: None,
+            value,
+        }
     }
 
     /// Adds one renewal item per active favorite price point of the service.

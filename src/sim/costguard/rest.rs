@@ -1,5 +1,5 @@
-//! The REST (JSON) endpoints: service number lookup, favorite price points, renewAdvancePay
-//! and the order lookup.
+//! The REST (JSON) endpoints: service number lookup, favorite price points, renewAdvancePay,
+//! the service item summary of an order and the pinned order lookup.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request, State};
@@ -273,8 +273,39 @@ pub(super) async fn renew_advance_pay(
         .await
 }
 
-/// The read-only order lookup: what a worker asks when it cannot tell whether its last
-/// call took effect.
+/// Search Service Item Summaries: the service items the order holds now, one per
+/// service information item, in the 2.45 collection shape. Read-only.
+pub(super) async fn service_item_summary(
+    State(sim): State<Simulator>,
+    Path((_env, order_id)): Path<(String, String)>,
+    arrival: Arrival,
+) -> Response {
+    const OP: &str = "serviceItemSummary";
+    arrival.record(&sim, OP);
+    if let Some(response) = arrival.unauthorized() {
+        return response;
+    }
+    sim.faults()
+        .serve(OP, &arrival.wire(), async {
+            let order_id = match id("orderId", &order_id) {
+                Ok(id) => id,
+                Err(r) => return refused(r),
+            };
+            let cg = sim.costguard().lock();
+            match cg.carts.get(&order_id) {
+                Some(cart) => Json(cg.service_items(cart)).into_response(),
+                None => rest_error(
+                    StatusCode::NOT_FOUND,
+                    "Order",
+                    format!("Order {order_id} was not found"),
+                ),
+            }
+        })
+        .await
+}
+
+/// The pinned, undocumented order lookup (see `rest::OrderDetail`), for the probes behind
+/// COSTGUARD_PINNED_ORDER_PROBES.
 pub(super) async fn order(
     State(sim): State<Simulator>,
     Path((_env, order_id)): Path<(String, String)>,

@@ -5,6 +5,7 @@
 mod amounts;
 mod lookup;
 mod pay;
+mod pinned_probe;
 mod probe;
 mod renew;
 mod restore;
@@ -142,6 +143,8 @@ struct Ctx<'a> {
     env: &'a str,
     /// Decimal places of the currency.
     scale: u32,
+    /// Whether the probes may use the pinned, undocumented order read.
+    pinned_order_probes: bool,
     data: &'a RenewData,
     outputs: &'a Outputs,
 }
@@ -161,6 +164,7 @@ impl<'a> Ctx<'a> {
                 .as_deref()
                 .unwrap_or(&ctx.costguard_environment),
             scale: ctx.currency_scale,
+            pinned_order_probes: ctx.costguard_pinned_order_probes,
             data,
             outputs,
         })

@@ -1,113 +1,84 @@
-//! Reconciles a non-idempotent stage from the order it worked on: CostGuard's order
-//! lookup shows items, tenders and whether the order was submitted. A cart that may or
-//! may not have been created has no id to look up.
+//! Reconciles a non-idempotent stage from the order it worked on. The documented read is
+//! Order Management's serviceItemSummary (the service items on an order): it settles
+//! `renew` and `restore_add_item`, which each add the command's service to their order.
+//! Tenders and submission show in no documented read: those stages use the pinned order
+//! read only when COSTGUARD_PINNED_ORDER_PROBES is on ([`super::pinned_probe`]), else they
+//! park. A cart that may or may not have been created has no id to look up.
 
 use serde_json::{json, Value};
 
-use super::amounts::{amount, tendered};
-use super::lookup::ServiceFound;
-use super::pay::{CheckedOut, Submitted, Tendered};
+use super::lookup::{Eligible, ServiceFound};
 use super::renew::{CartCreated, Renewed};
-use super::{Ctx, RenewalStage};
-use crate::billing::costguard::rest::{OrderDetail, OrderItem};
+use super::{pinned_probe, Ctx, RenewalStage};
+use crate::billing::costguard::rest::ServiceItemSummary;
 use crate::billing::costguard::soap::ServiceDetail;
-use crate::money::RawAmount;
 use crate::workflow::{encode, Probe, StageError};
 
 pub(super) async fn probe(cx: &Ctx<'_>, stage: RenewalStage) -> Result<Probe<Value>, StageError> {
     use RenewalStage::*;
-    let cart_stage = match stage {
-        RestoreAddItem | RestoreSubmit => RestoreCreateCart,
-        Renew | Tender | Submit => CreateCart,
-        _ => return Ok(Probe::Unavailable),
-    };
-    let created: CartCreated = cx.output(cart_stage)?;
-    let order = cx.client.get_order(cx.env, created.cart.id).await?;
     match stage {
-        RestoreAddItem => restore_item(cx, &order),
-        Renew => renewal(cx, &order),
-        Tender => tender(cx, created.cart.id, &order),
-        _ => submitted(cx, created.cart.id, &order),
+        RestoreAddItem => {
+            let Some(item) = service_item(cx, RestoreCreateCart).await? else {
+                return Ok(Probe::NotApplied);
+            };
+            Ok(Probe::Applied(restored(item)))
+        }
+        Renew => {
+            let Some(item) = service_item(cx, CreateCart).await? else {
+                return Ok(Probe::NotApplied);
+            };
+            renewed(cx, item).map(Probe::Applied)
+        }
+        RestoreSubmit | Tender | Submit if cx.pinned_order_probes => {
+            pinned_probe::probe(cx, stage).await
+        }
+        _ => Ok(Probe::Unavailable),
     }
 }
 
-/// The items of `action_type` for the command's service.
-fn items_for<'o>(
+/// The command's service on the order `cart_stage` created, if it is there. Its absence
+/// counts only when the answer is the whole list: a later page could hold it.
+async fn service_item(
     cx: &Ctx<'_>,
-    order: &'o OrderDetail,
-    action_type: &'static str,
-) -> Result<Vec<&'o OrderItem>, StageError> {
+    cart_stage: RenewalStage,
+) -> Result<Option<ServiceItemSummary>, StageError> {
     let found: ServiceFound = cx.output(RenewalStage::LookupService)?;
-    Ok(order
-        .items
-        .iter()
-        .filter(|i| i.action_type == action_type && i.service_id == found.service_id)
-        .collect())
-}
-
-fn restore_item(cx: &Ctx<'_>, order: &OrderDetail) -> Result<Probe<Value>, StageError> {
-    let items: Vec<ServiceDetail> = items_for(cx, order, "Restore")?
+    let created: CartCreated = cx.output(cart_stage)?;
+    let order_id = created.cart.id;
+    let page = cx.client.service_item_summary(cx.env, order_id).await?;
+    let complete = page.is_complete();
+    match page
+        .value
         .into_iter()
-        .map(|i| ServiceDetail {
-            action_type: Some(i.action_type.clone()),
-            service_id: Some(i.service_id),
-            service_number: None,
-            service_information_item_id: Some(i.service_information_item_id),
-        })
-        .collect();
-    if items.is_empty() {
-        return Ok(Probe::NotApplied);
+        .find(|i| i.service_id == found.service_id)
+    {
+        Some(item) => Ok(Some(item)),
+        None if complete => Ok(None),
+        None => Err(StageError::permanent(format!(
+            "serviceItemSummary of order {order_id} lists only part of its items and not \
+             service {}: a person must look",
+            found.service_id
+        ))),
     }
-    Ok(Probe::Applied(json!({ "service_details": items })))
 }
 
-fn renewal(cx: &Ctx<'_>, order: &OrderDetail) -> Result<Probe<Value>, StageError> {
-    let renewed = items_for(cx, order, "AdvancePayRenewal")?;
-    let Some(first) = renewed.first() else {
-        return Ok(Probe::NotApplied);
+/// What `restore_add_item` returns, from the restore order's item for the service.
+fn restored(item: ServiceItemSummary) -> Value {
+    let detail = ServiceDetail {
+        action_type: None,
+        service_id: Some(item.service_id),
+        service_number: item.service_number,
+        service_information_item_id: Some(item.service_information_item_id),
     };
+    json!({ "service_details": [detail] })
+}
+
+/// What `renew` returns. renewAdvancePay renews every active favorite price point under
+/// the service's one item; the summary lists the item, so the count is those favorites.
+fn renewed(cx: &Ctx<'_>, item: ServiceItemSummary) -> Result<Value, StageError> {
+    let eligible: Eligible = cx.output(RenewalStage::CheckFavorites)?;
     encode(Renewed {
-        renewed_product_count: i64::try_from(renewed.len()).unwrap_or(i64::MAX),
-        service_information_item_id: Some(first.service_information_item_id),
+        renewed_product_count: i64::try_from(eligible.price_points.len()).unwrap_or(i64::MAX),
+        service_information_item_id: Some(item.service_information_item_id),
     })
-    .map(Probe::Applied)
-}
-
-/// Applied when the order holds tenders; they must add up to the amount due.
-fn tender(cx: &Ctx<'_>, cart_id: i64, order: &OrderDetail) -> Result<Probe<Value>, StageError> {
-    let checked: CheckedOut = cx.output(RenewalStage::Checkout)?;
-    if order.tenders.is_empty() {
-        return Ok(Probe::NotApplied);
-    }
-    let tendered = tendered(&order.tenders, cx.scale)?;
-    if tendered != checked.amount_due {
-        return Err(StageError::permanent(format!(
-            "order {} holds tenders of {tendered}, not the {} due: a person must look",
-            cart_id, checked.amount_due
-        )));
-    }
-    encode(Tendered {
-        amount: tendered,
-        receipt_number: order.receipt_number.clone(),
-    })
-    .map(Probe::Applied)
-}
-
-/// `restore_submit` and `submit`: applied when the order is Submitted.
-fn submitted(cx: &Ctx<'_>, cart_id: i64, order: &OrderDetail) -> Result<Probe<Value>, StageError> {
-    if order.status != "Submitted" {
-        return Ok(Probe::NotApplied);
-    }
-    let total = |what: &str, raw: &Option<RawAmount>| {
-        raw.as_ref()
-            .map(|raw| amount(&format!("order lookup {what}"), raw, cx.scale))
-            .transpose()
-    };
-    encode(Submitted {
-        cart_id,
-        cart_item_count: Some(i64::try_from(order.items.len()).unwrap_or(i64::MAX)),
-        subtotal: total("subtotal", &order.subtotal)?,
-        tax_subtotal: total("taxSubtotal", &order.tax_subtotal)?,
-    })
-    .map(Probe::Applied)
 }

@@ -275,6 +275,7 @@ impl Harness {
                 costguard_token: Secret::new("test-token"),
                 costguard_authenticated_key: Secret::new("AuthKey"),
                 costguard_environment: "test".into(),
+                costguard_pinned_order_probes: false,
                 costguard_timeout: Duration::from_secs(10),
                 costguard_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             },
