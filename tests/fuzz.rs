@@ -547,23 +547,20 @@ const EMERSION_ANSWERS: &[&str] = &[
     "<CreateComplexAccountResponse><AccountID>250000</AccountID></CreateComplexAccountResponse>",
     "<AddNoteResponse><NoteID>5</NoteID></AddNoteResponse>",
     "<StartOrderResponse><AccountPresaleID>120000</AccountPresaleID></StartOrderResponse>",
-    "<PerformGeneralPhoneSQResponse><AccountPresaleSQID>362000</AccountPresaleSQID></PerformGeneralPhoneSQResponse>",
+    "<PerformGeneralPhoneSQResponse><AccountPresaleSQID>362000</AccountPresaleSQID><AvailableTransferType>New</AvailableTransferType></PerformGeneralPhoneSQResponse>",
     "<FindNWBSQAddressResponse><Addresses><Address><StreetNumber>1</StreetNumber><StreetName>George</StreetName><StreetType>St</StreetType><Suburb>Sydney</Suburb><State>NSW</State><Postcode>2000</Postcode><LocationID>LOC000000000001</LocationID></Address></Addresses></FindNWBSQAddressResponse>",
-    "<PerformNWBSQResponse><AccountPresaleSQID>362000</AccountPresaleSQID><ServiceQualificationResult>Qualified</ServiceQualificationResult></PerformNWBSQResponse>",
     "<SelectPackagePlanResponse><PackagePlan><ID>200100</ID><InternalName>a</InternalName><ExternalName>b</ExternalName><ServiceAllowances><ServiceAllowance><ServicePlanID>300100</ServicePlanID><ServiceTypeID>4362</ServiceTypeID><Quantity>1</Quantity><Mandatory>true</Mandatory></ServiceAllowance></ServiceAllowances></PackagePlan></SelectPackagePlanResponse>",
-    "<GetServiceFeatureRequirementsResponse><Features><Feature><FeatureID>600001</FeatureID><Name>Static IP</Name><IsMandatory>false</IsMandatory></Feature></Features></GetServiceFeatureRequirementsResponse>",
     "<GetServiceContactRequirementsResponse><ContactTypes><ContactType><TypeID>700001</TypeID><Name>Primary</Name><MinimumRequired>1</MinimumRequired><MaximumRequired>2</MaximumRequired></ContactType></ContactTypes></GetServiceContactRequirementsResponse>",
-    "<GetServiceIdentifierRequirementsResponse><Identifiers><Identifier><Type>Username</Type><IsMandatory>true</IsMandatory></Identifier></Identifiers></GetServiceIdentifierRequirementsResponse>",
-    "<GetServiceIdentifierRealmsResponse><Realms><Realm><Name>nbn.example.net</Name></Realm></Realms></GetServiceIdentifierRealmsResponse>",
     "<SetServiceConfigurationResponse><Status>Success</Status></SetServiceConfigurationResponse>",
+    "<SetServiceFeatureSetupResponse><Status>true</Status></SetServiceFeatureSetupResponse>",
     "<CreatePaymentResponse><paymentID>77</paymentID></CreatePaymentResponse>",
-    "<GetAccountPresaleResponse><AccountPresale><AccountPresaleID>120000</AccountPresaleID><AccountID>100001</AccountID><Status>Complete</Status><PackagePlanID>200100</PackagePlanID><SQs><SQ><AccountPresaleSQID>362000</AccountPresaleSQID><ServiceTypeID>4362</ServiceTypeID><Status>Complete</Status><Result>Qualified</Result></SQ></SQs><Services><Service><ServiceID>800000</ServiceID><ServiceTypeID>4362</ServiceTypeID><ServicePlanID>300100</ServicePlanID><Status>PreActive</Status></Service></Services></AccountPresale></GetAccountPresaleResponse>",
+    "<serviceListResponse><serviceListItem><service_id>800000</service_id><service_identifier>0299998888</service_identifier><service_status>Preactive</service_status></serviceListItem></serviceListResponse>",
+    "<serviceLookupResponse><serviceLookupItem><account_id>100001</account_id><service_identifier>0299998888</service_identifier><subscription_status_name>Preactive</subscription_status_name></serviceLookupItem></serviceLookupResponse>",
 ];
 
 /// What the Emersion client does with a body: a Fault, or the operation's answer read.
 fn emersion_read<O: Operation>(doc: &Element) {
-    let name = format!("{}Response", O::NAME);
-    if let Some(reply) = doc.descendant(&name) {
+    if let Some(reply) = doc.descendant(O::RESPONSE) {
         let _ = O::read(reply);
     }
 }
@@ -589,6 +586,8 @@ fn emersion() {
         emersion_read::<accounts::MyGetAccountFromUsernameAndPassword>(&doc);
         emersion_read::<accounts::CheckUsernameAvailability>(&doc);
         emersion_read::<accounts::CreateComplexAccount>(&doc);
+        emersion_read::<wire::ServiceList>(&doc);
+        emersion_read::<wire::ServiceLookup>(&doc);
         emersion_read::<wire::AddNote>(&doc);
         emersion_read::<wire::StartOrder>(&doc);
         emersion_read::<wire::PerformSimpleSQ>(&doc);
@@ -598,18 +597,17 @@ fn emersion() {
         emersion_read::<wire::GetAvailablePackages>(&doc);
         emersion_read::<wire::SelectPackagePlan>(&doc);
         emersion_read::<wire::CompleteOrder>(&doc);
+        emersion_read::<wire::GetTermsAndConditions>(&doc);
+        emersion_read::<wire::CreatePayment>(&doc);
         emersion_read::<wire::GetServiceConfigurationRequirements>(&doc);
-        emersion_read::<wire::GetServiceFeatureRequirements>(&doc);
+        emersion_read::<wire::GetServiceFeatureConfigurationRequirements>(&doc);
+        emersion_read::<wire::SetServiceFeatureSetup>(&doc);
         emersion_read::<wire::GetServiceContactRequirements>(&doc);
         emersion_read::<wire::GetServiceIdentifierRequirements>(&doc);
-        emersion_read::<wire::GetServiceIdentifierRealms>(&doc);
+        emersion_read::<wire::GetServiceIdentifierRealm>(&doc);
         emersion_read::<wire::SetServiceConfiguration>(&doc);
-        emersion_read::<wire::SetServiceFeatures>(&doc);
         emersion_read::<wire::SetServiceContacts>(&doc);
         emersion_read::<wire::SetServiceIdentifier>(&doc);
-        emersion_read::<wire::CreatePayment>(&doc);
-        emersion_read::<wire::GetTermsAndConditions>(&doc);
-        emersion_read::<wire::GetAccountPresale>(&doc);
         let _ = doc.canonical();
     });
 }

@@ -125,7 +125,7 @@ fn samples() -> Vec<Sample> {
                     "street_type": "St", "suburb": "Sydney", "state": "NSW", "postcode": "2000"}},
                 "package": {"external_name": "NBN 50"},
                 "configuration": [{"type_id": 500010, "value": "MDM-0042"}],
-                "features": [{"feature_id": 600010, "value": "true"}],
+                "features": [{"type_id": 600010, "identifier": "203.0.113.10"}],
                 "contacts": [contact],
                 "identifier": {"username": "jane", "realm": "nbn.example.net", "password": "demo-pass-123"},
                 "accept_terms": true

@@ -85,6 +85,9 @@ pub struct ServiceOrderData {
     /// Continue an order already started (skips StartOrder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_presale_id: Option<i64>,
+    /// The SQ the started order already holds (skips the SQ); needs `account_presale_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_presale_sq_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purchase_order: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +101,7 @@ pub struct ServiceOrderData {
     /// Service configuration values (checked against GetServiceConfigurationRequirements).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configuration: Vec<PropertyValue>,
-    /// Service feature values (checked against GetServiceFeatureRequirements).
+    /// Service features (checked against GetServiceFeatureConfigurationRequirements).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<FeatureValue>,
     /// Service contacts (counted against GetServiceContactRequirements).
@@ -144,9 +147,99 @@ pub enum SqRequest {
     /// PerformSimpleSQ (check types NoSQ, Autoidentifier).
     Simple,
     /// PerformGeneralPhoneSQ.
-    GeneralPhone { phone_number: String },
-    /// FindNWBSQAddress, then PerformNWBSQ on the address found.
-    Nwb { address: AddressData },
+    GeneralPhone {
+        #[serde(default)]
+        transfer_type: TransferKind,
+        /// The number; required for `churn`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identifier: Option<String>,
+        /// Earlier form of `identifier` with `transfer_type` `new`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone_number: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        range_size: Option<u32>,
+    },
+    /// PerformNWBSQ on the service's FNN, or on the location FindNWBSQAddress finds for
+    /// the address.
+    #[schemars(extend("anyOf" = [{"required": ["address"]}, {"required": ["fnn"]}]))]
+    Nwb {
+        #[serde(default)]
+        transfer_type: TransferKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<AddressData>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fnn: Option<String>,
+        /// With `address`; the platform's NWB provider when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service_provider: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mark_as_available: Option<bool>,
+    },
+}
+
+/// An SQ's TransferType: a new service, or one taken over from another provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    #[default]
+    New,
+    Churn,
+}
+
+impl SqRequest {
+    /// The phone SQ's transfer type and number. pinned: the earlier `phone_number` alone
+    /// is the number of a `new` service, as the phone SQ qualified it before TransferType.
+    pub fn phone(&self) -> Option<(TransferKind, Option<&str>)> {
+        match self {
+            SqRequest::GeneralPhone {
+                transfer_type,
+                identifier,
+                phone_number,
+                ..
+            } => Some((
+                *transfer_type,
+                identifier.as_deref().or(phone_number.as_deref()),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The TransferType the requirements are read for.
+    pub fn transfer_type(&self) -> TransferKind {
+        match self {
+            SqRequest::Simple => TransferKind::New,
+            SqRequest::GeneralPhone { transfer_type, .. }
+            | SqRequest::Nwb { transfer_type, .. } => *transfer_type,
+        }
+    }
+
+    fn problems(&self, problems: &mut Vec<String>) {
+        match self {
+            SqRequest::Simple => {}
+            SqRequest::GeneralPhone {
+                transfer_type,
+                identifier,
+                phone_number,
+                ..
+            } => {
+                if identifier.is_some() && phone_number.is_some() {
+                    problems.push("data.sq: give identifier or phone_number, not both".into());
+                }
+                let number = identifier.as_deref().or(phone_number.as_deref());
+                if number.is_some_and(|n| n.trim().is_empty()) {
+                    problems.push("data.sq.identifier is empty".into());
+                }
+                if *transfer_type == TransferKind::Churn && number.is_none() {
+                    problems.push("data.sq: a churn needs the identifier".into());
+                }
+            }
+            SqRequest::Nwb { address, fnn, .. } => match (address, fnn) {
+                (Some(_), None) => {}
+                (None, Some(fnn)) if !fnn.trim().is_empty() => {}
+                _ => problems.push("data.sq needs exactly one of address and fnn".into()),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -182,11 +275,68 @@ pub struct PropertyValue {
     pub value: String,
 }
 
+/// A service feature for SetServiceFeatureSetup: its Type ID, with an OptionType ID and a
+/// FeatureIdentifier where the feature takes them; or the earlier `feature_id` + `value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FeatureValue {
-    pub feature_id: i64,
-    pub value: String,
+#[serde(untagged, deny_unknown_fields)]
+pub enum FeatureValue {
+    Setup {
+        type_id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        option_type_id: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identifier: Option<String>,
+    },
+    Earlier {
+        feature_id: i64,
+        value: String,
+    },
+}
+
+/// What a [`FeatureValue`] asks to set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureSetting {
+    pub type_id: i64,
+    pub option_type_id: Option<i64>,
+    pub identifier: Option<String>,
+}
+
+impl FeatureValue {
+    /// The feature to set, `None` for one the command turns off. pinned: an earlier
+    /// `value` of true/on/1 is the feature at its default option, false/off/0 leaves it
+    /// out, anything else is its FeatureIdentifier.
+    pub fn setting(&self) -> Option<FeatureSetting> {
+        match self {
+            FeatureValue::Setup {
+                type_id,
+                option_type_id,
+                identifier,
+            } => Some(FeatureSetting {
+                type_id: *type_id,
+                option_type_id: *option_type_id,
+                identifier: identifier.clone(),
+            }),
+            FeatureValue::Earlier { feature_id, value } => {
+                let identifier = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "on" | "1" => None,
+                    "false" | "off" | "0" => return None,
+                    _ => Some(value.clone()),
+                };
+                Some(FeatureSetting {
+                    type_id: *feature_id,
+                    option_type_id: None,
+                    identifier,
+                })
+            }
+        }
+    }
+
+    pub fn type_id(&self) -> i64 {
+        match self {
+            FeatureValue::Setup { type_id, .. } => *type_id,
+            FeatureValue::Earlier { feature_id, .. } => *feature_id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -253,10 +403,9 @@ impl CommandData for ServiceOrderData {
             _ => problems
                 .push("data.package needs exactly one of plan_id and external_name".to_string()),
         }
-        if let SqRequest::GeneralPhone { phone_number } = &self.sq {
-            if phone_number.trim().is_empty() {
-                problems.push("data.sq.phone_number is empty".to_string());
-            }
+        self.sq.problems(&mut problems);
+        if self.account_presale_sq_id.is_some() && self.account_presale_id.is_none() {
+            problems.push("data.account_presale_sq_id needs account_presale_id".to_string());
         }
         for contact in &self.contacts {
             if contact.first_name.trim().is_empty() || contact.last_name.trim().is_empty() {

@@ -20,6 +20,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::Simulator;
+use crate::billing::emersion::wire::Operation;
 use catalog::Catalog;
 
 /// WS-Security `UsernameToken` credentials the simulator accepts.
@@ -27,7 +28,7 @@ pub const SIM_USERNAME: &str = "billflow";
 /// Only ever used to check a PasswordDigest: the simulator never logs it.
 pub const SIM_PASSWORD: &str = "billflow-sim";
 
-/// Namespace of the operation elements (`{Operation}Request`, `{Operation}Response`).
+/// Namespace of the operation elements.
 pub use crate::billing::emersion::wire::{API_NS, SOAP11_ENV_NS};
 
 /// Active Retail account with Cumulus credentials: the account every happy path orders for.
@@ -42,6 +43,9 @@ pub const CAN_NOT_ORDER_ACCOUNT_ID: i64 = 100004;
 pub const UNDEFINED_STATUS_ACCOUNT_ID: i64 = 100005;
 pub const UNDEFINED_TYPE_ACCOUNT_ID: i64 = 100006;
 pub const RESTRICTED_ACCOUNT_ID: i64 = 100007;
+/// Active Retail, under an order restriction ([`ORDER_RESTRICTION_ID`]): StartOrder refuses.
+pub const ORDER_RESTRICTED_ACCOUNT_ID: i64 = 100008;
+pub const ORDER_RESTRICTION_ID: i64 = 4242;
 
 /// Completed presale of [`ACTIVE_ACCOUNT_ID`] (package 200100, service
 /// [`COMPLETED_SERVICE_ID`]). It and the next three serve seed 004's end-user rules.
@@ -112,14 +116,21 @@ pub const DIRECTORY_LISTING_PROPERTY_ID: i64 = 500020;
 pub const SUPPORT_TIERS: [&str; 2] = ["Gold", "Silver"];
 pub const DIRECTORY_LISTINGS: [&str; 2] = ["Listed", "Unlisted"];
 
-/// Features: After Hours (optional, plan 300100), Static IP (mandatory, plan 300400).
+/// Feature types: After Hours (plan 300100, cannot have an identifier), Static IP (plan
+/// 300400, must have one: the address), Voice Mail (plan 300300, may have one).
 pub const AFTER_HOURS_FEATURE_ID: i64 = 600001;
 pub const STATIC_IP_FEATURE_ID: i64 = 600010;
+pub const VOICE_MAIL_FEATURE_ID: i64 = 600020;
+/// The OptionType IDs every feature accepts: On (the default) and Off.
+pub const FEATURE_ON_OPTION_ID: i64 = 1;
+pub const FEATURE_OFF_OPTION_ID: i64 = 2;
 
 /// The one contact type ("Technical"); its bounds differ per service plan.
 pub const TECHNICAL_CONTACT_TYPE_ID: i64 = 700001;
 
 /// Identifier types and realms.
+pub const HOSTING_IDENTIFIER_TYPE_ID: i64 = 100161;
+pub const PPPOE_IDENTIFIER_TYPE_ID: i64 = 100162;
 pub const HOSTING_IDENTIFIER: &str = "Hosting Login";
 pub const PPPOE_IDENTIFIER: &str = "PPPoE Username";
 pub const HOSTING_REALM: &str = "hosting.example.net";
@@ -139,8 +150,9 @@ pub const MELBOURNE_LOCATION_ID: &str = "LOC000000000003";
 /// The smallest id with six digits: Emersion calls shorter ids invalid.
 const SIX_DIGITS: i64 = 100_000;
 
-/// Status of every service CompleteOrder creates.
-const PRE_ACTIVE: &str = "PreActive";
+/// Status of every service CompleteOrder creates (serviceLookup's subscription status
+/// name, W `API/Services/serviceLookup`: "Preactive").
+const PRE_ACTIVE: &str = "Preactive";
 
 /// The SOAP services, each at `POST /{Service}`, and the operations each one offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,14 +161,32 @@ enum Service {
     Orders,
     Services,
     Plans,
+    RetailServices,
+}
+
+/// An operation: its name, and its request and response elements as the client writes
+/// and reads them (the wire types' constants, so both sides follow the same page).
+struct Op {
+    name: &'static str,
+    request: &'static str,
+    response: &'static str,
+}
+
+const fn op<O: Operation>() -> Op {
+    Op {
+        name: O::NAME,
+        request: O::REQUEST,
+        response: O::RESPONSE,
+    }
 }
 
 impl Service {
-    const ALL: [Service; 4] = [
+    const ALL: [Service; 5] = [
         Service::Accounts,
         Service::Orders,
         Service::Services,
         Service::Plans,
+        Service::RetailServices,
     ];
 
     fn name(self) -> &'static str {
@@ -165,57 +195,95 @@ impl Service {
             Service::Orders => "Orders",
             Service::Services => "Services",
             Service::Plans => "Plans",
+            Service::RetailServices => "RetailServices",
         }
     }
 
-    fn operations(self) -> &'static [&'static str] {
+    fn operations(self) -> &'static [Op] {
+        use crate::billing::emersion::accounts as a;
+        use crate::billing::emersion::wire as w;
         match self {
-            Service::Accounts => &[
-                "MyGetAccountFromUsernameAndPassword",
-                "CheckUsernameAvailability",
-                "AddNote",
-            ],
-            Service::Orders => &[
-                "StartOrder",
-                "PerformSimpleSQ",
-                "PerformGeneralPhoneSQ",
-                "FindNWBSQAddress",
-                "PerformNWBSQ",
-                "GetAvailablePackages",
-                "SelectPackagePlan",
-                "CompleteOrder",
-                "GetAccountPresale",
-            ],
-            Service::Services => &[
-                "CreateComplexAccount",
-                "GetServiceConfigurationRequirements",
-                "SetServiceConfiguration",
-                "GetServiceFeatureRequirements",
-                "SetServiceFeatures",
-                "GetServiceContactRequirements",
-                "SetServiceContacts",
-                "GetServiceIdentifierRequirements",
-                "GetServiceIdentifierRealms",
-                "SetServiceIdentifier",
-                "CreatePayment",
-            ],
-            Service::Plans => &["GetTermsAndConditions"],
+            Service::Accounts => {
+                const {
+                    &[
+                        op::<a::MyGetAccountFromUsernameAndPassword>(),
+                        op::<a::CheckUsernameAvailability>(),
+                        op::<w::AddNote>(),
+                    ]
+                }
+            }
+            Service::Orders => {
+                const {
+                    &[
+                        op::<w::StartOrder>(),
+                        op::<w::PerformSimpleSQ>(),
+                        op::<w::PerformGeneralPhoneSQ>(),
+                        op::<w::FindNWBSQAddress>(),
+                        op::<w::PerformNWBSQ>(),
+                        op::<w::GetAvailablePackages>(),
+                        op::<w::SelectPackagePlan>(),
+                        op::<w::CompleteOrder>(),
+                    ]
+                }
+            }
+            Service::Services => {
+                const {
+                    &[
+                        op::<a::CreateComplexAccount>(),
+                        op::<w::GetServiceConfigurationRequirements>(),
+                        op::<w::SetServiceConfiguration>(),
+                        op::<w::GetServiceFeatureConfigurationRequirements>(),
+                        op::<w::SetServiceFeatureSetup>(),
+                        op::<w::GetServiceContactRequirements>(),
+                        op::<w::SetServiceContacts>(),
+                        op::<w::GetServiceIdentifierRequirements>(),
+                        op::<w::GetServiceIdentifierRealm>(),
+                        op::<w::SetServiceIdentifier>(),
+                        op::<w::ServiceList>(),
+                        op::<w::ServiceLookup>(),
+                    ]
+                }
+            }
+            Service::Plans => const { &[op::<w::GetTermsAndConditions>()] },
+            Service::RetailServices => const { &[op::<w::CreatePayment>()] },
         }
     }
 
-    /// The service that offers `operation`, if any does.
-    fn offering(operation: &str) -> Option<Service> {
-        Service::ALL
-            .into_iter()
-            .find(|s| s.operations().contains(&operation))
+    /// The service offering the operation whose request element is `element`, with it.
+    fn by_request(element: &str) -> Option<(Service, &'static Op)> {
+        Service::ALL.into_iter().find_map(|s| {
+            s.operations()
+                .iter()
+                .find(|o| o.request == element)
+                .map(|o| (s, o))
+        })
     }
+}
+
+/// The request element of `operation`, as the clients write it: for tests that build
+/// envelopes by hand.
+pub fn request_element(operation: &str) -> Option<&'static str> {
+    Service::ALL
+        .into_iter()
+        .flat_map(|s| s.operations().iter())
+        .find(|o| o.name == operation)
+        .map(|o| o.request)
+}
+
+/// The response element of a known operation, as the clients read it.
+pub fn response_element(operation: &str) -> &'static str {
+    Service::ALL
+        .into_iter()
+        .flat_map(|s| s.operations().iter())
+        .find(|o| o.name == operation)
+        .map_or("Response", |o| o.response)
 }
 
 /// Operation names in the call log and the fault queue.
 pub fn operations() -> impl Iterator<Item = &'static str> {
     Service::ALL
         .into_iter()
-        .flat_map(|s| s.operations().iter().copied())
+        .flat_map(|s| s.operations().iter().map(|o| o.name))
 }
 
 /// A refused call: the text is the faultstring of a Client fault, in Emersion's words.
@@ -303,6 +371,9 @@ struct Account {
     /// AccountReference of an account created through the API.
     #[serde(skip_serializing_if = "Option::is_none")]
     reference: Option<String>,
+    /// An order restriction in place: StartOrder refuses naming it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restriction_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -342,8 +413,15 @@ impl Presale {
 #[serde(tag = "method", rename_all = "snake_case")]
 enum SqMethod {
     Simple,
-    GeneralPhone { phone_number: String },
-    Nwb { location_id: String },
+    GeneralPhone {
+        transfer_type: String,
+        identifier: Option<String>,
+    },
+    Nwb {
+        transfer_type: String,
+        fnn: Option<String>,
+        location_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -351,17 +429,6 @@ enum SqResult {
     Pending,
     Qualified,
     NotQualified,
-}
-
-impl SqResult {
-    /// The `ServiceQualificationResult` Emersion writes.
-    fn name(self) -> &'static str {
-        match self {
-            SqResult::Pending => "Pending",
-            SqResult::Qualified => "Qualified",
-            SqResult::NotQualified => "NotQualified",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -374,8 +441,8 @@ struct Sq {
     package_plan_id: Option<i64>,
     /// Property TypeID → value.
     configuration: BTreeMap<i64, String>,
-    /// FeatureID → value.
-    features: BTreeMap<i64, String>,
+    /// Feature Type ID → what was set.
+    features: BTreeMap<i64, FeatureChoice>,
     contacts: Vec<Contact>,
     identifier: Option<ServiceIdentifier>,
 }
@@ -394,6 +461,12 @@ impl Sq {
             identifier: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct FeatureChoice {
+    option_type_id: i64,
+    identifier: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -417,6 +490,8 @@ struct ServiceIdentifier {
 #[derive(Debug, Clone, Serialize)]
 struct CreatedService {
     service_id: i64,
+    /// The phone SQ's number or the NWB SQ's FNN, else one the platform makes up.
+    service_identifier: String,
     account_id: i64,
     presale_id: i64,
     sq_id: i64,
@@ -455,6 +530,11 @@ struct Ids {
     payment: i64,
 }
 
+/// pinned: the identifier of a service whose SQ named none ("SVC" and its id).
+fn made_up_identifier(service_id: i64) -> String {
+    format!("SVC{service_id}")
+}
+
 fn next(counter: &mut i64) -> i64 {
     let id = *counter;
     *counter += 1;
@@ -489,6 +569,12 @@ impl Emersion {
             (UNDEFINED_STATUS_ACCOUNT_ID, None, Some(Retail), false),
             (UNDEFINED_TYPE_ACCOUNT_ID, Some(Active), None, false),
             (RESTRICTED_ACCOUNT_ID, Some(Restricted), Some(Retail), false),
+            (
+                ORDER_RESTRICTED_ACCOUNT_ID,
+                Some(Active),
+                Some(Retail),
+                false,
+            ),
         ];
         for (account_id, status, account_type, can_not_order) in accounts {
             let (username, password) = if account_id == ACTIVE_ACCOUNT_ID {
@@ -507,6 +593,8 @@ impl Emersion {
                 account_type,
                 can_not_order,
                 reference: None,
+                restriction_id: (account_id == ORDER_RESTRICTED_ACCOUNT_ID)
+                    .then_some(ORDER_RESTRICTION_ID),
             };
             em.accounts.insert(account_id, account);
         }
@@ -557,6 +645,7 @@ impl Emersion {
             COMPLETED_SERVICE_ID,
             CreatedService {
                 service_id: COMPLETED_SERVICE_ID,
+                service_identifier: made_up_identifier(COMPLETED_SERVICE_ID),
                 account_id: ACTIVE_ACCOUNT_ID,
                 presale_id: COMPLETED_PRESALE_ID,
                 sq_id: COMPLETED_SQ_ID,

@@ -266,7 +266,7 @@ async fn secrets_never_appear_in_logs_events_dead_letter_headers_or_the_admin_ap
                    "street_type": "St", "suburb": "Sydney", "state": "NSW", "postcode": "2000"}},
             "package": {"plan_id": billflow::sim::emersion::NBN_50_PLAN_ID},
             "configuration": [{"type_id": 500010, "value": "MDM"}],
-            "features": [{"feature_id": 600010, "value": "true"}],
+            "features": [{"feature_id": 600010, "value": "203.0.113.7"}],
             "contacts": [{"type_id": 700001, "first_name": "Jane", "last_name": "Citizen"}],
             "identifier": {"username": "jane", "realm": "nbn.example.net", "password": identifier_password},
             "accept_terms": accept_terms

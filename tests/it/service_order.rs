@@ -73,15 +73,17 @@ async fn simple_sq_sign_up_follows_the_seed_order() {
             "GetAvailablePackages",
             "SelectPackagePlan",
             "GetServiceConfigurationRequirements",
-            "GetServiceFeatureRequirements",
+            "GetServiceFeatureConfigurationRequirements",
             "GetServiceContactRequirements",
             "GetServiceIdentifierRequirements",
-            "GetServiceIdentifierRealms",
+            "GetServiceIdentifierRealm",
             "SetServiceConfiguration",
-            "SetServiceFeatures",
             "SetServiceContacts",
             "GetTermsAndConditions",
+            "serviceList",
             "CompleteOrder",
+            "serviceList",
+            "serviceLookup",
             "AddNote",
             "CreatePayment"
         ]
@@ -91,7 +93,7 @@ async fn simple_sq_sign_up_follows_the_seed_order() {
     let outputs = done.data.output.unwrap();
     let completed = &outputs["complete_order"];
     assert!(completed["account_presale_id"].as_i64().unwrap() >= em::FIRST_PRESALE_ID);
-    assert_eq!(completed["services"][0]["status"], "PreActive");
+    assert_eq!(completed["services"][0]["status"], "Preactive");
     assert!(outputs["create_payment"]["payment_id"].as_i64().is_some());
     let payment = h.call_bodies("CreatePayment").await;
     assert!(payment[0].contains("22 Nov 2026") && payment[0].contains("49.95"));
@@ -122,7 +124,8 @@ async fn phone_and_nwb_sign_ups_complete() {
                    "street_type": "St", "suburb": "Sydney", "state": "NSW", "postcode": "2000"}},
             "package": {"external_name": "NBN 50"},
             "configuration": [{"type_id": 500010, "value": "MDM-1"}, {"type_id": 500011, "value": "2"}],
-            "features": [{"feature_id": 600010, "value": "true"}],
+            // Today's feature shape: a value that is not a yes/no is the FeatureIdentifier.
+            "features": [{"feature_id": 600010, "value": "203.0.113.7"}],
             "contacts": [technical_contact()],
             "identifier": {"username": "jane", "realm": "nbn.example.net", "password": "long-enough-1"},
             "accept_terms": true
@@ -409,14 +412,15 @@ async fn a_worker_killed_after_select_completes_the_order_without_resending() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_inside_complete_order_reconciles_from_the_presale() {
+async fn a_worker_killed_inside_complete_order_reconciles_from_the_account_services() {
     let mut h = Harness::start("so-killc").await;
     kill_during(&mut h, "so-killc", "CompleteOrder").await;
     // The restarted worker finds CompleteOrder started without a result: it waits for a
-    // call in flight to land, asks GetAccountPresale, and goes on from what it says.
+    // call in flight to land, compares the account's services (serviceList) with those
+    // list_services saw before, and goes on from what that says.
     assert_eq!(terminal(&h, "so-killc").data.outcome, Outcome::Completed);
     let counts = h.call_counts().await;
-    assert_eq!(count(&counts, "GetAccountPresale"), 1, "{counts:?}");
+    assert!(count(&counts, "serviceList") >= 2, "{counts:?}");
     assert_eq!(count(&counts, "SelectPackagePlan"), 1);
     let applied = h
         .calls()
@@ -428,6 +432,6 @@ async fn a_worker_killed_inside_complete_order_reconciles_from_the_presale() {
     let completed = terminal(&h, "so-killc").data.output.unwrap();
     assert_eq!(
         completed["complete_order"]["services"][0]["status"],
-        "PreActive"
+        "Preactive"
     );
 }

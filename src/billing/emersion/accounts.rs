@@ -7,18 +7,10 @@
 //! `Username` without the realm); wiki `API/Services/CreateAccount` (request
 //! `CreateComplexAccount` with the fields written below).
 
-use super::wire::{Operation, Service, API_NS};
+use super::wire::{Operation, Service};
 use crate::contract::command::{AddressData, NewAccount};
 use crate::secret::Secret;
 use crate::xml::{Element, XmlError, XmlWriter};
-
-/// Writes `<{name} xmlns=API_NS>` around `body`: the operations here use a bare
-/// element name, not `{Operation}Request`.
-fn bare(w: &mut XmlWriter, name: &str, body: impl FnOnce(&mut XmlWriter)) {
-    w.start_with(name, &[("xmlns", API_NS)]);
-    body(w);
-    w.end(name);
-}
 
 fn opt_leaf(w: &mut XmlWriter, name: &str, value: Option<&str>) {
     if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
@@ -37,6 +29,8 @@ pub struct MyGetAccountFromUsernameAndPassword {
 impl Operation for MyGetAccountFromUsernameAndPassword {
     const NAME: &'static str = "MyGetAccountFromUsernameAndPassword";
     const SERVICE: Service = Service::Accounts;
+    const REQUEST: &'static str = "MyGetAccountFromUsernameAndPasswordRequest";
+    const RESPONSE: &'static str = "MyGetAccountFromUsernameAndPasswordResponse";
     type Response = i64;
     fn write(&self, w: &mut XmlWriter) {
         w.leaf("Username", &self.username)
@@ -56,12 +50,12 @@ pub struct CheckUsernameAvailability {
 impl Operation for CheckUsernameAvailability {
     const NAME: &'static str = "CheckUsernameAvailability";
     const SERVICE: Service = Service::Accounts;
+    const REQUEST: &'static str = "CheckUsernameAvailability";
+    // pinned: the KB page shows no response; the usual `{Operation}Response`.
+    const RESPONSE: &'static str = "CheckUsernameAvailabilityResponse";
     type Response = bool;
     fn write(&self, w: &mut XmlWriter) {
         w.leaf("Username", &self.username);
-    }
-    fn write_request(&self, w: &mut XmlWriter) {
-        bare(w, Self::NAME, |w| self.write(w));
     }
     // pinned: the KB page shows no response; `<Available>true|false</Available>` in
     // `CheckUsernameAvailabilityResponse`, the way other Emersion answers name a flag.
@@ -110,6 +104,9 @@ impl CreateComplexAccount {
 impl Operation for CreateComplexAccount {
     const NAME: &'static str = "CreateComplexAccount";
     const SERVICE: Service = Service::Services;
+    const REQUEST: &'static str = "CreateComplexAccount";
+    // pinned: see `read`.
+    const RESPONSE: &'static str = "CreateComplexAccountResponse";
     type Response = i64;
     fn write(&self, w: &mut XmlWriter) {
         let a = &self.account;
@@ -134,9 +131,6 @@ impl Operation for CreateComplexAccount {
         }
         w.end("PrimaryContact");
         opt_leaf(w, "AccountReference", a.reference.as_deref());
-    }
-    fn write_request(&self, w: &mut XmlWriter) {
-        bare(w, Self::NAME, |w| self.write(w));
     }
     // pinned: the page shows no output; Minimal's Create Account answers
     // `CreateAccountResponse{AccountID}`, so the complex one is read as

@@ -125,9 +125,9 @@ impl EmersionClient {
                 message: "non-success status without a SOAP fault".into(),
             });
         }
-        let name = format!("{operation}Response");
+        let name = O::RESPONSE;
         let reply = doc
-            .descendant(&name)
+            .descendant(name)
             .ok_or_else(|| EmersionError::Malformed {
                 operation,
                 detail: format!("no <{name}> in the response"),

@@ -118,6 +118,7 @@ impl Emersion {
                 account_type: Some(AccountType::Retail),
                 can_not_order: false,
                 reference: Some(customer.reference).filter(|r| !r.is_empty()),
+                restriction_id: None,
             },
         );
         Ok(account_id)

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::*;
+use crate::billing::emersion::wire::{CANNOT_HAVE_IDENT, CAN_HAVE_IDENT, MUST_HAVE_IDENT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub(super) enum CheckType {
@@ -62,7 +63,8 @@ pub(super) struct ServicePlan {
     pub(super) features: Vec<Feature>,
     pub(super) contact_types: Vec<ContactType>,
     pub(super) identifiers: Vec<IdentifierType>,
-    pub(super) realms: Vec<&'static str>,
+    /// (RealmID, RealmName)
+    pub(super) realms: Vec<(i64, &'static str)>,
 }
 
 pub(super) struct Property {
@@ -97,10 +99,14 @@ impl ValueType {
     }
 }
 
+/// A service feature; it accepts the OptionTypes On and Off, On by default.
 pub(super) struct Feature {
     pub(super) id: i64,
     pub(super) name: &'static str,
-    pub(super) mandatory: bool,
+    pub(super) product_id: i64,
+    /// CANNOT_HAVE_IDENT, MUST_HAVE_IDENT or CAN_HAVE_IDENT.
+    pub(super) identifier_type: &'static str,
+    pub(super) behaviour: &'static str,
 }
 
 pub(super) struct ContactType {
@@ -110,9 +116,11 @@ pub(super) struct ContactType {
     pub(super) maximum: usize,
 }
 
+/// An authentication-based identifier, set with SetServiceIdentifier.
 pub(super) struct IdentifierType {
+    pub(super) type_id: i64,
     pub(super) name: &'static str,
-    pub(super) mandatory: bool,
+    pub(super) realm_required: bool,
 }
 
 pub(super) struct Address {
@@ -262,7 +270,9 @@ impl Catalog {
                     features: vec![Feature {
                         id: AFTER_HOURS_FEATURE_ID,
                         name: "After Hours",
-                        mandatory: false,
+                        product_id: 610001,
+                        identifier_type: CANNOT_HAVE_IDENT,
+                        behaviour: "Optional",
                     }],
                     contact_types: vec![technical(1, 2)],
                     ..ServicePlan::default()
@@ -278,10 +288,11 @@ impl Catalog {
                         true,
                     )],
                     identifiers: vec![IdentifierType {
+                        type_id: HOSTING_IDENTIFIER_TYPE_ID,
                         name: HOSTING_IDENTIFIER,
-                        mandatory: true,
+                        realm_required: true,
                     }],
-                    realms: vec![HOSTING_REALM],
+                    realms: vec![(30100, HOSTING_REALM)],
                     ..ServicePlan::default()
                 },
             ),
@@ -294,6 +305,13 @@ impl Catalog {
                         ValueType::List(&DIRECTORY_LISTINGS),
                         true,
                     )],
+                    features: vec![Feature {
+                        id: VOICE_MAIL_FEATURE_ID,
+                        name: "Voice Mail",
+                        product_id: 610020,
+                        identifier_type: CAN_HAVE_IDENT,
+                        behaviour: "Forced, Removeable",
+                    }],
                     contact_types: vec![technical(0, 1)],
                     ..ServicePlan::default()
                 },
@@ -313,14 +331,17 @@ impl Catalog {
                     features: vec![Feature {
                         id: STATIC_IP_FEATURE_ID,
                         name: "Static IP",
-                        mandatory: true,
+                        product_id: 610010,
+                        identifier_type: MUST_HAVE_IDENT,
+                        behaviour: "Optional",
                     }],
                     contact_types: vec![technical(1, 1)],
                     identifiers: vec![IdentifierType {
+                        type_id: PPPOE_IDENTIFIER_TYPE_ID,
                         name: PPPOE_IDENTIFIER,
-                        mandatory: true,
+                        realm_required: true,
                     }],
-                    realms: NBN_REALMS.to_vec(),
+                    realms: vec![(30400, NBN_REALMS[0]), (30401, NBN_REALMS[1])],
                 },
             ),
         ]

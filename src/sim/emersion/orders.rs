@@ -5,13 +5,15 @@
 use super::catalog::{Address, CheckType, PackagePlan};
 use super::*;
 
-/// Longest purchase order StartOrder takes, in characters.
+/// Longest purchase order (and external contract identifier) StartOrder takes.
 const PURCHASE_ORDER_LIMIT: usize = 50;
 
 pub(super) struct NewOrder {
     pub(super) account_id: i64,
     pub(super) purchase_order: Option<String>,
     pub(super) promo_code: Option<String>,
+    pub(super) external_contract_identifier: Option<String>,
+    pub(super) cumulus_user_id: Option<i64>,
 }
 
 /// FindNWBSQAddress's AddressDetails; absent elements are empty.
@@ -47,6 +49,15 @@ impl SqMethod {
         }
     }
 
+    /// The service identifier the SQ names: the phone number or the FNN.
+    fn identifier(&self) -> Option<String> {
+        match self {
+            SqMethod::GeneralPhone { identifier, .. } => identifier.clone(),
+            SqMethod::Nwb { fnn, .. } => fnn.clone(),
+            SqMethod::Simple => None,
+        }
+    }
+
     /// How Emersion names the method in "is not qualified for … SQ".
     fn label(&self) -> &'static str {
         match self {
@@ -63,6 +74,17 @@ fn not_qualified(service_type_id: i64, label: &str) -> Rejection {
 
 fn is_phone_number(number: &str) -> bool {
     number.len() == 10 && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The TransferType an SQ names; whether it is a churn. The texts are
+/// GetServiceConfigurationRequirements' (W), the SQ pages show none.
+fn check_transfer_type(transfer_type: &str) -> Result<bool, Rejection> {
+    match transfer_type.trim().to_ascii_uppercase().as_str() {
+        "" => Err("Missing Transfer Type".into()),
+        "NEW" => Ok(false),
+        "CHURN" => Ok(true),
+        _ => Err("Invalid Transfer Type. Valid input: 'NEW', 'CHURN' or 'INTERNAL CHURN'".into()),
+    }
 }
 
 fn is_postcode(postcode: &str) -> bool {
@@ -82,12 +104,22 @@ impl Emersion {
         if account.status != Some(AccountStatus::Active) {
             return Err("Account is currently not active".into());
         }
-        let po_length = order
-            .purchase_order
-            .as_deref()
-            .map_or(0, |po| po.chars().count());
-        if po_length > PURCHASE_ORDER_LIMIT {
+        if let Some(restriction) = account.restriction_id {
+            return Err(format!("You will not able to create new order until the restriction in place gets lifted. Restriction Id #'{restriction}'").into());
+        }
+        let length = |text: &Option<String>| text.as_deref().map_or(0, |t| t.chars().count());
+        if length(&order.purchase_order) > PURCHASE_ORDER_LIMIT {
             return Err("Purchase order length exceed limit".into());
+        }
+        if length(&order.external_contract_identifier) > PURCHASE_ORDER_LIMIT {
+            return Err("External contract identifier length exceed limit".into());
+        }
+        if let Some(user) = order.cumulus_user_id {
+            if user < SIX_DIGITS {
+                return Err("Invalid cumulus user id".into());
+            }
+            // The simulator's accounts have no staff or agent users.
+            return Err("Undefined cumulus user".into());
         }
         let presale_id = next(&mut self.ids.presale);
         let presale = Presale {
@@ -176,21 +208,42 @@ impl Emersion {
         }
         let result = match &method {
             SqMethod::Simple => SqResult::Qualified,
-            SqMethod::GeneralPhone { phone_number } => {
-                if !is_phone_number(phone_number) {
-                    return Err("Invalid phone number".into());
+            SqMethod::GeneralPhone {
+                transfer_type,
+                identifier,
+            } => {
+                let churn = check_transfer_type(transfer_type)?;
+                match identifier {
+                    // pinned: the page says only that Churn requires it.
+                    None if churn => return Err("Missing identifier".into()),
+                    Some(number) if !is_phone_number(number) => {
+                        return Err("Invalid phone number".into())
+                    }
+                    _ => SqResult::Qualified,
                 }
-                SqResult::Qualified
             }
-            SqMethod::Nwb { location_id } => {
-                let address = self
-                    .catalog
-                    .address(location_id)
-                    .ok_or("Invalid location id")?;
-                if address.serviceable {
-                    SqResult::Qualified
-                } else {
-                    SqResult::NotQualified
+            SqMethod::Nwb {
+                transfer_type,
+                fnn,
+                location_id,
+            } => {
+                check_transfer_type(transfer_type)?;
+                match (fnn, location_id) {
+                    (Some(fnn), None) if is_phone_number(fnn) => SqResult::Qualified,
+                    (Some(_), None) => return Err("Invalid FNN".into()),
+                    (None, Some(location_id)) => {
+                        let address = self
+                            .catalog
+                            .address(location_id)
+                            .ok_or("Invalid location id")?;
+                        if address.serviceable {
+                            SqResult::Qualified
+                        } else {
+                            SqResult::NotQualified
+                        }
+                    }
+                    // pinned: the page shows the choice, not the error for neither or both.
+                    _ => return Err("Invalid service identifier details".into()),
                 }
             }
         };
@@ -297,7 +350,7 @@ impl Emersion {
         self.catalog.package_plan(package_plan_id)
     }
 
-    /// Creates the package's services (Quantity of each allowance), `PreActive`.
+    /// Creates the package's services (Quantity of each allowance), Preactive.
     pub(super) fn complete_order(
         &mut self,
         presale_id: i64,
@@ -318,6 +371,9 @@ impl Emersion {
                 .find(|sq| sq.service_type_id == allowance.service_type_id)
                 .ok_or("Missing service qualification")?;
             let service_plan = self.catalog.service_plan(allowance.service_plan_id)?;
+            if sq.configuration.is_empty() && !service_plan.properties.is_empty() {
+                return Err("Missing service config".into());
+            }
             if !service_plan.is_configured(sq) {
                 return Err(format!(
                     "Account Presale SQ #{} missing mandatory service configuration",
@@ -325,16 +381,20 @@ impl Emersion {
                 )
                 .into());
             }
-            orders.push((*allowance, sq.sq_id));
+            orders.push((*allowance, sq.sq_id, sq.method.identifier()));
         }
 
         let account_id = presale.account_id;
         self.presale_mut(presale_id)?.completed = true;
         let mut created = Vec::new();
-        for (allowance, sq_id) in orders {
+        for (allowance, sq_id, identifier) in orders {
             for _ in 0..allowance.quantity {
+                let service_id = next(&mut self.ids.service);
                 let service = CreatedService {
-                    service_id: next(&mut self.ids.service),
+                    service_id,
+                    service_identifier: identifier
+                        .clone()
+                        .unwrap_or_else(|| made_up_identifier(service_id)),
                     account_id,
                     presale_id,
                     sq_id,
@@ -348,5 +408,37 @@ impl Emersion {
             }
         }
         Ok(created)
+    }
+}
+
+impl Emersion {
+    /// serviceList: the account's services. pinned: an unknown account is listed empty,
+    /// as the page documents only "Missing account_id".
+    pub(super) fn service_list(&self, account_id: i64) -> Result<Vec<&CreatedService>, Rejection> {
+        if account_id < 1 {
+            return Err("Missing account_id".into());
+        }
+        Ok(self
+            .services
+            .values()
+            .filter(|s| s.account_id == account_id)
+            .collect())
+    }
+
+    /// serviceLookup: the services with this identifier, of a type when one is given.
+    pub(super) fn service_lookup(
+        &self,
+        identifier: &str,
+        service_type_id: Option<i64>,
+    ) -> Result<Vec<&CreatedService>, Rejection> {
+        if identifier.trim().is_empty() {
+            return Err("Missing service_identifier".into());
+        }
+        Ok(self
+            .services
+            .values()
+            .filter(|s| s.service_identifier == identifier)
+            .filter(|s| service_type_id.is_none_or(|t| t == s.service_type_id))
+            .collect())
     }
 }

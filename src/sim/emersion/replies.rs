@@ -1,16 +1,19 @@
-//! Applies a [`Call`] to the state and writes its `{Operation}Response` in the pinned shape.
+//! Applies a [`Call`] to the state and writes its response element in the shape of the
+//! operation's page (or the pinned one where the page shows none).
 
 use super::catalog::ValueType;
 use super::requests::Call;
 use super::soap::{response, Ns1};
-use super::{CreatedService, Emersion, Rejection, SqMethod, SqResult};
+use super::{response_element, Emersion, Rejection, FEATURE_ON_OPTION_ID};
 
 /// The response envelope of an accepted call, or why Emersion refuses it.
 pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<String, Rejection> {
-    let reply = |body: &dyn Fn(&mut Ns1<'_>)| response(operation, body);
+    let element = response_element(operation);
+    let reply = |body: &dyn Fn(&mut Ns1<'_>)| response(element, body);
+    // The Set pages answer `<Status>true</Status>`.
     let success = || {
         reply(&|b| {
-            b.leaf("Status", "Success");
+            b.leaf("Status", "true");
         })
     };
     Ok(match call {
@@ -49,14 +52,9 @@ pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<S
             service_type_id,
             method,
         } => {
-            // Only the NWB SQ can fail to qualify, so only it says how it went.
-            let with_result = matches!(method, SqMethod::Nwb { .. });
-            let (sq_id, result) = em.perform_sq(presale_id, service_type_id, method)?;
+            let (sq_id, _) = em.perform_sq(presale_id, service_type_id, method)?;
             reply(&|b| {
                 b.leaf("AccountPresaleSQID", sq_id);
-                if with_result {
-                    b.leaf("ServiceQualificationResult", result.name());
-                }
             })
         }
         Call::FindNwbSqAddress {
@@ -113,51 +111,36 @@ pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<S
             })
         }
         Call::CompleteOrder { presale_id } => {
-            let services = em.complete_order(presale_id)?;
+            em.complete_order(presale_id)?;
+            success()
+        }
+        Call::ServiceList { account_id } => {
+            let services = em.service_list(account_id)?;
             reply(&|b| {
-                b.leaf("Status", "Complete")
-                    .leaf("AccountPresaleID", presale_id);
-                write_services(b, &services);
+                for s in &services {
+                    b.start("serviceListItem")
+                        .leaf("service_id", s.service_id)
+                        .leaf("service_identifier", &s.service_identifier)
+                        .leaf("service_type_id", s.service_type_id)
+                        .leaf("service_status", s.status)
+                        .end("serviceListItem");
+                }
             })
         }
-        Call::GetAccountPresale { presale_id } => {
-            let presale = em.presale_by_id(presale_id)?;
-            let services: Vec<CreatedService> = em
-                .services
-                .values()
-                .filter(|s| s.presale_id == presale_id)
-                .cloned()
-                .collect();
+        Call::ServiceLookup {
+            service_identifier,
+            service_type_id,
+        } => {
+            let services = em.service_lookup(&service_identifier, service_type_id)?;
             reply(&|b| {
-                let status = if presale.completed {
-                    "Complete"
-                } else {
-                    "Open"
-                };
-                b.start("AccountPresale")
-                    .leaf("AccountPresaleID", presale.presale_id)
-                    .leaf("AccountID", presale.account_id)
-                    .leaf("Status", status);
-                if let Some(plan) = presale.package_plan_id {
-                    b.leaf("PackagePlanID", plan);
+                for s in &services {
+                    b.start("serviceLookupItem")
+                        .leaf("account_id", s.account_id)
+                        .leaf("service_identifier", &s.service_identifier)
+                        .leaf("subscription_status_name", s.status)
+                        .leaf("service_id", s.service_id)
+                        .end("serviceLookupItem");
                 }
-                b.start("SQs");
-                for sq in &presale.sqs {
-                    b.start("SQ")
-                        .leaf("AccountPresaleSQID", sq.sq_id)
-                        .leaf("ServiceTypeID", sq.service_type_id);
-                    // A pending SQ has no result yet; a finished one says how it went.
-                    if sq.result == SqResult::Pending {
-                        b.leaf("Status", "Pending");
-                    } else {
-                        b.leaf("Status", "Complete")
-                            .leaf("Result", sq.result.name());
-                    }
-                    b.end("SQ");
-                }
-                b.end("SQs");
-                write_services(b, &services);
-                b.end("AccountPresale");
             })
         }
         Call::GetServiceConfigurationRequirements { service_plan_id } => {
@@ -186,22 +169,22 @@ pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<S
             em.set_configuration(sq_id, values)?;
             success()
         }
-        Call::GetServiceFeatureRequirements { service_plan_id } => {
+        Call::GetServiceFeatureConfigurationRequirements { service_plan_id } => {
             let plan = em.catalog.service_plan(service_plan_id)?;
             reply(&|b| {
-                b.start("Features");
                 for f in &plan.features {
-                    b.start("Feature")
-                        .leaf("FeatureID", f.id)
-                        .leaf("Name", f.name)
-                        .leaf("IsMandatory", f.mandatory)
-                        .end("Feature");
+                    b.start("ServiceFeature");
+                    b.typed("Type", f.id, f.name)
+                        .typed("Product", f.product_id, f.name)
+                        .typed("FeatureIdentifierType", 0, f.identifier_type)
+                        .typed("DefaultOption", FEATURE_ON_OPTION_ID, "On")
+                        .leaf("FeatureBehaviour", f.behaviour)
+                        .end("ServiceFeature");
                 }
-                b.end("Features");
             })
         }
-        Call::SetServiceFeatures { sq_id, values } => {
-            em.set_features(sq_id, values)?;
+        Call::SetServiceFeatureSetup { sq_id, features } => {
+            em.set_features(sq_id, features)?;
             success()
         }
         Call::GetServiceContactRequirements { service_plan_id } => {
@@ -226,24 +209,24 @@ pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<S
         Call::GetServiceIdentifierRequirements { service_plan_id } => {
             let plan = em.catalog.service_plan(service_plan_id)?;
             reply(&|b| {
-                b.start("Identifiers");
                 for i in &plan.identifiers {
-                    b.start("Identifier")
-                        .leaf("Type", i.name)
-                        .leaf("IsMandatory", i.mandatory)
-                        .end("Identifier");
+                    b.start("ServiceIdentifier");
+                    b.typed("Type", i.type_id, i.name)
+                        .leaf("RealmIsRequired", i.realm_required)
+                        .leaf("IsAuthenticationBased", true)
+                        .end("ServiceIdentifier");
                 }
-                b.end("Identifiers");
             })
         }
-        Call::GetServiceIdentifierRealms { service_plan_id } => {
+        Call::GetServiceIdentifierRealm { service_plan_id } => {
             let plan = em.catalog.service_plan(service_plan_id)?;
             reply(&|b| {
-                b.start("Realms");
-                for realm in &plan.realms {
-                    b.start("Realm").leaf("Name", realm).end("Realm");
+                for (id, name) in &plan.realms {
+                    b.start("Realm")
+                        .leaf("RealmID", id)
+                        .leaf("RealmName", name)
+                        .end("Realm");
                 }
-                b.end("Realms");
             })
         }
         Call::SetServiceIdentifier(identifier) => {
@@ -268,18 +251,4 @@ pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<S
             })
         }
     })
-}
-
-/// `Services` with one `Service` each, as CompleteOrder and GetAccountPresale list them.
-fn write_services(b: &mut Ns1<'_>, services: &[CreatedService]) {
-    b.start("Services");
-    for s in services {
-        b.start("Service")
-            .leaf("ServiceID", s.service_id)
-            .leaf("ServiceTypeID", s.service_type_id)
-            .leaf("ServicePlanID", s.service_plan_id)
-            .leaf("Status", s.status)
-            .end("Service");
-    }
-    b.end("Services");
 }

@@ -1,10 +1,10 @@
-//! Reads the `{Operation}Request` element of each operation into a [`Call`]. Elements are
+//! Reads the request element of each operation into a [`Call`]. Elements are
 //! found by local name; what a request lacks is judged here only where Emersion's rules
 //! have no word for it (a required id that is absent or not a number).
 
 use super::account::{NewCustomer, NewNote, NewPayment};
 use super::orders::{AddressQuery, NewOrder};
-use super::services::{NewContact, NewIdentifier};
+use super::services::{NewContact, NewFeature, NewIdentifier};
 use super::SqMethod;
 use crate::xml::Element;
 
@@ -41,9 +41,6 @@ pub(super) enum Call {
     CompleteOrder {
         presale_id: i64,
     },
-    GetAccountPresale {
-        presale_id: i64,
-    },
     GetServiceConfigurationRequirements {
         service_plan_id: i64,
     },
@@ -51,12 +48,12 @@ pub(super) enum Call {
         sq_id: i64,
         values: Vec<(i64, String)>,
     },
-    GetServiceFeatureRequirements {
+    GetServiceFeatureConfigurationRequirements {
         service_plan_id: i64,
     },
-    SetServiceFeatures {
+    SetServiceFeatureSetup {
         sq_id: i64,
-        values: Vec<(i64, String)>,
+        features: Vec<NewFeature>,
     },
     GetServiceContactRequirements {
         service_plan_id: i64,
@@ -68,8 +65,15 @@ pub(super) enum Call {
     GetServiceIdentifierRequirements {
         service_plan_id: i64,
     },
-    GetServiceIdentifierRealms {
+    GetServiceIdentifierRealm {
         service_plan_id: i64,
+    },
+    ServiceList {
+        account_id: i64,
+    },
+    ServiceLookup {
+        service_identifier: String,
+        service_type_id: Option<i64>,
     },
     SetServiceIdentifier(NewIdentifier),
     CreatePayment(NewPayment),
@@ -90,7 +94,7 @@ impl Call {
             | Call::SelectPackagePlan { .. }
             | Call::CompleteOrder { .. }
             | Call::SetServiceConfiguration { .. }
-            | Call::SetServiceFeatures { .. }
+            | Call::SetServiceFeatureSetup { .. }
             | Call::SetServiceContacts { .. }
             | Call::SetServiceIdentifier(_)
             | Call::CreatePayment(_) => true,
@@ -98,12 +102,13 @@ impl Call {
             | Call::CheckUsernameAvailability { .. }
             | Call::FindNwbSqAddress { .. }
             | Call::GetAvailablePackages { .. }
-            | Call::GetAccountPresale { .. }
             | Call::GetServiceConfigurationRequirements { .. }
-            | Call::GetServiceFeatureRequirements { .. }
+            | Call::GetServiceFeatureConfigurationRequirements { .. }
             | Call::GetServiceContactRequirements { .. }
             | Call::GetServiceIdentifierRequirements { .. }
-            | Call::GetServiceIdentifierRealms { .. }
+            | Call::GetServiceIdentifierRealm { .. }
+            | Call::ServiceList { .. }
+            | Call::ServiceLookup { .. }
             | Call::GetTermsAndConditions { .. } => false,
         }
     }
@@ -138,6 +143,25 @@ fn pairs(el: &Element, list: &str, item: &str, key: &str) -> Result<Vec<(i64, St
         .flat_map(|l| l.children_named(item))
         .map(|i| Ok((id(i, key)?, text(i, &["Value"]))))
         .collect()
+}
+
+/// The `ID` attribute of the child `name`, if it has a numeric one.
+fn id_attr(el: &Element, name: &str) -> Result<Option<i64>, Invalid> {
+    match el.child(name).and_then(|c| c.attr("ID")) {
+        None => Ok(None),
+        Some(raw) => raw
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name} ID {raw:?} is not a number").into()),
+    }
+}
+
+fn feature(el: &Element) -> Result<NewFeature, Invalid> {
+    Ok(NewFeature {
+        type_id: id_attr(el, "Type")?.unwrap_or(0),
+        identifier: optional(el, "FeatureIdentifier"),
+        option_type_id: id_attr(el, "OptionType")?,
+    })
 }
 
 fn contact(el: &Element) -> Result<NewContact, Invalid> {
@@ -184,6 +208,8 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
             account_id: id_or_zero(el, "AccountID")?,
             purchase_order: optional(el, "PurchaseOrder"),
             promo_code: optional(el, "PromoCode"),
+            external_contract_identifier: optional(el, "ExternalContractIdentifier"),
+            cumulus_user_id: el.parse_opt(&["CumulusUserID"])?,
         }),
         "PerformSimpleSQ" => Call::PerformSq {
             presale_id: presale()?,
@@ -194,14 +220,18 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
             presale_id: presale()?,
             service_type_id: service_type()?,
             method: SqMethod::GeneralPhone {
-                phone_number: text(el, &["PhoneNumber"]),
+                transfer_type: text(el, &["TransferType"]),
+                identifier: optional(el, "Identifier"),
             },
         },
         "PerformNWBSQ" => Call::PerformSq {
             presale_id: presale()?,
             service_type_id: service_type()?,
             method: SqMethod::Nwb {
-                location_id: text(el, &["LocationID"]),
+                transfer_type: text(el, &["TransferType"]),
+                fnn: Some(text(el, &["ServiceIdentifierDetails", "FNN"])).filter(|t| !t.is_empty()),
+                location_id: Some(text(el, &["ServiceIdentifierDetails", "LocationID"]))
+                    .filter(|t| !t.is_empty()),
             },
         },
         "FindNWBSQAddress" => {
@@ -227,28 +257,32 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
         "CompleteOrder" => Call::CompleteOrder {
             presale_id: id(el, "AccountPresaleID")?,
         },
-        "GetAccountPresale" => Call::GetAccountPresale {
-            presale_id: presale()?,
-        },
         "GetServiceConfigurationRequirements" => Call::GetServiceConfigurationRequirements {
             service_plan_id: service_plan()?,
         },
         "SetServiceConfiguration" => Call::SetServiceConfiguration {
-            sq_id: id(el, "PresaleSQID")?,
+            sq_id: id_or_zero(el, "PresaleSQID")?,
             values: pairs(el, "Properties", "PropertyValue", "TypeID")?,
         },
-        "GetServiceFeatureRequirements" => Call::GetServiceFeatureRequirements {
-            service_plan_id: service_plan()?,
-        },
-        "SetServiceFeatures" => Call::SetServiceFeatures {
-            sq_id: id(el, "AccountPresaleSQID")?,
-            values: pairs(el, "Features", "Feature", "FeatureID")?,
+        "GetServiceFeatureConfigurationRequirements" => {
+            Call::GetServiceFeatureConfigurationRequirements {
+                service_plan_id: service_plan()?,
+            }
+        }
+        "SetServiceFeatureSetup" => Call::SetServiceFeatureSetup {
+            sq_id: id_or_zero(el, "AccountPresaleSQID")?,
+            features: el
+                .child("ServiceFeatures")
+                .into_iter()
+                .flat_map(|l| l.children_named("ServiceFeature"))
+                .map(feature)
+                .collect::<Result<_, _>>()?,
         },
         "GetServiceContactRequirements" => Call::GetServiceContactRequirements {
             service_plan_id: service_plan()?,
         },
         "SetServiceContacts" => Call::SetServiceContacts {
-            sq_id: id(el, "AccountPresaleSQID")?,
+            sq_id: id_or_zero(el, "AccountPresaleSQID")?,
             contacts: el
                 .child("ContactCollections")
                 .into_iter()
@@ -259,11 +293,18 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
         "GetServiceIdentifierRequirements" => Call::GetServiceIdentifierRequirements {
             service_plan_id: service_plan()?,
         },
-        "GetServiceIdentifierRealms" => Call::GetServiceIdentifierRealms {
+        "GetServiceIdentifierRealm" => Call::GetServiceIdentifierRealm {
             service_plan_id: service_plan()?,
         },
+        "serviceList" => Call::ServiceList {
+            account_id: id(el, "account_id")?,
+        },
+        "serviceLookup" => Call::ServiceLookup {
+            service_identifier: text(el, &["service_identifier"]),
+            service_type_id: el.parse_opt(&["service_type_id"])?,
+        },
         "SetServiceIdentifier" => Call::SetServiceIdentifier(NewIdentifier {
-            sq_id: id(el, "AccountPresaleSQID")?,
+            sq_id: id_or_zero(el, "AccountPresaleSQID")?,
             username: text(el, &["Username"]),
             realm: text(el, &["Realm"]),
             password: text(el, &["Password"]),

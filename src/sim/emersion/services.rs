@@ -6,6 +6,7 @@ use chrono::{NaiveDate, Utc};
 
 use super::catalog::ServicePlan;
 use super::*;
+use crate::billing::emersion::wire::{CANNOT_HAVE_IDENT, MUST_HAVE_IDENT};
 
 /// Shortest identifier password SetServiceIdentifier takes, in characters.
 const MIN_IDENTIFIER_PASSWORD: usize = 8;
@@ -22,6 +23,13 @@ pub(super) struct NewContact {
     pub(super) phone: String,
 }
 
+/// One `ServiceFeature` of SetServiceFeatureSetup; a Type without an ID reads as 0.
+pub(super) struct NewFeature {
+    pub(super) type_id: i64,
+    pub(super) identifier: Option<String>,
+    pub(super) option_type_id: Option<i64>,
+}
+
 pub(super) struct NewIdentifier {
     pub(super) sq_id: i64,
     pub(super) username: String,
@@ -30,19 +38,15 @@ pub(super) struct NewIdentifier {
 }
 
 impl ServicePlan {
-    /// Whether an SQ has everything mandatory set: properties, features, the minimum of
-    /// each contact type and the identifier. CompleteOrder refuses an SQ without it.
+    /// Whether an SQ has everything mandatory set: properties, the minimum of each contact
+    /// type and the identifier (features not set keep their defaults). CompleteOrder
+    /// refuses an SQ without it.
     pub(super) fn is_configured(&self, sq: &Sq) -> bool {
         let properties = self
             .properties
             .iter()
             .filter(|p| p.mandatory)
             .all(|p| sq.configuration.contains_key(&p.type_id));
-        let features = self
-            .features
-            .iter()
-            .filter(|f| f.mandatory)
-            .all(|f| sq.features.contains_key(&f.id));
         let contacts = self.contact_types.iter().all(|t| {
             sq.contacts
                 .iter()
@@ -50,22 +54,32 @@ impl ServicePlan {
                 .count()
                 >= t.minimum
         });
-        let identifier = !self.identifiers.iter().any(|i| i.mandatory) || sq.identifier.is_some();
-        properties && features && contacts && identifier
+        let identifier = self.identifiers.is_empty() || sq.identifier.is_some();
+        properties && contacts && identifier
     }
 }
 
 impl Emersion {
-    /// The SQ a Set call configures and the service plan of its package that applies.
+    /// The SQ a Set call configures and the service plan of its package that applies,
+    /// refused with the errors every Set page lists (W `API/Services/SetServiceConfiguration`).
     fn setup(&mut self, sq_id: i64) -> Result<(&mut Sq, &ServicePlan), Rejection> {
         let Emersion {
-            presales, catalog, ..
+            presales,
+            catalog,
+            accounts,
+            ..
         } = self;
-        let undefined = || Rejection::from("Undefined service qualification");
+        if sq_id < 1 {
+            return Err("Missing Account Presale SQ ID".into());
+        }
+        let undefined = || Rejection::from("Account Presale SQ does not exist");
         let presale = presales
             .values_mut()
             .find(|p| p.sqs.iter().any(|sq| sq.sq_id == sq_id))
             .ok_or_else(undefined)?;
+        if !accounts.contains_key(&presale.account_id) {
+            return Err("Account does not exist".into());
+        }
         let selected = presale.package_plan_id.is_some();
         let sq = presale
             .sqs
@@ -76,7 +90,7 @@ impl Emersion {
         let package_plan_id = sq
             .package_plan_id
             .filter(|_| selected)
-            .ok_or("Package plan has not been selected")?;
+            .ok_or("Missing Package Plan")?;
         let plan = catalog.service_plan_for(package_plan_id, sq.service_type_id)?;
         Ok((sq, plan))
     }
@@ -114,23 +128,57 @@ impl Emersion {
         Ok(())
     }
 
+    /// W `API/Services/SetServiceFeatureSetup`: every feature problem is reported at
+    /// once; pinned: joined with "; " (the page says "serialized array").
     pub(super) fn set_features(
         &mut self,
         sq_id: i64,
-        values: Vec<(i64, String)>,
+        features: Vec<NewFeature>,
     ) -> Result<(), Rejection> {
         let (sq, plan) = self.setup(sq_id)?;
-        let given = |id: i64| values.iter().any(|(f, _)| *f == id);
-        if plan.features.iter().any(|f| f.mandatory && !given(f.id)) {
-            return Err("Missing mandatory features".into());
+        if features.is_empty() || plan.features.is_empty() {
+            // pinned: the SQ's id follows the page's text.
+            return Err(
+                format!("No Service Features to set for Account Presale SQ: {sq_id}").into(),
+            );
         }
-        if !values
-            .iter()
-            .all(|(id, _)| plan.features.iter().any(|f| f.id == *id))
-        {
-            return Err("Unknown features received".into());
+        let mut errors = Vec::new();
+        let mut chosen = BTreeMap::new();
+        for f in features {
+            let Some(known) = plan.features.iter().find(|k| k.id == f.type_id) else {
+                errors.push("UnknownFeatureTypeID".to_string());
+                continue;
+            };
+            let option = f.option_type_id.unwrap_or(FEATURE_ON_OPTION_ID);
+            if ![FEATURE_ON_OPTION_ID, FEATURE_OFF_OPTION_ID].contains(&option) {
+                errors.push(format!(
+                    "Option Type ID ({option}) supplied for Service Feature Type ({}) is not valid",
+                    f.type_id
+                ));
+            }
+            match (known.identifier_type, &f.identifier) {
+                (CANNOT_HAVE_IDENT, Some(_)) => errors.push(format!(
+                    "Service Feature Type ({}) cannot have identifier",
+                    f.type_id
+                )),
+                (MUST_HAVE_IDENT, None) => errors.push(format!(
+                    "Service Feature Type ({}) must have identifier",
+                    f.type_id
+                )),
+                _ => {}
+            }
+            chosen.insert(
+                f.type_id,
+                FeatureChoice {
+                    option_type_id: option,
+                    identifier: f.identifier,
+                },
+            );
         }
-        sq.features = values.into_iter().collect();
+        if !errors.is_empty() {
+            return Err(errors.join("; ").into());
+        }
+        sq.features = chosen;
         Ok(())
     }
 
@@ -194,13 +242,20 @@ impl Emersion {
     pub(super) fn set_identifier(&mut self, new: NewIdentifier) -> Result<(), Rejection> {
         let (sq, plan) = self.setup(new.sq_id)?;
         if new.username.trim().is_empty() {
-            return Err("Missing username".into());
+            return Err("Missing Username".into());
         }
-        if !plan.realms.contains(&new.realm.as_str()) {
-            return Err("Invalid realm".into());
+        if new.username.chars().any(char::is_whitespace) {
+            return Err("Invalid Username".into());
+        }
+        if new.password.is_empty() {
+            return Err("Missing Password".into());
         }
         if new.password.chars().count() < MIN_IDENTIFIER_PASSWORD {
-            return Err("Password too short".into());
+            return Err("Invalid Password".into());
+        }
+        // pinned: the page lists no realm error.
+        if !plan.realms.iter().any(|(_, name)| *name == new.realm) {
+            return Err("Invalid realm".into());
         }
         sq.identifier = Some(ServiceIdentifier {
             username: new.username,

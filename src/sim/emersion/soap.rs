@@ -106,10 +106,13 @@ fn request_element(envelope: &Element) -> Result<&Element, Invalid> {
         .ok_or_else(|| "the SOAP Body holds no operation element".into())
 }
 
-/// `StartOrder` for `<StartOrderRequest>`; a bare `<CheckUsernameAvailability>` names
-/// itself.
+/// `StartOrder` for `<StartOrderRequest>`, `SetServiceConfiguration` for itself; an
+/// unknown element is logged under its name without a `Request` suffix.
 fn operation_name(el: &Element) -> &str {
-    el.name.strip_suffix("Request").unwrap_or(&el.name)
+    Service::by_request(&el.name).map_or_else(
+        || el.name.strip_suffix("Request").unwrap_or(&el.name),
+        |(_, op)| op.name,
+    )
 }
 
 /// Checks the call's envelope in this order: a known operation, the SOAPAction naming it,
@@ -120,13 +123,13 @@ fn validate(
     el: &Element,
     action: Option<&str>,
 ) -> Result<Call, Invalid> {
-    let operation = operation_name(el);
-    let offered_by = Service::offering(operation).ok_or_else(|| {
+    let (offered_by, op) = Service::by_request(&el.name).ok_or_else(|| {
         format!(
-            "Unknown operation: <{}> is not an operation of {API_NS}",
+            "Unknown operation: <{}> is not the request element of an operation of {API_NS}",
             el.name
         )
     })?;
+    let operation = op.name;
     if let Some(action) = action {
         if action != format!("{API_NS}#{operation}") {
             return Err(format!(
@@ -227,16 +230,26 @@ impl Ns1<'_> {
         self.0.leaf(&format!("ns1:{name}"), value);
         self
     }
+
+    /// `<ns1:{name} ID="id">text</ns1:{name}>`, as the pages write typed references.
+    pub(super) fn typed(&mut self, name: &str, id: i64, text: &str) -> &mut Self {
+        let name = format!("ns1:{name}");
+        self.0
+            .start_with(&name, &[("ID", &id.to_string())])
+            .text(text)
+            .end(&name);
+        self
+    }
 }
 
-/// The envelope of an accepted call: `{operation}Response` holding what `body` writes.
-pub(super) fn response(operation: &str, body: impl FnOnce(&mut Ns1<'_>)) -> String {
-    let name = format!("{operation}Response");
+/// The envelope of an accepted call: the response element `name` holding what `body`
+/// writes.
+pub(super) fn response(name: &str, body: impl FnOnce(&mut Ns1<'_>)) -> String {
     envelope(|w| {
         let mut b = Ns1(w);
-        b.start(&name);
+        b.start(name);
         body(&mut b);
-        b.end(&name);
+        b.end(name);
     })
 }
 

@@ -1,12 +1,35 @@
-//! Finishing the order: `complete_order` (CompleteOrder), then the optional `add_note`
-//! and `create_payment`.
+//! Finishing the order: `list_services` (the account's services before), `complete_order`
+//! (CompleteOrder, which answers only a Status; the services it created are the account's
+//! new ones, read with serviceList and serviceLookup), then the optional `add_note` and
+//! `create_payment`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::Ctx;
-use crate::billing::emersion::wire::{self, CreatedService};
-use crate::workflow::{encode, StageError};
+use super::{Ctx, ServiceOrderStage};
+use crate::billing::emersion::wire;
+use crate::workflow::{encode, Probe, StageError};
+
+/// CompleteOrder's Status on success (W `API/Orders/CompleteOrder`).
+const COMPLETED: &str = "true";
+
+/// The account's services before CompleteOrder.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ServicesBefore {
+    pub service_ids: Vec<i64>,
+}
+
+/// A service CompleteOrder created, as serviceList and serviceLookup show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedService {
+    pub service_id: i64,
+    pub service_identifier: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type_id: Option<i64>,
+    /// The subscription status serviceLookup names (e.g. "Preactive"), else serviceList's
+    /// service status.
+    pub status: String,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct OrderCompleted {
@@ -15,17 +38,79 @@ pub struct OrderCompleted {
     pub services: Vec<CreatedService>,
 }
 
+pub(super) async fn list_services(cx: &Ctx<'_>) -> Result<Value, StageError> {
+    let services = cx
+        .client
+        .call(&wire::ServiceList {
+            account_id: cx.account_id()?,
+        })
+        .await?;
+    encode(ServicesBefore {
+        service_ids: services.into_iter().map(|s| s.service_id).collect(),
+    })
+}
+
 pub(super) async fn complete_order(cx: &Ctx<'_>) -> Result<Value, StageError> {
     let account_presale_id = cx.presale_id()?;
-    let completed = cx
+    let status = cx
         .client
         .call(&wire::CompleteOrder { account_presale_id })
         .await?;
     encode(OrderCompleted {
         account_presale_id,
-        status: completed.status,
-        services: completed.services,
+        status,
+        services: created_services(cx).await?,
     })
+}
+
+/// Applied when the account has services the snapshot had not: CompleteOrder is what
+/// creates them. Another order of the same account completing in between would look the
+/// same; orders of one account are not expected to overlap.
+pub(super) async fn reconcile(cx: &Ctx<'_>) -> Result<Probe<Value>, StageError> {
+    let services = created_services(cx).await?;
+    if services.is_empty() {
+        return Ok(Probe::NotApplied);
+    }
+    encode(OrderCompleted {
+        account_presale_id: cx.presale_id()?,
+        status: COMPLETED.to_string(),
+        services,
+    })
+    .map(Probe::Applied)
+}
+
+/// The account's services missing from the snapshot, each with its subscription status.
+async fn created_services(cx: &Ctx<'_>) -> Result<Vec<CreatedService>, StageError> {
+    let before: ServicesBefore = cx.output(ServiceOrderStage::ListServices)?;
+    let account_id = cx.account_id()?;
+    let now = cx.client.call(&wire::ServiceList { account_id }).await?;
+    let mut created = Vec::new();
+    for item in now
+        .into_iter()
+        .filter(|s| !before.service_ids.contains(&s.service_id))
+    {
+        let lookup = cx
+            .client
+            .call(&wire::ServiceLookup {
+                service_identifier: item.service_identifier.clone(),
+                service_type_id: item.service_type_id,
+            })
+            .await?;
+        let status = lookup
+            .into_iter()
+            .find(|l| {
+                l.account_id == account_id && l.service_id.is_none_or(|id| id == item.service_id)
+            })
+            .map(|l| l.subscription_status_name)
+            .unwrap_or(item.service_status);
+        created.push(CreatedService {
+            service_id: item.service_id,
+            service_identifier: item.service_identifier,
+            service_type_id: item.service_type_id,
+            status,
+        });
+    }
+    Ok(created)
 }
 
 /// AddNote on the account.
@@ -62,14 +147,21 @@ pub(super) async fn create_payment(cx: &Ctx<'_>) -> Result<Value, StageError> {
     Ok(json!({ "payment_id": payment_id }))
 }
 
-/// "presale 9, services 3 Active" from the output of `complete_order`.
+/// "presale 9, services 3 (0299998888) Preactive" from the output of `complete_order`.
 pub(super) fn summary(completed: &Value) -> Option<String> {
     let presale = completed["account_presale_id"].as_i64()?;
     let services: Vec<String> = completed["services"]
         .as_array()
         .map(|s| {
             s.iter()
-                .map(|s| format!("{} {}", s["service_id"], s["status"].as_str().unwrap_or("")))
+                .map(|s| {
+                    format!(
+                        "{} ({}) {}",
+                        s["service_id"],
+                        s["service_identifier"].as_str().unwrap_or(""),
+                        s["status"].as_str().unwrap_or("")
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();

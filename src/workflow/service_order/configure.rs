@@ -28,13 +28,18 @@ pub(super) async fn set_configuration(cx: &Ctx<'_>) -> Result<Value, StageError>
 }
 
 pub(super) async fn set_features(cx: &Ctx<'_>) -> Result<Value, StageError> {
-    let call = wire::SetServiceFeatures {
+    let call = wire::SetServiceFeatureSetup {
         account_presale_sq_id: cx.sq_id()?,
         features: cx
             .data
             .features
             .iter()
-            .map(|f| (f.feature_id, f.value.clone()))
+            .filter_map(|f| f.setting())
+            .map(|f| wire::FeatureSetup {
+                type_id: f.type_id,
+                identifier: f.identifier,
+                option_type_id: f.option_type_id,
+            })
             .collect(),
     };
     status(cx.client.call(&call).await?)

@@ -39,14 +39,15 @@ stages! {
         CreateAccount = "create_account", NonIdempotent + probe;
         ResolveAccount = "resolve_account", Repeatable;
         StartOrder = "start_order", NonIdempotent;
-        // A repeated SQ replaces the earlier one under a new id, while the next stages may
-        // already carry the old id: the SQ calls are made once, and reconciled from the
-        // presale.
-        SimpleSq = "simple_sq", NonIdempotent + probe;
-        PhoneSq = "phone_sq", NonIdempotent + probe;
+        // A new SQ overrides the presale's earlier one until a package plan is selected
+        // (API-FINDINGS.md: "Service Qualification id #X is not valid for deletion" after
+        // it), and only the stages after it use its id: repeatable before select_package.
+        SimpleSq = "simple_sq", Repeatable;
+        PhoneSq = "phone_sq", Repeatable;
         FindAddress = "find_address", Repeatable;
-        NwbSq = "nwb_sq", NonIdempotent + probe;
+        NwbSq = "nwb_sq", Repeatable;
         GetPackages = "get_packages", Repeatable;
+        // Reconciled by sending it again: the platform refuses a repeat.
         SelectPackage = "select_package", NonIdempotent + probe;
         GetRequirements = "get_requirements", Repeatable;
         // Set calls replace what was set before: repeatable.
@@ -55,6 +56,8 @@ stages! {
         SetContacts = "set_contacts", Repeatable;
         SetIdentifier = "set_identifier", Repeatable;
         GetTerms = "get_terms", Repeatable;
+        // The account's services before complete_order, which is reconciled against them.
+        ListServices = "list_services", Repeatable;
         CompleteOrder = "complete_order", NonIdempotent + probe;
         AddNote = "add_note", NonIdempotent;
         CreatePayment = "create_payment", NonIdempotent;
@@ -126,7 +129,8 @@ impl Workflow for ServiceOrder {
                 data,
                 &output_of(outputs, GetRequirements)?,
             )),
-            GetTerms => Some(CompleteOrder),
+            GetTerms => Some(ListServices),
+            ListServices => Some(CompleteOrder),
             CompleteOrder => after_complete(data),
             AddNote => data.payment.as_ref().map(|_| CreatePayment),
             CreatePayment => None,
@@ -160,6 +164,7 @@ impl Workflow for ServiceOrder {
             SetContacts => configure::set_contacts(&cx).await,
             SetIdentifier => configure::set_identifier(&cx).await,
             GetTerms => terms::get_terms(&cx).await,
+            ListServices => complete::list_services(&cx).await,
             CompleteOrder => complete::complete_order(&cx).await,
             AddNote => complete::add_note(&cx).await,
             CreatePayment => complete::create_payment(&cx).await,
@@ -187,18 +192,21 @@ impl Workflow for ServiceOrder {
     }
 }
 
+/// A resumed order starts after what the command says the platform holds: its presale,
+/// and its SQ.
 fn after_account(data: &ServiceOrderData) -> ServiceOrderStage {
-    if data.account_presale_id.is_some() {
-        sq_stage(data)
-    } else {
-        ServiceOrderStage::StartOrder
+    match (data.account_presale_id, data.account_presale_sq_id) {
+        (Some(_), Some(_)) => ServiceOrderStage::GetPackages,
+        (Some(_), None) => sq_stage(data),
+        (None, _) => ServiceOrderStage::StartOrder,
     }
 }
 
 fn sq_stage(data: &ServiceOrderData) -> ServiceOrderStage {
-    match data.sq {
+    match &data.sq {
         SqRequest::Simple => ServiceOrderStage::SimpleSq,
         SqRequest::GeneralPhone { .. } => ServiceOrderStage::PhoneSq,
+        SqRequest::Nwb { fnn: Some(_), .. } => ServiceOrderStage::NwbSq,
         SqRequest::Nwb { .. } => ServiceOrderStage::FindAddress,
     }
 }
@@ -216,9 +224,10 @@ fn next_set_stage(
             SetConfiguration,
             !data.configuration.is_empty() || any(|s| !s.properties.is_empty()),
         ),
+        // Features not named keep the platform's defaults: nothing to set.
         (
             SetFeatures,
-            !data.features.is_empty() || any(|s| !s.features.is_empty()),
+            data.features.iter().any(|f| f.setting().is_some()),
         ),
         (
             SetContacts,
@@ -312,13 +321,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The id of the SQ that ran, whichever kind it was.
+    /// The id of the SQ that ran, whichever kind it was, else the command's.
     fn sq_id(&self) -> Result<i64, StageError> {
         use ServiceOrderStage::*;
         [SimpleSq, PhoneSq, NwbSq]
             .into_iter()
             .find(|s| self.outputs.contains_key(s.as_str()))
             .map(|s| self.output::<Qualified>(s).map(|q| q.account_presale_sq_id))
+            .or_else(|| self.data.account_presale_sq_id.map(Ok))
             .unwrap_or_else(|| Err(StageError::permanent("stage message lacks the SQ output")))
     }
 }
@@ -357,10 +367,10 @@ mod tests {
                 ("create_account", NonIdempotent, true),
                 ("resolve_account", Repeatable, false),
                 ("start_order", NonIdempotent, false),
-                ("simple_sq", NonIdempotent, true),
-                ("phone_sq", NonIdempotent, true),
+                ("simple_sq", Repeatable, false),
+                ("phone_sq", Repeatable, false),
                 ("find_address", Repeatable, false),
-                ("nwb_sq", NonIdempotent, true),
+                ("nwb_sq", Repeatable, false),
                 ("get_packages", Repeatable, false),
                 ("select_package", NonIdempotent, true),
                 ("get_requirements", Repeatable, false),
@@ -369,6 +379,7 @@ mod tests {
                 ("set_contacts", Repeatable, false),
                 ("set_identifier", Repeatable, false),
                 ("get_terms", Repeatable, false),
+                ("list_services", Repeatable, false),
                 ("complete_order", NonIdempotent, true),
                 ("add_note", NonIdempotent, false),
                 ("create_payment", NonIdempotent, false),
@@ -380,6 +391,7 @@ mod tests {
     fn the_first_stage_follows_the_account_presale_and_sq() {
         use ServiceOrderStage::*;
         let nwb = json!({"kind": "nwb", "address": {"street_name": "George"}});
+        let fnn = json!({"kind": "nwb", "fnn": "0299998888"});
         let phone = json!({"kind": "general_phone", "phone_number": "0299998888"});
         let login = json!({"username": "u", "password": "p"});
         let new = json!({"first_name": "J", "last_name": "C", "email": "j@c"});
@@ -393,6 +405,11 @@ mod tests {
             (json!({"account_presale_id": 7}), SimpleSq),
             (json!({"account_presale_id": 7, "sq": phone}), PhoneSq),
             (json!({"account_presale_id": 7, "sq": nwb}), FindAddress),
+            (json!({"account_presale_id": 7, "sq": fnn}), NwbSq),
+            (
+                json!({"account_presale_id": 7, "account_presale_sq_id": 8}),
+                GetPackages,
+            ),
         ] {
             assert_eq!(
                 ServiceOrder::first_stage(&order(extra.clone())),
@@ -425,6 +442,7 @@ mod tests {
         let presale = json!({"account_presale_id": 7});
         let phone = json!({"sq": {"kind": "general_phone", "phone_number": "1"}});
         let nwb = json!({"sq": {"kind": "nwb", "address": {}}});
+        let features = json!({"features": [{"type_id": 5}]});
         let contacts = json!({"contacts": [{"type_id": 7, "first_name": "J", "last_name": "C"}]});
         let identifier = json!({"identifier": {"username": "u", "realm": "r", "password": "p"}});
         let payment = json!({"transaction_category": "Credit Card", "reference": "r",
@@ -454,7 +472,10 @@ mod tests {
             (SetConfiguration, &identifier, props, Some(SetIdentifier)),
             (SetContacts, &plain, props, Some(GetTerms)),
             (SetIdentifier, &identifier, props, Some(GetTerms)),
-            (GetTerms, &plain, none, Some(CompleteOrder)),
+            (GetRequirements, &features, none, Some(SetFeatures)),
+            (SetFeatures, &features, props, Some(GetTerms)),
+            (GetTerms, &plain, none, Some(ListServices)),
+            (ListServices, &plain, none, Some(CompleteOrder)),
             (CompleteOrder, &plain, none, None),
             (CompleteOrder, &noted, none, Some(AddNote)),
             (CompleteOrder, &paid, none, Some(CreatePayment)),
@@ -477,18 +498,18 @@ mod tests {
 
     #[test]
     fn the_summary_names_the_presale_and_its_services() {
-        let outputs = json!({"complete_order": {"account_presale_id": 9, "status": "Complete",
-            "services": [{"service_id": 3, "status": "Active"}]}});
+        let outputs = json!({"complete_order": {"account_presale_id": 9, "status": "true",
+            "services": [{"service_id": 3, "service_identifier": "0299998888", "status": "Preactive"}]}});
         assert_eq!(
             ServiceOrder::summary(&outputs).as_deref(),
-            Some("presale 9, services 3 Active")
+            Some("presale 9, services 3 (0299998888) Preactive")
         );
         assert_eq!(ServiceOrder::summary(&json!({})), None);
         let mut created = outputs.clone();
         created["create_account"] = json!({"account_id": 250001});
         assert_eq!(
             ServiceOrder::summary(&created).as_deref(),
-            Some("new account 250001, presale 9, services 3 Active")
+            Some("new account 250001, presale 9, services 3 (0299998888) Preactive")
         );
     }
 }

@@ -1,11 +1,13 @@
 //! `get_packages` (the requested package among the available ones) and `select_package`
-//! (SelectPackagePlan, once per order: the platform errors on a second call).
+//! (SelectPackagePlan, once per order: the platform refuses a second call with
+//! "Account presale already contain package plan").
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Ctx, ServiceOrderStage};
-use crate::billing::emersion::wire::{self, PackagePlan};
+use crate::billing::emersion::wire::{self, PackagePlan, PACKAGE_ALREADY_SELECTED};
+use crate::billing::emersion::EmersionError;
 use crate::workflow::{encode, StageError};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -47,13 +49,29 @@ pub(super) async fn get_packages(cx: &Ctx<'_>) -> Result<Value, StageError> {
     })
 }
 
+/// A resumed order (the command names its presale) may hold the package already: the
+/// platform's refusal of a repeat then means the stage is done.
 pub(super) async fn select_package(cx: &Ctx<'_>) -> Result<Value, StageError> {
+    select(cx, cx.data.account_presale_id.is_some()).await
+}
+
+/// SelectPackagePlan; with `repeat_done`, the refusal of a repeat counts as selected.
+pub(super) async fn select(cx: &Ctx<'_>, repeat_done: bool) -> Result<Value, StageError> {
     let chosen: PackageChosen = cx.output(ServiceOrderStage::GetPackages)?;
-    cx.client
+    let reply = cx
+        .client
         .call(&wire::SelectPackagePlan {
             account_presale_id: cx.presale_id()?,
             package_plan_id: chosen.package.id,
         })
-        .await?;
-    encode(chosen)
+        .await;
+    match reply {
+        Ok(_) => encode(chosen),
+        Err(EmersionError::Fault { message, .. })
+            if repeat_done && message.trim() == PACKAGE_ALREADY_SELECTED =>
+        {
+            encode(chosen)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::package::PackageChosen;
+use super::sq::transfer;
 use super::{Ctx, ServiceOrderStage};
 use crate::billing::emersion::wire::{
     self, ContactRequirement, FeatureRequirement, IdentifierRequirement, PropertyRequirement,
+    Realm, CANNOT_HAVE_IDENT, MUST_HAVE_IDENT,
 };
-use crate::billing::emersion::EmersionClient;
 use crate::contract::command::ServiceOrderData;
 use crate::workflow::{encode, StageError};
 
@@ -22,7 +23,7 @@ pub struct ServiceRequirements {
     pub features: Vec<FeatureRequirement>,
     pub contacts: Vec<ContactRequirement>,
     pub identifiers: Vec<IdentifierRequirement>,
-    pub realms: Vec<String>,
+    pub realms: Vec<Realm>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,7 +40,7 @@ pub(super) async fn get_requirements(cx: &Ctx<'_>) -> Result<Value, StageError> 
         .iter()
         .filter(|a| a.service_type_id == cx.data.service_type_id)
     {
-        services.push(service_requirements(&cx.client, allowance.service_plan_id).await?);
+        services.push(service_requirements(cx, allowance.service_plan_id).await?);
     }
     let reqs = Requirements { services };
     let problems = check(cx.data, &reqs);
@@ -52,19 +53,18 @@ pub(super) async fn get_requirements(cx: &Ctx<'_>) -> Result<Value, StageError> 
     encode(reqs)
 }
 
-async fn service_requirements(
-    client: &EmersionClient,
-    plan: i64,
-) -> Result<ServiceRequirements, StageError> {
+async fn service_requirements(cx: &Ctx<'_>, plan: i64) -> Result<ServiceRequirements, StageError> {
+    let client = &cx.client;
     Ok(ServiceRequirements {
         service_plan_id: plan,
         properties: client
             .call(&wire::GetServiceConfigurationRequirements {
                 service_plan_id: plan,
+                transfer_type: transfer(cx.data.sq.transfer_type()),
             })
             .await?,
         features: client
-            .call(&wire::GetServiceFeatureRequirements {
+            .call(&wire::GetServiceFeatureConfigurationRequirements {
                 service_plan_id: plan,
             })
             .await?,
@@ -79,7 +79,7 @@ async fn service_requirements(
             })
             .await?,
         realms: client
-            .call(&wire::GetServiceIdentifierRealms {
+            .call(&wire::GetServiceIdentifierRealm {
                 service_plan_id: plan,
             })
             .await?,
@@ -147,30 +147,32 @@ fn check_configuration(
     }
 }
 
+/// Every feature the command sets must be one of the plan's, with a FeatureIdentifier
+/// exactly where its FeatureIdentifierType wants one.
 fn check_features(
     data: &ServiceOrderData,
     service: &ServiceRequirements,
     problems: &mut Vec<String>,
 ) {
     let plan = service.service_plan_id;
-    for req in &service.features {
-        if req.mandatory && !data.features.iter().any(|f| f.feature_id == req.feature_id) {
+    for f in data.features.iter().filter_map(|f| f.setting()) {
+        let Some(req) = service.features.iter().find(|r| r.type_id == f.type_id) else {
             problems.push(format!(
-                "service plan {plan}: missing mandatory feature {} ({})",
-                req.feature_id, req.name
+                "service plan {plan}: unknown feature type {}",
+                f.type_id
             ));
-        }
-    }
-    for f in &data.features {
-        if !service
-            .features
-            .iter()
-            .any(|r| r.feature_id == f.feature_id)
-        {
-            problems.push(format!(
-                "service plan {plan}: unknown feature {}",
-                f.feature_id
-            ));
+            continue;
+        };
+        match (req.identifier_type.as_str(), &f.identifier) {
+            (MUST_HAVE_IDENT, None) => problems.push(format!(
+                "service plan {plan}: feature {} ({}) needs an identifier",
+                req.type_id, req.name
+            )),
+            (CANNOT_HAVE_IDENT, Some(_)) => problems.push(format!(
+                "service plan {plan}: feature {} ({}) takes no identifier",
+                req.type_id, req.name
+            )),
+            _ => {}
         }
     }
 }
@@ -204,32 +206,39 @@ fn check_contacts(
     }
 }
 
+/// SetServiceIdentifier sets the authentication-based identifier: needed when the plan
+/// has one, in one of the plan's realms when a realm is required.
 fn check_identifier(
     data: &ServiceOrderData,
     service: &ServiceRequirements,
     problems: &mut Vec<String>,
 ) {
     let plan = service.service_plan_id;
-    let identifier_needed = service.identifiers.iter().any(|i| i.mandatory);
+    let auth: Vec<&IdentifierRequirement> = service
+        .identifiers
+        .iter()
+        .filter(|i| i.authentication_based)
+        .collect();
+    let realm_required = auth.iter().any(|i| i.realm_required);
+    let realms: Vec<&str> = service.realms.iter().map(|r| r.name.as_str()).collect();
     match &data.identifier {
-        None if identifier_needed => problems.push(format!(
+        None if !auth.is_empty() => problems.push(format!(
             "service plan {plan}: missing mandatory identifier ({})",
-            service
-                .identifiers
-                .iter()
-                .map(|i| i.kind.as_str())
+            auth.iter()
+                .map(|i| i.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        Some(_) if service.identifiers.is_empty() => {
+        Some(_) if auth.is_empty() => {
             problems.push(format!("service plan {plan}: takes no service identifier"))
         }
-        Some(id) if !service.realms.is_empty() && !service.realms.contains(&id.realm) => problems
-            .push(format!(
+        Some(id) if realm_required && !realms.contains(&id.realm.as_str()) => {
+            problems.push(format!(
                 "service plan {plan}: realm {:?} is not one of {}",
                 id.realm,
-                service.realms.join(", ")
-            )),
+                realms.join(", ")
+            ))
+        }
         _ => {}
     }
 }
@@ -261,9 +270,12 @@ mod tests {
                     },
                 ],
                 features: vec![FeatureRequirement {
-                    feature_id: 600001,
+                    type_id: 600001,
                     name: "After Hours".into(),
-                    mandatory: true,
+                    product_id: None,
+                    identifier_type: MUST_HAVE_IDENT.into(),
+                    default_option_id: Some(1),
+                    behaviour: "Optional".into(),
                 }],
                 contacts: vec![ContactRequirement {
                     type_id: 700001,
@@ -281,6 +293,7 @@ mod tests {
     fn every_problem_is_listed_at_once() {
         let data = order(serde_json::json!({
             "configuration": [{"type_id": 500002, "value": "Bronze"}, {"type_id": 599999, "value": "x"}],
+            "features": [{"type_id": 600001}, {"type_id": 600099}],
             "identifier": {"username": "u", "realm": "r", "password": "p"}
         }));
         let problems = check(&data, &reqs());
@@ -289,20 +302,21 @@ mod tests {
             "missing mandatory configuration 500001",
             "must be one of Gold/Silver",
             "unknown configuration property 599999",
-            "missing mandatory feature 600001",
+            "feature 600001 (After Hours) needs an identifier",
+            "unknown feature type 600099",
             "0 contact(s) of type 700001",
             "takes no service identifier",
         ] {
             assert!(all.contains(expected), "{expected} not in\n{all}");
         }
-        assert_eq!(problems.len(), 6);
+        assert_eq!(problems.len(), 7);
     }
 
     #[test]
     fn a_complete_order_has_no_problems_and_skips_nothing_it_needs() {
         let data = order(serde_json::json!({
             "configuration": [{"type_id": 500001, "value": "HQ"}],
-            "features": [{"feature_id": 600001, "value": "true"}],
+            "features": [{"feature_id": 600001, "value": "ABC-1"}],
             "contacts": [{"type_id": 700001, "first_name": "Jane", "last_name": "Citizen"}]
         }));
         let reqs = reqs();

@@ -1,25 +1,40 @@
 //! The service qualification, one of three kinds: `simple_sq` (PerformSimpleSQ),
-//! `phone_sq` (PerformGeneralPhoneSQ), or `find_address` then `nwb_sq`
-//! (FindNWBSQAddress, PerformNWBSQ).
+//! `phone_sq` (PerformGeneralPhoneSQ), or `nwb_sq` (PerformNWBSQ) on an FNN or on the
+//! location `find_address` (FindNWBSQAddress) finds.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Ctx, ServiceOrderStage};
-use crate::billing::emersion::wire::{self, Address};
-use crate::contract::command::SqRequest;
+use crate::billing::emersion::wire::{self, Address, NwbIdentifier, TransferType};
+use crate::contract::command::{SqRequest, TransferKind};
 use crate::workflow::{encode, StageError};
+
+/// pinned: the ServiceProvider PerformNWBSQ names with a LocationID when the command names
+/// none; W `API/Orders/PerformNWBSQ` qualifies "the AAPT NwB service type".
+const NWB_SERVICE_PROVIDER: &str = "AAPT";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Qualified {
     pub account_presale_sq_id: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AddressFound {
     pub address: Address,
+}
+
+pub(super) fn transfer(kind: TransferKind) -> TransferType {
+    match kind {
+        TransferKind::New => TransferType::New,
+        TransferKind::Churn => TransferType::Churn,
+    }
+}
+
+fn qualified(account_presale_sq_id: i64) -> Result<Value, StageError> {
+    encode(Qualified {
+        account_presale_sq_id,
+    })
 }
 
 pub(super) async fn simple_sq(cx: &Ctx<'_>) -> Result<Value, StageError> {
@@ -30,37 +45,41 @@ pub(super) async fn simple_sq(cx: &Ctx<'_>) -> Result<Value, StageError> {
             service_type_id: cx.data.service_type_id,
         })
         .await?;
-    encode(Qualified {
-        account_presale_sq_id: sq,
-        result: None,
-    })
+    qualified(sq)
 }
 
 pub(super) async fn phone_sq(cx: &Ctx<'_>) -> Result<Value, StageError> {
-    let SqRequest::GeneralPhone { phone_number } = &cx.data.sq else {
+    let Some((kind, number)) = cx.data.sq.phone() else {
         return Err(StageError::permanent(
             "phone_sq without a general phone SQ request",
         ));
+    };
+    let range_size = match &cx.data.sq {
+        SqRequest::GeneralPhone { range_size, .. } => *range_size,
+        _ => None,
     };
     let sq = cx
         .client
         .call(&wire::PerformGeneralPhoneSQ {
             account_presale_id: cx.presale_id()?,
             service_type_id: cx.data.service_type_id,
-            phone_number: phone_number.clone(),
+            transfer_type: transfer(kind),
+            identifier: number.map(str::to_string),
+            range_size,
         })
         .await?;
-    encode(Qualified {
-        account_presale_sq_id: sq,
-        result: None,
-    })
+    qualified(sq)
 }
 
 /// The command's address must match exactly one the platform knows.
 pub(super) async fn find_address(cx: &Ctx<'_>) -> Result<Value, StageError> {
-    let SqRequest::Nwb { address } = &cx.data.sq else {
+    let SqRequest::Nwb {
+        address: Some(address),
+        ..
+    } = &cx.data.sq
+    else {
         return Err(StageError::permanent(
-            "find_address without an NWB SQ request",
+            "find_address without an NWB SQ address",
         ));
     };
     let mut found = cx
@@ -91,29 +110,42 @@ pub(super) async fn find_address(cx: &Ctx<'_>) -> Result<Value, StageError> {
     }
 }
 
-/// PerformNWBSQ on the address found; anything but Qualified fails the order.
+/// PerformNWBSQ on the command's FNN, or on the address found.
 pub(super) async fn nwb_sq(cx: &Ctx<'_>) -> Result<Value, StageError> {
-    let found: AddressFound = cx.output(ServiceOrderStage::FindAddress)?;
-    let location_id = found
-        .address
-        .location_id
-        .ok_or_else(|| StageError::permanent("the address found has no LocationID"))?;
+    let SqRequest::Nwb {
+        transfer_type,
+        fnn,
+        service_provider,
+        mark_as_available,
+        ..
+    } = &cx.data.sq
+    else {
+        return Err(StageError::permanent("nwb_sq without an NWB SQ request"));
+    };
+    let details = match fnn {
+        Some(fnn) => NwbIdentifier::Fnn(fnn.clone()),
+        None => {
+            let found: AddressFound = cx.output(ServiceOrderStage::FindAddress)?;
+            NwbIdentifier::Location {
+                service_provider: service_provider
+                    .clone()
+                    .unwrap_or_else(|| NWB_SERVICE_PROVIDER.to_string()),
+                location_id: found
+                    .address
+                    .location_id
+                    .ok_or_else(|| StageError::permanent("the address found has no LocationID"))?,
+                mark_as_available: *mark_as_available,
+            }
+        }
+    };
     let sq = cx
         .client
         .call(&wire::PerformNWBSQ {
             account_presale_id: cx.presale_id()?,
             service_type_id: cx.data.service_type_id,
-            location_id: location_id.clone(),
+            transfer_type: transfer(*transfer_type),
+            details,
         })
         .await?;
-    if !sq.result.eq_ignore_ascii_case("Qualified") {
-        return Err(StageError::permanent(format!(
-            "location {location_id} did not qualify: ServiceQualificationResult {}",
-            sq.result
-        )));
-    }
-    encode(Qualified {
-        account_presale_sq_id: sq.account_presale_sq_id,
-        result: Some(sq.result),
-    })
+    qualified(sq)
 }

@@ -50,7 +50,7 @@ pub fn sign_up(id: &str, i: usize) -> Value {
                    "street_type": "St", "suburb": "Sydney", "state": "NSW", "postcode": "2000"}},
             "package": {"plan_id": em::NBN_50_PLAN_ID},
             "configuration": [{"type_id": 500010, "value": "MDM"}],
-            "features": [{"feature_id": 600010, "value": "true"}],
+            "features": [{"feature_id": 600010, "value": "203.0.113.7"}],
             "contacts": [contact],
             "identifier": {"username": "jane", "realm": "nbn.example.net", "password": "long-enough-1"},
             "accept_terms": true
