@@ -160,8 +160,10 @@ impl Sim {
     fn client(&self) -> EmersionClient {
         EmersionClient::new(EmersionConfig {
             base_url: self.base.clone(),
-            username: SIM_USERNAME.into(),
-            password: Secret::new(SIM_PASSWORD),
+            auth: billflow::billing::emersion::EmersionAuth::WsSecurity {
+                username: SIM_USERNAME.into(),
+                password: Secret::new(SIM_PASSWORD),
+            },
             timeout: Duration::from_secs(2),
             max_response_bytes: billflow::config::DEFAULT_MAX_RESPONSE_BYTES,
         })
