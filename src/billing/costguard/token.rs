@@ -153,9 +153,14 @@ impl Login {
             message: detail,
             transient: false,
         })?;
+        // Masked wherever a platform might echo it, like the configured secrets.
+        crate::redact::register([token.expose()]);
         let renew_at = wire::expires_on(token.expose()).map(|expires_on| {
-            let now = chrono::Utc::now().timestamp();
-            let lifetime = Duration::from_secs(expires_on.saturating_sub(now).max(0) as u64);
+            // In milliseconds: whole seconds would overstate a short lifetime.
+            let left = expires_on
+                .saturating_mul(1000)
+                .saturating_sub(chrono::Utc::now().timestamp_millis());
+            let lifetime = Duration::from_millis(u64::try_from(left).unwrap_or(0));
             Instant::now() + lifetime.mul_f64(REFRESH_AT)
         });
         if renew_at.is_none() {
