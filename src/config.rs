@@ -214,10 +214,11 @@ impl CostGuardSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EmersionAuthKind {
-    /// A TLS client certificate (EMERSION_CLIENT_CERT, EMERSION_CLIENT_KEY): Emersion's
-    /// documented, certificate-based provider API.
+    // Plain comments: documented variants would switch `--help` to its long layout.
+    // A TLS client certificate (EMERSION_CLIENT_CERT, EMERSION_CLIENT_KEY): Emersion's
+    // documented, certificate-based provider API.
     Certificate,
-    /// A WS-Security UsernameToken (EMERSION_USERNAME, EMERSION_PASSWORD).
+    // A WS-Security UsernameToken (EMERSION_USERNAME, EMERSION_PASSWORD).
     WsSecurity,
 }
 

@@ -384,3 +384,26 @@ async fn a_static_token_needs_no_login() {
     assert_eq!(tokens(&h).await, (0, 0));
     worker.stop().await;
 }
+
+#[test]
+fn billflow_config_shows_the_new_settings_with_secrets_masked() {
+    let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
+        .arg("config")
+        .env("EMERSION_CLIENT_CERT", "/etc/billflow/emersion.pem")
+        .env("EMERSION_CLIENT_KEY", "/etc/billflow/emersion-key.pem")
+        .env("COSTGUARD_USERNAME", "api-user")
+        .env("COSTGUARD_PASSWORD", "login-pw-5e1f0a")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "emersion_auth = \"certificate\"",
+        "emersion_client_cert = \"/etc/billflow/emersion.pem\"",
+        "emersion_client_key = \"/etc/billflow/emersion-key.pem\"",
+        "costguard_username = \"api-user\"",
+        "costguard_password = \"***\"",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+    assert!(!text.contains("login-pw-5e1f0a"), "{text}");
+}
