@@ -131,6 +131,9 @@ fn worker_start(dir: &Path, vars: &[(&str, &Path)], extra: &[(&str, &str)]) -> (
     (status.success(), stderr)
 }
 
+/// Variables naming files.
+type Vars<'a> = Vec<(&'a str, &'a Path)>;
+
 #[test]
 fn a_worker_with_a_bad_certificate_stops_at_start_naming_variable_and_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +142,7 @@ fn a_worker_with_a_bad_certificate_stops_at_start_naming_variable_and_file() {
     let key_text = &certs::pems().client.key;
     let key_body = key_text.lines().nth(1).unwrap();
 
-    let cases: Vec<(&str, Vec<(&str, &Path)>, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Vars, Vec<&str>)> = vec![
         (
             "missing certificate file",
             vec![
