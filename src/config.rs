@@ -3,6 +3,7 @@
 //! order of precedence ([`layers`]). Secrets are wrapped in `Secret`, durations are written
 //! as people write them ([`duration`]).
 
+pub mod certificate;
 pub mod duration;
 pub mod layers;
 
@@ -12,12 +13,14 @@ use std::time::Duration;
 use clap::Args;
 use serde::{Serialize, Serializer};
 
-use crate::billing::costguard::CostGuardConfig;
-use crate::billing::emersion::EmersionConfig;
+use crate::billing::costguard::{CostGuardAuth, CostGuardConfig};
+use crate::billing::emersion::{EmersionAuth, EmersionConfig};
+use crate::billing::http::ClientTls;
 use crate::broker::{Topology, DEFAULT_SHARDS};
 use crate::engine::protect::LimitsConfig;
 use crate::engine::retry::RetryConfig;
 use crate::secret::Secret;
+use certificate::CertificateError;
 
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -114,7 +117,8 @@ pub struct CostGuardSettings {
     /// CostGuard base URL (point it at `billflow sim` for local runs).
     #[arg(long, env = "COSTGUARD_URL", default_value = "http://127.0.0.1:8080")]
     pub costguard_url: String,
-    /// CostGuard API token (REST WRAP header, SOAP Requestor).
+    /// A static CostGuard API token (REST WRAP header, SOAP Requestor); instead of
+    /// COSTGUARD_USERNAME and COSTGUARD_PASSWORD, which log in for a token.
     #[arg(
         long,
         env = "COSTGUARD_TOKEN",
@@ -122,6 +126,18 @@ pub struct CostGuardSettings {
         default_value = ""
     )]
     pub costguard_token: Secret,
+    /// User that logs in to IDI's Security Token Service for the CostGuard token (renewed
+    /// at 75 % of its lifetime).
+    #[arg(long, env = "COSTGUARD_USERNAME", default_value = "")]
+    pub costguard_username: String,
+    /// Password of COSTGUARD_USERNAME.
+    #[arg(
+        long,
+        env = "COSTGUARD_PASSWORD",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub costguard_password: Secret,
     /// The customer AuthenticatedKey sent with CustomerID.
     #[arg(
         long,
@@ -148,17 +164,28 @@ pub struct CostGuardSettings {
 }
 
 impl CostGuardSettings {
-    /// `None` when CostGuard is not configured at all (no token, no key); an error when
-    /// it is half-configured.
+    /// `None` when CostGuard is not configured at all (no credentials, no key); an error
+    /// when it is half-configured, or given both a static token and a login.
     pub fn client_config(&self) -> Result<Option<CostGuardConfig>, ConfigError> {
         let token = !self.costguard_token.expose().is_empty();
+        let username = !self.costguard_username.trim().is_empty();
+        let password = !self.costguard_password.expose().is_empty();
         let key = !self.costguard_authenticated_key.expose().is_empty();
-        if !token && !key {
+        if !token && !username && !password && !key {
             return Ok(None);
         }
+        if token && (username || password) {
+            return Err(ConfigError::TwoCostGuardCredentials);
+        }
         let mut missing = Vec::new();
-        if !token {
-            missing.push("COSTGUARD_TOKEN");
+        if !token && !username && !password {
+            missing.push("COSTGUARD_TOKEN (or COSTGUARD_USERNAME and COSTGUARD_PASSWORD)");
+        }
+        if password && !username {
+            missing.push("COSTGUARD_USERNAME");
+        }
+        if username && !password {
+            missing.push("COSTGUARD_PASSWORD");
         }
         if !key {
             missing.push("COSTGUARD_AUTHENTICATED_KEY");
@@ -169,9 +196,17 @@ impl CostGuardSettings {
         if !missing.is_empty() {
             return Err(ConfigError::Missing(missing.join(", ")));
         }
+        let auth = if token {
+            CostGuardAuth::Static(self.costguard_token.clone())
+        } else {
+            CostGuardAuth::Login {
+                username: self.costguard_username.trim().to_string(),
+                password: self.costguard_password.clone(),
+            }
+        };
         Ok(Some(CostGuardConfig {
             base_url: self.costguard_url.clone(),
-            token: self.costguard_token.clone(),
+            auth,
             authenticated_key: self.costguard_authenticated_key.expose().to_string(),
             timeout: self.costguard_timeout,
             max_response_bytes: self.costguard_max_response_bytes,
@@ -179,15 +214,43 @@ impl CostGuardSettings {
     }
 }
 
+/// How a worker authenticates to Emersion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmersionAuthKind {
+    // Plain comments: documented variants would switch `--help` to its long layout.
+    // A TLS client certificate (EMERSION_CLIENT_CERT, EMERSION_CLIENT_KEY): Emersion's
+    // documented, certificate-based provider API.
+    Certificate,
+    // A WS-Security UsernameToken (EMERSION_USERNAME, EMERSION_PASSWORD).
+    WsSecurity,
+}
+
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct EmersionSettings {
-    /// Emersion base URL; operations are posted to <url>/Orders, /Services, /Plans, /Account.
+    /// Emersion base URL (https:// with certificate authentication); operations are
+    /// posted to <url>/Orders, /Services, /Plans, /Account.
     #[arg(long, env = "EMERSION_URL", default_value = "http://127.0.0.1:8080")]
     pub emersion_url: String,
-    /// Emersion API user (WS-Security UsernameToken).
+    /// How the worker authenticates to Emersion: `certificate` (the documented provider
+    /// API) or `ws-security` (the UsernameToken of earlier versions).
+    #[arg(long, env = "EMERSION_AUTH", value_enum, default_value_t = EmersionAuthKind::Certificate)]
+    pub emersion_auth: EmersionAuthKind,
+    /// PEM file of the client certificate (chain, leaf first) every Emersion call presents;
+    /// setting it enables Emersion.
+    #[arg(long, env = "EMERSION_CLIENT_CERT", value_name = "PATH")]
+    pub emersion_client_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[arg(long, env = "EMERSION_CLIENT_KEY", value_name = "PATH")]
+    pub emersion_client_key: Option<PathBuf>,
+    /// PEM file of an extra root certificate to trust for Emersion's server, beside the
+    /// built-in ones.
+    #[arg(long, env = "EMERSION_CA_CERT", value_name = "PATH")]
+    pub emersion_ca_cert: Option<PathBuf>,
+    /// Emersion API user, with EMERSION_AUTH=ws-security only.
     #[arg(long, env = "EMERSION_USERNAME", default_value = "")]
     pub emersion_username: String,
-    /// Emersion API password (sent only as a WS-Security digest).
+    /// Emersion API password, with EMERSION_AUTH=ws-security only (sent only as a digest).
     #[arg(
         long,
         env = "EMERSION_PASSWORD",
@@ -206,23 +269,80 @@ pub struct EmersionSettings {
 }
 
 impl EmersionSettings {
-    /// `None` when Emersion is not configured (no username); an error when half-configured.
-    pub fn client_config(&self) -> Result<Option<EmersionConfig>, ConfigError> {
-        match (
-            self.emersion_username.trim().is_empty(),
-            self.emersion_password.expose().is_empty(),
-        ) {
-            (true, true) => Ok(None),
-            (false, false) => Ok(Some(EmersionConfig {
-                base_url: self.emersion_url.clone(),
-                username: self.emersion_username.clone(),
+    /// `None` when Emersion is not configured; an error when it is half-configured, or
+    /// when a certificate file fails its checks (read at `now`, Unix seconds).
+    pub fn client_config(&self, now: i64) -> Result<Option<EmersionConfig>, ConfigError> {
+        let auth = match self.emersion_auth {
+            EmersionAuthKind::Certificate => match self.certificate(now)? {
+                Some(certificate) => EmersionAuth::Certificate(certificate),
+                None => return Ok(None),
+            },
+            EmersionAuthKind::WsSecurity => EmersionAuth::WsSecurity {
+                username: self.emersion_username.trim().to_string(),
                 password: self.emersion_password.clone(),
-                timeout: self.emersion_timeout,
-                max_response_bytes: self.emersion_max_response_bytes,
-            })),
-            (true, false) => Err(ConfigError::Missing("EMERSION_USERNAME".into())),
-            (false, true) => Err(ConfigError::Missing("EMERSION_PASSWORD".into())),
+            },
+        };
+        if let EmersionAuth::WsSecurity { username, password } = &auth {
+            let mut missing = Vec::new();
+            if username.is_empty() {
+                missing.push("EMERSION_USERNAME");
+            }
+            if password.expose().is_empty() {
+                missing.push("EMERSION_PASSWORD");
+            }
+            if !missing.is_empty() {
+                return Err(ConfigError::Missing(format!(
+                    "{} (EMERSION_AUTH=ws-security)",
+                    missing.join(", ")
+                )));
+            }
         }
+        Ok(Some(EmersionConfig {
+            base_url: self.emersion_url.clone(),
+            auth,
+            timeout: self.emersion_timeout,
+            max_response_bytes: self.emersion_max_response_bytes,
+        }))
+    }
+
+    /// The client certificate, checked; `None` when none is configured.
+    fn certificate(&self, now: i64) -> Result<Option<ClientTls>, ConfigError> {
+        let (cert, key) = match (&self.emersion_client_cert, &self.emersion_client_key) {
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(_), None) => {
+                return Err(ConfigError::Missing(
+                    "EMERSION_CLIENT_KEY (EMERSION_CLIENT_CERT is set)".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing(
+                    "EMERSION_CLIENT_CERT (EMERSION_CLIENT_KEY is set)".into(),
+                ))
+            }
+            (None, None) => {
+                let ws_security = !self.emersion_username.trim().is_empty()
+                    || !self.emersion_password.expose().is_empty();
+                return match (ws_security, &self.emersion_ca_cert) {
+                    (true, _) => Err(ConfigError::WsSecurityNotChosen),
+                    (false, Some(_)) => Err(ConfigError::Missing(
+                        "EMERSION_CLIENT_CERT, EMERSION_CLIENT_KEY (EMERSION_CA_CERT is set)"
+                            .into(),
+                    )),
+                    (false, None) => Ok(None),
+                };
+            }
+        };
+        if !self
+            .emersion_url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        {
+            return Err(ConfigError::CertificateWithoutTls(
+                self.emersion_url.clone(),
+            ));
+        }
+        let certificate = certificate::load(cert, key, self.emersion_ca_cert.as_deref(), now)?;
+        Ok(Some(certificate))
     }
 }
 
@@ -321,6 +441,7 @@ impl WorkerSettings {
         let configured = [
             Some(&self.costguard.costguard_token),
             Some(&self.costguard.costguard_authenticated_key),
+            Some(&self.costguard.costguard_password),
             Some(&self.emersion.emersion_password),
             self.signing_key.as_ref(),
             self.signing_key_previous.as_ref(),
@@ -354,8 +475,16 @@ pub enum ConfigError {
     Missing(String),
     #[error("BILLFLOW_WORKER_ID {id} is not below BILLFLOW_WORKERS {workers}")]
     WorkerId { id: u16, workers: u16 },
-    #[error("no billing platform configured: set COSTGUARD_TOKEN, COSTGUARD_AUTHENTICATED_KEY and COSTGUARD_ENVIRONMENT, or EMERSION_USERNAME and EMERSION_PASSWORD")]
+    #[error("no billing platform configured: set COSTGUARD_TOKEN (or COSTGUARD_USERNAME and COSTGUARD_PASSWORD), COSTGUARD_AUTHENTICATED_KEY and COSTGUARD_ENVIRONMENT, or EMERSION_CLIENT_CERT and EMERSION_CLIENT_KEY")]
     NoPlatform,
+    #[error("both COSTGUARD_TOKEN and COSTGUARD_USERNAME/COSTGUARD_PASSWORD are set: set the static token or the login, not both")]
+    TwoCostGuardCredentials,
+    #[error("Emersion client certificate: {0}")]
+    Certificate(#[from] CertificateError),
+    #[error("EMERSION_CLIENT_CERT is set but EMERSION_URL {0} is not https://: the certificate is only presented over TLS")]
+    CertificateWithoutTls(String),
+    #[error("EMERSION_USERNAME/EMERSION_PASSWORD are set but Emersion now authenticates with a client certificate: set EMERSION_CLIENT_CERT and EMERSION_CLIENT_KEY, or keep the UsernameToken with EMERSION_AUTH=ws-security (README: \"Migrating from WS-Security to client certificates\")")]
+    WsSecurityNotChosen,
     #[error("BILLFLOW_HTTP_ADDR {addr} is not a loopback address and BILLFLOW_ADMIN_TOKEN is not set: set BILLFLOW_ADMIN_TOKEN, or serve the admin API on 127.0.0.1 or [::1]")]
     AdminWithoutToken { addr: std::net::SocketAddr },
     #[error("BILLFLOW_ADMIN_TOKEN {0}")]

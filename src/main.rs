@@ -1,8 +1,5 @@
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-
-use anyhow::Context;
 
 /// glibc's malloc was a fifth of the worker's CPU time per stage under load (perf); mimalloc
 /// takes much less of it.
@@ -35,15 +32,7 @@ enum Commands {
     /// file applied, defaults filled in) as the TOML --config takes, secrets masked.
     Config(Box<WorkerSettings>),
     /// Serve the stateful billing-platform simulator (CostGuard and Emersion) for local runs and tests.
-    Sim {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: SocketAddr,
-        /// Latency added to every platform call, in milliseconds (also settable later
-        /// with `POST /_sim/latency {"ms": N}`).
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-    },
+    Sim(billflow::cli::sim::SimSettings),
     /// Publish a command (JSON file, or - for stdin) with a broker confirm; prints its command_id.
     ///
     /// The document is `{"command_id": "...", "type": "advancepay.renew", "data": {...}}`;
@@ -216,15 +205,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             billflow::runtime::worker::run(*settings, shutdown_on_signals()).await?;
         }
         Commands::Config(settings) => print!("{}", settings.to_toml()?),
-        Commands::Sim { addr, latency_ms } => {
+        Commands::Sim(settings) => {
             init_tracing("info");
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            tracing::info!(addr = %listener.local_addr()?, "simulator listening");
-            let sim = billflow::sim::Simulator::new();
-            sim.set_latency_ms(latency_ms);
-            sim.serve(listener, shutdown_on_signals()).await?;
+            billflow::cli::sim::run(settings, shutdown_on_signals()).await?;
         }
         Commands::Publish {
             file,

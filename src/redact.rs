@@ -190,8 +190,9 @@ pub fn register<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) {
 }
 
 /// Variables whose values are secrets, wherever billflow reads them.
-const SECRET_VARIABLES: [&str; 6] = [
+const SECRET_VARIABLES: [&str; 7] = [
     "COSTGUARD_TOKEN",
+    "COSTGUARD_PASSWORD",
     "COSTGUARD_AUTHENTICATED_KEY",
     "EMERSION_PASSWORD",
     "BILLFLOW_SIGNING_KEY",

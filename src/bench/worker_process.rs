@@ -62,6 +62,8 @@ impl WorkerProcess {
             .env("COSTGUARD_TIMEOUT_MS", "60000")
             .env_remove("EMERSION_USERNAME")
             .env_remove("EMERSION_PASSWORD")
+            .env_remove("EMERSION_CLIENT_CERT")
+            .env_remove("EMERSION_CLIENT_KEY")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -12,6 +12,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::time::{timeout_at, Instant};
 
 use super::Failure;
+use crate::secret::Secret;
 
 /// The longest a connection set-up may take, whatever the call's deadline.
 const MAX_CONNECT: Duration = Duration::from_secs(5);
@@ -28,10 +29,45 @@ pub struct Limits {
 /// A client that follows no redirect. The connection set-up gets at most half the
 /// deadline, so a connect that fails is told apart from a call that ran out of time.
 pub(crate) fn client(limits: Limits) -> Result<reqwest::Client, reqwest::Error> {
+    builder(limits).build()
+}
+
+/// A TLS client certificate and an extra root to trust, as PEM.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// The certificate chain (leaf first) and its private key.
+    pub identity_pem: Secret,
+    pub extra_root_pem: Option<String>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("extra_root", &self.extra_root_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`client`] presenting `tls`'s certificate in every TLS handshake, and trusting its extra
+/// root besides the built-in ones.
+pub(crate) fn client_with_certificate(
+    limits: Limits,
+    tls: &ClientTls,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let identity = reqwest::Identity::from_pem(tls.identity_pem.expose().as_bytes())?;
+    let mut builder = builder(limits).use_rustls_tls().identity(identity);
+    if let Some(ca) = &tls.extra_root_pem {
+        for root in reqwest::Certificate::from_pem_bundle(ca.as_bytes())? {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    builder.build()
+}
+
+fn builder(limits: Limits) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout((limits.timeout / 2).min(MAX_CONNECT))
-        .build()
 }
 
 /// A complete answer that is not a redirect; the status is the caller's to judge.

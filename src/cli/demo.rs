@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{self, Subscription};
 use crate::config::{
-    BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
+    BrokerSettings, CostGuardSettings, EmersionAuthKind, EmersionSettings, WorkerSettings,
+    DEFAULT_AMQP_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
 };
 use crate::contract::command::Command;
 use crate::contract::events::{CloudEvent, Outcome};
@@ -201,7 +201,10 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         panic_in_stage: None,
         costguard: CostGuardSettings {
             costguard_url: sim_url.clone(),
-            costguard_token: Secret::new("demo-token"),
+            // Logs in to the simulator's Security Token Service, as a worker would to IDI's.
+            costguard_token: Secret::default(),
+            costguard_username: crate::sim::costguard::SIM_LOGIN_USERNAME.into(),
+            costguard_password: Secret::new(crate::sim::costguard::SIM_LOGIN_PASSWORD),
             costguard_authenticated_key: Secret::new("AuthKey"),
             costguard_environment: "demo".into(),
             costguard_pinned_order_probes: false,
@@ -210,6 +213,11 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         },
         emersion: EmersionSettings {
             emersion_url: sim_url.clone(),
+            // The demo's simulator serves plain HTTP only: the UsernameToken option.
+            emersion_auth: EmersionAuthKind::WsSecurity,
+            emersion_client_cert: None,
+            emersion_client_key: None,
+            emersion_ca_cert: None,
             emersion_username: crate::sim::emersion::SIM_USERNAME.into(),
             emersion_password: Secret::new(crate::sim::emersion::SIM_PASSWORD),
             emersion_timeout: Duration::from_secs(10),

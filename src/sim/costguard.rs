@@ -10,6 +10,7 @@
 //! Prices, taxes and tenders must be plain decimals below `money::LIMIT`, so the
 //! simulator's own sums cannot overflow.
 
+pub(crate) mod login;
 mod orders;
 mod rest;
 mod soap;
@@ -29,6 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ops_error, ops_json, Simulator};
 use crate::money;
+
+pub use login::{DEFAULT_TOKEN_LIFETIME, SIM_LOGIN_PASSWORD, SIM_LOGIN_USERNAME};
 
 /// Seeded service number of an `Active` service with one active favorite (the seed's numbers).
 pub const ACTIVE_SERVICE: &str = "5555555555";

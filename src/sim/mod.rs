@@ -8,6 +8,7 @@ mod calls;
 pub mod costguard;
 pub mod emersion;
 mod faults;
+pub mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,6 +60,7 @@ struct Inner {
     calls: Arc<CallLog>,
     faults: Arc<Faults>,
     costguard: costguard::Store,
+    tokens: costguard::login::Tokens,
     emersion: emersion::Store,
 }
 
@@ -79,6 +81,7 @@ impl Simulator {
                 calls: Arc::new(CallLog::default()),
                 faults: Arc::new(faults),
                 costguard: costguard::Store::seeded(),
+                tokens: costguard::login::Tokens::new(costguard::DEFAULT_TOKEN_LIFETIME),
                 emersion: emersion::Store::seeded(),
             }),
         }
@@ -89,9 +92,19 @@ impl Simulator {
         self.inner.latency_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// Tokens the CostGuard login issues live this long, from now on.
+    pub fn set_token_lifetime(&self, lifetime: std::time::Duration) {
+        self.inner.tokens.set_lifetime(lifetime);
+    }
+
     pub fn router(&self) -> Router {
+        let costguard = costguard::routes().route_layer(middleware::from_fn_with_state(
+            self.clone(),
+            costguard::login::authenticate,
+        ));
         let platforms = Router::new()
-            .merge(costguard::routes())
+            .merge(costguard)
+            .merge(costguard::login::routes())
             .merge(emersion::routes())
             .route_layer(middleware::from_fn_with_state(self.clone(), with_latency));
         Router::new()
@@ -117,6 +130,30 @@ impl Simulator {
                 faults.release_held();
             })
             .await
+    }
+
+    /// Serves TLS on `listener` beside [`Simulator::serve`], requiring a client certificate
+    /// signed by the configured client CA: one that presents it is an authenticated
+    /// Emersion caller. A failed handshake ends only its own connection.
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: std::sync::Arc<rustls::ServerConfig>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let faults = self.inner.faults.clone();
+        let router = self.router().layer(axum::Extension(tls::ClientCertificate));
+        let listener = tls::TlsListener::new(listener, tls, shutdown.clone());
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                faults.release_held();
+            })
+            .await
+    }
+
+    fn tokens(&self) -> &costguard::login::Tokens {
+        &self.inner.tokens
     }
 
     fn calls(&self) -> &CallLog {

@@ -212,7 +212,7 @@ impl Workflows {
             .map(|c| c.with_idempotency_key(idempotency_key(command, stage)))
             .ok_or_else(|| {
                 StageError::permanent(
-                    "CostGuard is not configured on this worker (COSTGUARD_TOKEN)",
+                    "CostGuard is not configured on this worker (COSTGUARD_TOKEN, or COSTGUARD_USERNAME and COSTGUARD_PASSWORD)",
                 )
             })
     }
@@ -224,7 +224,7 @@ impl Workflows {
             .map(|c| c.with_idempotency_key(idempotency_key(command, stage)))
             .ok_or_else(|| {
                 StageError::permanent(
-                    "Emersion is not configured on this worker (EMERSION_USERNAME)",
+                    "Emersion is not configured on this worker (EMERSION_CLIENT_CERT and EMERSION_CLIENT_KEY)",
                 )
             })
     }

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use crate::common::workload::{duplicate_effects, sign_up};
 use crate::common::{renewal, Harness};
-use billflow::billing::costguard::{CostGuardClient, CostGuardConfig, CostGuardError};
+use billflow::billing::costguard::{
+    CostGuardAuth, CostGuardClient, CostGuardConfig, CostGuardError,
+};
 use billflow::billing::emersion::wire::StartOrder;
-use billflow::billing::emersion::{EmersionClient, EmersionConfig, EmersionError};
+use billflow::billing::emersion::{EmersionAuth, EmersionClient, EmersionConfig, EmersionError};
 use billflow::billing::http::HttpError;
 use billflow::billing::Failure;
 use billflow::config::DEFAULT_MAX_RESPONSE_BYTES;
@@ -104,7 +106,7 @@ async fn raw_server(reply: &'static [u8]) -> String {
 fn costguard_client(base: &str, timeout: Duration) -> CostGuardClient {
     CostGuardClient::new(CostGuardConfig {
         base_url: base.into(),
-        token: Secret::new("sim-token"),
+        auth: CostGuardAuth::Static(Secret::new("sim-token")),
         authenticated_key: "AuthKey".into(),
         timeout,
         max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
@@ -115,8 +117,10 @@ fn costguard_client(base: &str, timeout: Duration) -> CostGuardClient {
 fn emersion_client(base: &str) -> EmersionClient {
     EmersionClient::new(EmersionConfig {
         base_url: base.into(),
-        username: SIM_USERNAME.into(),
-        password: Secret::new(SIM_PASSWORD),
+        auth: EmersionAuth::WsSecurity {
+            username: SIM_USERNAME.into(),
+            password: Secret::new(SIM_PASSWORD),
+        },
         timeout: Duration::from_secs(10),
         max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
     })

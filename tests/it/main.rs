@@ -6,6 +6,7 @@
 
 mod common;
 
+mod auth;
 mod broker;
 mod cleanup;
 mod cli;

@@ -72,6 +72,8 @@ async fn echoed_credentials_are_masked_everywhere_they_could_leave() {
         .env("BILLFLOW_HTTP_ADDR", addr.to_string())
         .env("BILLFLOW_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("COSTGUARD_TOKEN", TOKEN);
+    // The Emersion password is what the simulator echoes: the worker must know it.
+    h.use_ws_security(&mut worker_cmd);
     let worker = ChildGuard::spawn(&mut worker_cmd);
 
     // Each platform format that can carry the echo, one command each.

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use crate::common::sim_server;
 use billflow::billing::costguard::rest::{paths, OrderDetail};
 use billflow::billing::costguard::soap::{self, KeyedId, OrderResponse};
-use billflow::billing::costguard::{CostGuardClient, CostGuardConfig, CostGuardError};
+use billflow::billing::costguard::{
+    CostGuardAuth, CostGuardClient, CostGuardConfig, CostGuardError,
+};
 use billflow::billing::http::HttpError;
 use billflow::billing::Failure;
 use billflow::config::DEFAULT_MAX_RESPONSE_BYTES;
@@ -48,7 +50,7 @@ impl Sim {
     fn client_with_timeout(&self, timeout: Duration) -> CostGuardClient {
         CostGuardClient::new(CostGuardConfig {
             base_url: self.base.clone(),
-            token: Secret::new("sim-token"),
+            auth: CostGuardAuth::Static(Secret::new("sim-token")),
             authenticated_key: "AuthKey".into(),
             timeout,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,

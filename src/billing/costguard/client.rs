@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::CostGuardError;
@@ -9,15 +10,17 @@ use super::rest::{
     ServiceNumberDetail,
 };
 use super::soap::{self, Cart, CartSummary, OrderRequest, OrderResponse, Requestor};
-use crate::billing::http::{self, Limits};
+use super::token::{CostGuardAuth, Tokens};
+use crate::billing::http::{self, Answer, Limits};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct CostGuardConfig {
     /// Base URL, e.g. `https://api.idibilling.com` or a `billflow sim` address.
     pub base_url: String,
-    /// API token: REST `Authorization: WRAP access_token=".."`, SOAP `Requestor/AuthorizationToken`.
-    pub token: Secret,
+    /// Where the token comes from; it goes in REST `Authorization: WRAP access_token=".."`
+    /// and SOAP `Requestor/AuthorizationToken`.
+    pub auth: CostGuardAuth,
     /// The customer's `AuthenticatedKey` sent in CustomerID.
     pub authenticated_key: String,
     /// Deadline of one call, the whole answer included.
@@ -40,15 +43,24 @@ impl CostGuardConfig {
 pub struct CostGuardClient {
     http: reqwest::Client,
     config: CostGuardConfig,
+    /// Shared by every clone: one token per worker.
+    tokens: Tokens,
     idempotency_key: Option<String>,
 }
 
 impl CostGuardClient {
     pub fn new(config: CostGuardConfig) -> Result<Self, reqwest::Error> {
         let http = http::client(config.limits())?;
+        let tokens = Tokens::new(
+            &config.auth,
+            http.clone(),
+            &config.base_url,
+            config.limits(),
+        );
         Ok(CostGuardClient {
             http,
             config,
+            tokens,
             idempotency_key: None,
         })
     }
@@ -76,8 +88,42 @@ impl CostGuardClient {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
     }
 
-    fn wrap_header(&self) -> String {
-        format!("WRAP access_token=\"{}\"", self.config.token.expose())
+    /// Sends the request made with the current token; refused with 401, once more with a
+    /// fresh token (a 401 proves the call was not processed, so this is safe for any
+    /// call). A second 401 is a permanent authentication failure.
+    async fn authorized(
+        &self,
+        env: &str,
+        operation: &'static str,
+        request: impl Fn(&Secret) -> RequestBuilder,
+    ) -> Result<Answer, CostGuardError> {
+        let token = self.tokens.get(env).await?;
+        let answer = self.send(operation, request(&token)).await?;
+        if answer.status != StatusCode::UNAUTHORIZED {
+            return Ok(answer);
+        }
+        let Some(fresh) = self.tokens.renew(env, &token).await? else {
+            return Ok(answer);
+        };
+        tracing::info!(
+            operation,
+            "CostGuard refused the token (401): retrying once with a fresh one"
+        );
+        let answer = self.send(operation, request(&fresh)).await?;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Err(CostGuardError::Unauthorized { operation });
+        }
+        Ok(answer)
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+    ) -> Result<Answer, CostGuardError> {
+        http::exchange(self.keyed(request), self.config.limits())
+            .await
+            .map_err(CostGuardError::transport(operation))
     }
 
     /// Service Number Detail search: the internal ids and status of a service number.
@@ -88,7 +134,8 @@ impl CostGuardClient {
     ) -> Result<ServiceNumberDetail, CostGuardError> {
         const OP: &str = "ServiceNumberDetail";
         let url = self.url(&rest::paths::service_number_detail(env, service_number));
-        let found: Collection<ServiceNumberDetail> = self.rest(OP, self.http.get(url)).await?;
+        let found: Collection<ServiceNumberDetail> =
+            self.rest(env, OP, || self.http.get(&url)).await?;
         found
             .value
             .into_iter()
@@ -104,7 +151,8 @@ impl CostGuardClient {
     ) -> Result<Vec<FavoritePricePoint>, CostGuardError> {
         const OP: &str = "favoriteAdvancePayPricePoint";
         let url = self.url(&rest::paths::favorite_price_points(env, service_id));
-        let found: Collection<FavoritePricePoint> = self.rest(OP, self.http.get(url)).await?;
+        let found: Collection<FavoritePricePoint> =
+            self.rest(env, OP, || self.http.get(&url)).await?;
         Ok(found.value)
     }
 
@@ -118,7 +166,9 @@ impl CostGuardClient {
         const OP: &str = "renewAdvancePay";
         let url = self.url(&rest::paths::renew_advance_pay(env, order_id, service_id));
         let renewed: RenewAdvancePayResult = self
-            .rest(OP, self.http.post(url).json(&serde_json::json!({})))
+            .rest(env, OP, || {
+                self.http.post(&url).json(&serde_json::json!({}))
+            })
             .await?;
         if renewed.renewed_advance_pay_product_count < 1 {
             return Err(CostGuardError::NothingRenewed { service_id });
@@ -135,7 +185,7 @@ impl CostGuardClient {
     ) -> Result<ServiceItemSummaries, CostGuardError> {
         const OP: &str = "serviceItemSummary";
         let url = self.url(&rest::paths::service_item_summary(env, order_id));
-        let page: ServiceItemSummaries = self.rest(OP, self.http.get(url)).await?;
+        let page: ServiceItemSummaries = self.rest(env, OP, || self.http.get(&url)).await?;
         page.checked().map_err(|e| CostGuardError::malformed(OP, e))
     }
 
@@ -144,22 +194,26 @@ impl CostGuardClient {
     pub async fn get_order(&self, env: &str, order_id: i64) -> Result<OrderDetail, CostGuardError> {
         const OP: &str = "getOrder";
         let url = self.url(&rest::paths::order(env, order_id));
-        self.rest(OP, self.http.get(url)).await
+        self.rest(env, OP, || self.http.get(&url)).await
     }
 
     async fn rest<T: DeserializeOwned>(
         &self,
+        env: &str,
         operation: &'static str,
-        request: reqwest::RequestBuilder,
+        request: impl Fn() -> RequestBuilder,
     ) -> Result<T, CostGuardError> {
         let _timer = crate::billing::CallTimer::start("costguard", operation);
-        let request = self
-            .keyed(request)
-            .header(AUTHORIZATION, self.wrap_header())
-            .header(reqwest::header::ACCEPT, "application/json");
-        let answer = http::exchange(request, self.config.limits())
-            .await
-            .map_err(CostGuardError::transport(operation))?;
+        let answer = self
+            .authorized(env, operation, |token| {
+                request()
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .header(
+                        AUTHORIZATION,
+                        format!("WRAP access_token=\"{}\"", token.expose()),
+                    )
+            })
+            .await?;
         if !answer.status.is_success() {
             let message = serde_json::from_slice::<rest::RestErrors>(&answer.body)
                 .map(|e| e.summary())
@@ -257,18 +311,20 @@ impl CostGuardClient {
         register_id: Option<i64>,
     ) -> Result<Option<crate::xml::Element>, CostGuardError> {
         let operation = request.operation();
-        let requestor = Requestor {
-            authorization_token: self.config.token.expose().to_string(),
-            register_id,
-        };
         let _timer = crate::billing::CallTimer::start("costguard", operation);
-        let request = self
-            .keyed(self.http.post(self.url(&rest::paths::order_placement(env))))
-            .header(CONTENT_TYPE, soap::content_type(operation))
-            .body(request.envelope(&requestor));
-        let answer = http::exchange(request, self.config.limits())
-            .await
-            .map_err(CostGuardError::transport(operation))?;
+        let url = self.url(&rest::paths::order_placement(env));
+        let answer = self
+            .authorized(env, operation, |token| {
+                let requestor = Requestor {
+                    authorization_token: token.expose().to_string(),
+                    register_id,
+                };
+                self.http
+                    .post(url.clone())
+                    .header(CONTENT_TYPE, soap::content_type(operation))
+                    .body(request.envelope(&requestor))
+            })
+            .await?;
         let status = answer.status;
         let body = answer.text();
         // SOAP 1.2 faults come with 400/500; read the envelope before judging the status.

@@ -34,6 +34,15 @@ pub enum CostGuardError {
         operation: &'static str,
         detail: String,
     },
+    /// The Security Token Service refused the login or gave no usable token.
+    #[error("CostGuard login{}: {message}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Login {
+        status: Option<u16>,
+        message: String,
+        transient: bool,
+    },
+    #[error("{operation}: HTTP 401 again with a freshly obtained token: CostGuard does not accept billflow's credentials (COSTGUARD_USERNAME)")]
+    Unauthorized { operation: &'static str },
     #[error("service number {0:?} not found")]
     ServiceNotFound(String),
     #[error("service {service_id} is not eligible for renewal: no active favorite AdvancePay price point")]
@@ -51,6 +60,12 @@ impl CostGuardError {
             CostGuardError::Http { status, .. } => status_failure(*status),
             CostGuardError::Fault { status, code, .. } => fault_failure(*status, code),
             CostGuardError::Malformed { .. } => Failure::OutcomeUnknown,
+            CostGuardError::Login {
+                transient: true, ..
+            } => Failure::Transient,
+            CostGuardError::Login { .. } | CostGuardError::Unauthorized { .. } => {
+                Failure::Permanent
+            }
             CostGuardError::Rejected { .. }
             | CostGuardError::ServiceNotFound(_)
             | CostGuardError::NotEligible { .. }

@@ -4,6 +4,8 @@ mod client;
 mod error;
 pub mod rest;
 pub mod soap;
+pub mod token;
 
 pub use client::{CostGuardClient, CostGuardConfig};
 pub use error::CostGuardError;
+pub use token::CostGuardAuth;

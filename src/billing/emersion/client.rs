@@ -5,7 +5,7 @@ use reqwest::header::CONTENT_TYPE;
 use super::error::EmersionError;
 use super::wire::{Fault, Operation, API_NS, SOAP11_ENV_NS};
 use super::wsse;
-use crate::billing::http::{self, Limits};
+use crate::billing::http::{self, ClientTls, Limits};
 use crate::secret::Secret;
 use crate::xml::{Element, XmlWriter};
 
@@ -13,12 +13,20 @@ use crate::xml::{Element, XmlWriter};
 pub struct EmersionConfig {
     /// Base URL; operations are posted to `{base}/{Service}`.
     pub base_url: String,
-    pub username: String,
-    pub password: Secret,
+    pub auth: EmersionAuth,
     /// Deadline of one call, the whole answer included.
     pub timeout: Duration,
     /// Largest answer read; a larger one fails the call.
     pub max_response_bytes: usize,
+}
+
+/// How billflow proves who it is to Emersion.
+#[derive(Debug, Clone)]
+pub enum EmersionAuth {
+    /// The provider API's documented way: a TLS client certificate on every call.
+    Certificate(ClientTls),
+    /// A WS-Security UsernameToken in every envelope, as older public clients send it.
+    WsSecurity { username: String, password: Secret },
 }
 
 impl EmersionConfig {
@@ -40,7 +48,12 @@ pub struct EmersionClient {
 
 impl EmersionClient {
     pub fn new(config: EmersionConfig) -> Result<Self, reqwest::Error> {
-        let http = http::client(config.limits())?;
+        let http = match &config.auth {
+            EmersionAuth::Certificate(certificate) => {
+                http::client_with_certificate(config.limits(), certificate)?
+            }
+            EmersionAuth::WsSecurity { .. } => http::client(config.limits())?,
+        };
         Ok(EmersionClient {
             http,
             config,
@@ -56,16 +69,20 @@ impl EmersionClient {
         }
     }
 
-    /// The SOAP 1.1 envelope of a call, with a fresh WS-Security UsernameToken.
+    /// The SOAP 1.1 envelope of a call; with WS-Security, a fresh UsernameToken in its
+    /// header.
     pub fn envelope<O: Operation>(&self, op: &O) -> String {
         let mut w = XmlWriter::new();
         w.start_with(
             "SOAP-ENV:Envelope",
             &[("xmlns:SOAP-ENV", SOAP11_ENV_NS), ("xmlns:api", API_NS)],
-        )
-        .start("SOAP-ENV:Header");
-        wsse::write_security(&mut w, &self.config.username, &self.config.password);
-        w.end("SOAP-ENV:Header").start("SOAP-ENV:Body");
+        );
+        if let EmersionAuth::WsSecurity { username, password } = &self.config.auth {
+            w.start("SOAP-ENV:Header");
+            wsse::write_security(&mut w, username, password);
+            w.end("SOAP-ENV:Header");
+        }
+        w.start("SOAP-ENV:Body");
         op.write_request(&mut w);
         w.end("SOAP-ENV:Body").end("SOAP-ENV:Envelope");
         w.finish()

@@ -6,5 +6,5 @@ mod error;
 pub mod wire;
 pub mod wsse;
 
-pub use client::{EmersionClient, EmersionConfig};
+pub use client::{EmersionAuth, EmersionClient, EmersionConfig};
 pub use error::EmersionError;

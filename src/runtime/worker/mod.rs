@@ -99,7 +99,7 @@ pub async fn run_with(
         .transpose()?;
     let emersion = settings
         .emersion
-        .client_config()?
+        .client_config(Utc::now().timestamp())?
         .map(EmersionClient::new)
         .transpose()?;
     if costguard.is_none() && emersion.is_none() {

@@ -10,6 +10,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -17,6 +18,7 @@ use super::replies::answer;
 use super::requests::{read_call, Call, Invalid};
 use super::{Rejection, Service, Simulator, API_NS, SIM_PASSWORD, SIM_USERNAME, SOAP11_ENV_NS};
 use crate::sim::faults::{FaultCode, Wire};
+use crate::sim::tls::ClientCertificate;
 use crate::xml::{Element, XmlWriter};
 
 const RESPONSE_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
@@ -30,6 +32,7 @@ pub(super) async fn endpoint(
     method: Method,
     uri: OriginalUri,
     headers: HeaderMap,
+    certificate: Option<Extension<ClientCertificate>>,
     body: Bytes,
 ) -> Response {
     let Some(service) = Service::ALL.into_iter().find(|s| s.name() == path) else {
@@ -39,7 +42,7 @@ pub(super) async fn endpoint(
             &format!("Unknown service {path}"),
         );
     };
-    let (operation, call) = read(service, &headers, &body);
+    let (operation, call) = read(service, &headers, &body, certificate.is_some());
     let entry = sim.calls().record(
         &operation,
         &method,
@@ -68,7 +71,12 @@ pub(super) async fn endpoint(
 }
 
 /// The operation to log the call under, and the call if it is valid.
-fn read(service: Service, headers: &HeaderMap, body: &[u8]) -> (String, Result<Call, Invalid>) {
+fn read(
+    service: Service,
+    headers: &HeaderMap,
+    body: &[u8],
+    certified: bool,
+) -> (String, Result<Call, Invalid>) {
     let action = soap_action(headers);
     let envelope = std::str::from_utf8(body)
         .map_err(|_| Invalid::from("the request body is not UTF-8"))
@@ -82,8 +90,8 @@ fn read(service: Service, headers: &HeaderMap, body: &[u8]) -> (String, Result<C
         (Err(_), Some(action)) => action.rsplit('#').next().unwrap_or(action).to_string(),
         (Err(_), None) => service.name().to_string(),
     };
-    let call =
-        request.and_then(|(envelope, el)| validate(service, envelope, el, action.as_deref()));
+    let call = request
+        .and_then(|(envelope, el)| validate(service, envelope, el, action.as_deref(), certified));
     (name, call)
 }
 
@@ -116,12 +124,14 @@ fn operation_name(el: &Element) -> &str {
 }
 
 /// Checks the call's envelope in this order: a known operation, the SOAPAction naming it,
-/// the service offering it, the credentials; then reads the request.
+/// the service offering it, the credentials (a verified client certificate, or else a
+/// UsernameToken); then reads the request.
 fn validate(
     service: Service,
     envelope: &Element,
     el: &Element,
     action: Option<&str>,
+    certified: bool,
 ) -> Result<Call, Invalid> {
     let (offered_by, op) = Service::by_request(&el.name).ok_or_else(|| {
         format!(
@@ -145,7 +155,7 @@ fn validate(
         )
         .into());
     }
-    if !authenticated(envelope) {
+    if !certified && !authenticated(envelope) {
         return Err("Authentication failed".into());
     }
     read_call(operation, el)

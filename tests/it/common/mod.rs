@@ -3,6 +3,7 @@
 //! harness drops (also when the test panics).
 #![allow(dead_code)] // the chaos suite includes this module too and uses a part of it
 
+pub mod certs;
 pub mod child;
 pub mod sim_server;
 mod teardown;
@@ -14,8 +15,8 @@ use std::time::Duration;
 
 use billflow::broker::{self, Outgoing, Publisher, Subscription, Topology};
 use billflow::config::{
-    BrokerSettings, CostGuardSettings, EmersionSettings, WorkerSettings, DEFAULT_AMQP_URL,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
+    BrokerSettings, CostGuardSettings, EmersionAuthKind, EmersionSettings, WorkerSettings,
+    DEFAULT_AMQP_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
 };
 use billflow::contract::envelope::Envelope;
 use billflow::contract::events::CloudEvent;
@@ -115,7 +116,12 @@ pub struct Harness {
     pub amqp_url: String,
     pub connection: Connection,
     pub publisher: Publisher,
+    /// The simulator's plain listener: CostGuard, `/_sim`, Emersion with a UsernameToken.
     pub sim_url: String,
+    /// The simulator's TLS listener, which requires a client certificate: Emersion.
+    pub sim_tls_url: String,
+    /// This test's certificates (in its data dir).
+    pub certs: certs::Files,
     pub data_dir: tempfile::TempDir,
     pub events: Subscription,
     pub seen: Vec<CloudEvent>,
@@ -205,8 +211,20 @@ impl Harness {
             .await
             .expect("bind sim");
         let sim_url = format!("http://{}", listener.local_addr().expect("sim addr"));
+        let tls_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sim TLS");
+        let sim_tls_url = format!("https://{}", tls_listener.local_addr().expect("sim addr"));
         let sim_shutdown = CancellationToken::new();
-        tokio::spawn(Simulator::new().serve(listener, sim_shutdown.clone()));
+        let sim = Simulator::new();
+        tokio::spawn(sim.clone().serve(listener, sim_shutdown.clone()));
+        tokio::spawn(sim.serve_tls(
+            tls_listener,
+            certs::pems().server_config(),
+            sim_shutdown.clone(),
+        ));
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let certs = certs::pems().write(&data_dir.path().join("certs"));
 
         Harness {
             prefix,
@@ -216,7 +234,9 @@ impl Harness {
             connection,
             publisher,
             sim_url,
-            data_dir: tempfile::tempdir().expect("data dir"),
+            sim_tls_url,
+            certs,
+            data_dir,
             events,
             seen: Vec::new(),
             signing_key: billflow::contract::signing::Signer::generate_key(),
@@ -273,6 +293,8 @@ impl Harness {
             costguard: CostGuardSettings {
                 costguard_url: self.sim_url.clone(),
                 costguard_token: Secret::new("test-token"),
+                costguard_username: String::new(),
+                costguard_password: Secret::default(),
                 costguard_authenticated_key: Secret::new("AuthKey"),
                 costguard_environment: "test".into(),
                 costguard_pinned_order_probes: false,
@@ -280,9 +302,13 @@ impl Harness {
                 costguard_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             },
             emersion: EmersionSettings {
-                emersion_url: self.sim_url.clone(),
-                emersion_username: billflow::sim::emersion::SIM_USERNAME.into(),
-                emersion_password: Secret::new(billflow::sim::emersion::SIM_PASSWORD),
+                emersion_url: self.sim_tls_url.clone(),
+                emersion_auth: EmersionAuthKind::Certificate,
+                emersion_client_cert: Some(self.certs.client_cert.clone()),
+                emersion_client_key: Some(self.certs.client_key.clone()),
+                emersion_ca_cert: Some(self.certs.ca.clone()),
+                emersion_username: String::new(),
+                emersion_password: Secret::default(),
                 emersion_timeout: Duration::from_secs(10),
                 emersion_max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             },
@@ -339,12 +365,21 @@ impl Harness {
             .env("COSTGUARD_TOKEN", "test-token")
             .env("COSTGUARD_AUTHENTICATED_KEY", "AuthKey")
             .env("COSTGUARD_ENVIRONMENT", "test")
-            .env("EMERSION_URL", &self.sim_url)
-            .env("EMERSION_USERNAME", billflow::sim::emersion::SIM_USERNAME)
-            .env("EMERSION_PASSWORD", billflow::sim::emersion::SIM_PASSWORD)
+            .env("EMERSION_URL", &self.sim_tls_url)
+            .env("EMERSION_CLIENT_CERT", &self.certs.client_cert)
+            .env("EMERSION_CLIENT_KEY", &self.certs.client_key)
+            .env("EMERSION_CA_CERT", &self.certs.ca)
             .stdout(Stdio::null())
             .stderr(log);
         cmd
+    }
+
+    /// Switches a worker command to Emersion's UsernameToken option, on the plain listener.
+    pub fn use_ws_security(&self, cmd: &mut Process) {
+        cmd.env("EMERSION_AUTH", "ws-security")
+            .env("EMERSION_URL", &self.sim_url)
+            .env("EMERSION_USERNAME", billflow::sim::emersion::SIM_USERNAME)
+            .env("EMERSION_PASSWORD", billflow::sim::emersion::SIM_PASSWORD);
     }
 
     pub fn worker_log(&self) -> String {
