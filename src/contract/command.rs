@@ -4,6 +4,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use super::new_account::{NewAccount, PortalLogin};
+use super::package_services;
+pub use super::package_services::{ServiceKey, ServiceValues};
 use crate::workflow::registry;
 pub use crate::workflow::registry::CommandBody;
 
@@ -110,6 +112,10 @@ pub struct ServiceOrderData {
     /// Service identifier (checked against the identifier requirements and realms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identifier: Option<IdentifierData>,
+    /// Values for the package's other services (by service type, or by service plan when
+    /// a type repeats), each with the SQ it needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceValues>,
     /// The customer accepted the package's terms and conditions. Without it an order
     /// whose package has terms never reaches CompleteOrder.
     #[serde(default)]
@@ -213,7 +219,7 @@ impl SqRequest {
         }
     }
 
-    fn problems(&self, problems: &mut Vec<String>) {
+    pub(crate) fn problems(&self, problems: &mut Vec<String>) {
         match self {
             SqRequest::Simple => {}
             SqRequest::GeneralPhone {
@@ -404,6 +410,10 @@ impl CommandData for ServiceOrderData {
                 .push("data.package needs exactly one of plan_id and external_name".to_string()),
         }
         self.sq.problems(&mut problems);
+        problems.extend(package_services::problems(
+            &self.services,
+            self.service_type_id,
+        ));
         if self.account_presale_sq_id.is_some() && self.account_presale_id.is_none() {
             problems.push("data.account_presale_sq_id needs account_presale_id".to_string());
         }
@@ -434,6 +444,11 @@ impl CommandData for ServiceOrderData {
             .into_iter()
             .chain(self.account.portal_password())
             .chain(self.identifier.as_ref().map(|i| i.password.as_str()))
+            .chain(
+                self.services
+                    .iter()
+                    .filter_map(|s| s.identifier.as_ref().map(|i| i.password.as_str())),
+            )
             .collect()
     }
 
@@ -450,6 +465,11 @@ impl CommandData for ServiceOrderData {
             .into_iter()
             .chain(portal)
             .chain(self.identifier.as_mut().map(|i| &mut i.password))
+            .chain(
+                self.services
+                    .iter_mut()
+                    .filter_map(|s| s.identifier.as_mut().map(|i| &mut i.password)),
+            )
             .collect()
     }
 }

@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod events;
 pub mod message;
 mod new_account;
+mod package_services;
 mod reason;
 pub mod schemas;
 pub mod signing;

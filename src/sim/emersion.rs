@@ -91,12 +91,14 @@ pub const NBN_TYPE_ID: i64 = 100400;
 pub const LEGACY_FAX_TYPE_ID: i64 = 100500;
 pub const RETIRED_DIALUP_TYPE_ID: i64 = 100600;
 
-/// Package plans (each with one mandatory allowance of quantity 1).
+/// Package plans: each with one mandatory allowance of quantity 1, but the bundle, which
+/// holds an NBN service and a phone line.
 pub const BUSINESS_SUPPORT_BASIC_PLAN_ID: i64 = 200100;
 pub const BUSINESS_SUPPORT_PLUS_PLAN_ID: i64 = 200101;
 pub const HOSTING_STARTER_PLAN_ID: i64 = 200200;
 pub const PHONE_BASIC_PLAN_ID: i64 = 200300;
 pub const NBN_50_PLAN_ID: i64 = 200400;
+pub const NBN_PHONE_BUNDLE_PLAN_ID: i64 = 200500;
 
 /// Service plans of the allowances.
 pub const BUSINESS_SUPPORT_SERVICE_PLAN_ID: i64 = 300100;
@@ -673,4 +675,38 @@ impl Emersion {
 /// `POST /{Service}` for the four SOAP services.
 pub(super) fn routes() -> Router<Simulator> {
     Router::new().route("/{service}", post(soap::endpoint))
+}
+
+#[derive(serde::Deserialize)]
+struct RequirementChange {
+    service_plan_id: i64,
+    property_type_id: i64,
+    mandatory: bool,
+}
+
+/// `POST /_sim/emersion/requirements`: a requirement changes without notice.
+pub(super) fn control_routes() -> Router<Simulator> {
+    Router::new().route(
+        "/_sim/emersion/requirements",
+        post(
+            |axum::extract::State(sim): axum::extract::State<Simulator>,
+             axum::Json(change): axum::Json<RequirementChange>| async move {
+                let changed = sim.emersion().lock().catalog.set_mandatory(
+                    change.service_plan_id,
+                    change.property_type_id,
+                    change.mandatory,
+                );
+                match changed {
+                    Ok(()) => (
+                        axum::http::StatusCode::OK,
+                        axum::Json(serde_json::json!({"changed": true})),
+                    ),
+                    Err(Rejection(text)) => (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(serde_json::json!({"error": text})),
+                    ),
+                }
+            },
+        ),
+    )
 }

@@ -112,6 +112,7 @@ impl Simulator {
             .merge(faults::routes())
             .route("/_sim/state", get(state))
             .route("/_sim/latency", post(set_latency))
+            .merge(emersion::control_routes())
             .merge(platforms)
             .with_state(self.clone())
     }

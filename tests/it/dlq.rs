@@ -6,28 +6,11 @@ use crate::common;
 use std::process::Command as Process;
 use std::time::Duration;
 
-use crate::common::{renewal, Harness};
+use crate::common::{dlq_cli, renewal, Harness};
 use billflow::broker::Publisher;
 use billflow::cli::dlq::{self, DeadQueue};
 use billflow::contract::events::Outcome;
 use serde_json::json;
-
-fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
-    let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
-        .arg("dlq")
-        .args(args)
-        .env("AMQP_URL", &h.amqp_url)
-        .env("BILLFLOW_PREFIX", &h.prefix)
-        .env("BILLFLOW_SHARDS", h.shards.to_string())
-        .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn completed(h: &Harness, id: &str) -> usize {
     h.events_of(id)

@@ -27,3 +27,4 @@ mod service_order;
 mod sim_costguard;
 mod sim_emersion;
 mod undelivered;
+mod whole_package;

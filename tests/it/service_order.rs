@@ -77,7 +77,10 @@ async fn simple_sq_sign_up_follows_the_seed_order() {
             "GetServiceContactRequirements",
             "GetServiceIdentifierRequirements",
             "GetServiceIdentifierRealm",
+            // Each Set stage reads the requirement it sets again (seed 000: they change).
+            "GetServiceConfigurationRequirements",
             "SetServiceConfiguration",
+            "GetServiceContactRequirements",
             "SetServiceContacts",
             "GetTermsAndConditions",
             "serviceList",

@@ -756,7 +756,14 @@ async fn general_phone_sq_order() {
         .children_named("PackagePlan")
         .map(|p| p.text_at(&["ID"]).unwrap())
         .collect();
-    assert_eq!(ids, [PHONE_BASIC_PLAN_ID.to_string()]);
+    // The bundle holds a phone line too: offered on either of its services' SQs.
+    assert_eq!(
+        ids,
+        [
+            PHONE_BASIC_PLAN_ID.to_string(),
+            NBN_PHONE_BUNDLE_PLAN_ID.to_string()
+        ]
+    );
     sim.select(presale_id, PHONE_BASIC_PLAN_ID).await;
 
     let terms = sim
@@ -981,7 +988,13 @@ async fn nwb_sq_order() {
         .children_named("PackagePlan")
         .map(|p| p.text_at(&["ID"]).unwrap())
         .collect();
-    assert_eq!(ids, [NBN_50_PLAN_ID.to_string()]);
+    assert_eq!(
+        ids,
+        [
+            NBN_50_PLAN_ID.to_string(),
+            NBN_PHONE_BUNDLE_PLAN_ID.to_string()
+        ]
+    );
     sim.select(presale_id, NBN_50_PLAN_ID).await;
 
     let identifiers = sim

@@ -238,6 +238,27 @@ impl Catalog {
                     "NBN 50: month to month; typical evening speed 45 Mbps.",
                 ),
             ),
+            (
+                NBN_PHONE_BUNDLE_PLAN_ID,
+                PackagePlan {
+                    id: NBN_PHONE_BUNDLE_PLAN_ID,
+                    internal_name: "NBN-PHONE-1",
+                    external_name: "NBN 50 + Phone",
+                    allowances: [
+                        (NBN_SERVICE_PLAN_ID, NBN_TYPE_ID),
+                        (PHONE_SERVICE_PLAN_ID, PHONE_LINE_TYPE_ID),
+                    ]
+                    .into_iter()
+                    .map(|(service_plan_id, service_type_id)| Allowance {
+                        service_plan_id,
+                        service_type_id,
+                        quantity: 1,
+                        mandatory: true,
+                    })
+                    .collect(),
+                    terms: Vec::new(),
+                },
+            ),
         ]
         .into_iter()
         .collect();
@@ -417,6 +438,26 @@ impl Catalog {
         self.package_plans
             .get(&id)
             .ok_or_else(|| "Undefined package plan".into())
+    }
+
+    /// Emersion changes requirements without notice (seed 000): tests make a property of
+    /// a service plan mandatory, or optional, while an order runs.
+    pub(super) fn set_mandatory(
+        &mut self,
+        service_plan_id: i64,
+        type_id: i64,
+        mandatory: bool,
+    ) -> Result<(), Rejection> {
+        let property = self
+            .service_plans
+            .get_mut(&service_plan_id)
+            .ok_or("Undefined service plan")?
+            .properties
+            .iter_mut()
+            .find(|p| p.type_id == type_id)
+            .ok_or("Unknown property")?;
+        property.mandatory = mandatory;
+        Ok(())
     }
 
     pub(super) fn service_plan(&self, id: i64) -> Result<&ServicePlan, Rejection> {

@@ -8,6 +8,7 @@ mod order;
 mod package;
 mod probe;
 mod requirements;
+mod services;
 mod sq;
 mod terms;
 
@@ -16,7 +17,8 @@ pub use complete::OrderCompleted;
 pub use order::OrderStarted;
 pub use package::PackageChosen;
 pub use requirements::{check, Requirements, ServiceRequirements};
-pub use sq::{AddressFound, Qualified};
+pub use services::{PackageService, Values};
+pub use sq::{AddressFound, Qualified, ServicesQualified};
 pub use terms::TermsFound;
 
 use serde::de::DeserializeOwned;
@@ -47,6 +49,9 @@ stages! {
         FindAddress = "find_address", Repeatable;
         NwbSq = "nwb_sq", Repeatable;
         GetPackages = "get_packages", Repeatable;
+        // The SQs of the package's other service types, before the plan is selected, for
+        // the same reason as the SQ stages above.
+        QualifyServices = "qualify_services", Repeatable;
         // Reconciled by sending it again: the platform refuses a repeat.
         SelectPackage = "select_package", NonIdempotent + probe;
         GetRequirements = "get_requirements", Repeatable;
@@ -84,6 +89,10 @@ impl Workflow for ServiceOrder {
             include_str!("../../../schemas/examples/commands/service_order.submit.nwb.json"),
         ),
         (
+            "service_order.submit.bundle",
+            include_str!("../../../schemas/examples/commands/service_order.submit.bundle.json"),
+        ),
+        (
             "service_order.submit.new_customer",
             include_str!(
                 "../../../schemas/examples/commands/service_order.submit.new_customer.json"
@@ -117,18 +126,26 @@ impl Workflow for ServiceOrder {
             StartOrder => Some(sq_stage(data)),
             FindAddress => Some(NwbSq),
             SimpleSq | PhoneSq | NwbSq => Some(GetPackages),
-            GetPackages => Some(SelectPackage),
+            GetPackages => {
+                let chosen: PackageChosen = decode(stage.as_str(), output)?;
+                if services::other_types(data, &chosen.package).is_empty() {
+                    Some(SelectPackage)
+                } else {
+                    Some(QualifyServices)
+                }
+            }
+            QualifyServices => Some(SelectPackage),
             SelectPackage => Some(GetRequirements),
-            GetRequirements => Some(next_set_stage(
-                stage,
-                data,
-                &decode(stage.as_str(), output)?,
-            )),
-            SetConfiguration | SetFeatures | SetContacts | SetIdentifier => Some(next_set_stage(
-                stage,
-                data,
-                &output_of(outputs, GetRequirements)?,
-            )),
+            GetRequirements | SetConfiguration | SetFeatures | SetContacts | SetIdentifier => {
+                let chosen: PackageChosen = output_of(outputs, GetPackages)?;
+                let services = services::services_of(data, &chosen.package)?;
+                let reqs: Requirements = if stage == GetRequirements {
+                    decode(stage.as_str(), output)?
+                } else {
+                    output_of(outputs, GetRequirements)?
+                };
+                Some(next_set_stage(stage, &services, &reqs))
+            }
             GetTerms => Some(ListServices),
             ListServices => Some(CompleteOrder),
             CompleteOrder => after_complete(data),
@@ -157,6 +174,7 @@ impl Workflow for ServiceOrder {
             FindAddress => sq::find_address(&cx).await,
             NwbSq => sq::nwb_sq(&cx).await,
             GetPackages => package::get_packages(&cx).await,
+            QualifyServices => sq::qualify_services(&cx).await,
             SelectPackage => package::select_package(&cx).await,
             GetRequirements => requirements::get_requirements(&cx).await,
             SetConfiguration => configure::set_configuration(&cx).await,
@@ -214,26 +232,26 @@ fn sq_stage(data: &ServiceOrderData) -> ServiceOrderStage {
 /// The next Set stage after `stage` that has something to set, else `get_terms`.
 fn next_set_stage(
     stage: ServiceOrderStage,
-    data: &ServiceOrderData,
+    services: &[PackageService<'_>],
     reqs: &Requirements,
 ) -> ServiceOrderStage {
     use ServiceOrderStage::*;
-    let any = |has: fn(&ServiceRequirements) -> bool| reqs.services.iter().any(has);
+    let any_req = |has: fn(&ServiceRequirements) -> bool| reqs.services.iter().any(has);
+    let any_value = |has: fn(&Values<'_>) -> bool| services.iter().any(|s| has(&s.values));
     let wanted = [
         (
             SetConfiguration,
-            !data.configuration.is_empty() || any(|s| !s.properties.is_empty()),
+            any_value(|v| !v.configuration.is_empty()) || any_req(|s| !s.properties.is_empty()),
         ),
-        // Features not named keep the platform's defaults: nothing to set.
         (
             SetFeatures,
-            data.features.iter().any(|f| f.setting().is_some()),
+            any_value(|v| v.features.iter().any(|f| f.setting().is_some())),
         ),
         (
             SetContacts,
-            !data.contacts.is_empty() || any(|s| !s.contacts.is_empty()),
+            any_value(|v| !v.contacts.is_empty()) || any_req(|s| !s.contacts.is_empty()),
         ),
-        (SetIdentifier, data.identifier.is_some()),
+        (SetIdentifier, any_value(|v| v.identifier.is_some())),
     ];
     let start = wanted
         .iter()
@@ -321,6 +339,24 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The SQ of the package's services of `service_type_id`: the ordered type's, or the
+    /// one `qualify_services` made.
+    fn sq_for(&self, service_type_id: i64) -> Result<i64, StageError> {
+        if service_type_id == self.data.service_type_id {
+            return self.sq_id();
+        }
+        self.output::<ServicesQualified>(ServiceOrderStage::QualifyServices)?
+            .services
+            .iter()
+            .find(|s| s.service_type_id == service_type_id)
+            .map(|s| s.account_presale_sq_id)
+            .ok_or_else(|| {
+                StageError::permanent(format!(
+                    "qualify_services made no SQ for service type {service_type_id}"
+                ))
+            })
+    }
+
     /// The id of the SQ that ran, whichever kind it was, else the command's.
     fn sq_id(&self) -> Result<i64, StageError> {
         use ServiceOrderStage::*;
@@ -372,6 +408,7 @@ mod tests {
                 ("find_address", Repeatable, false),
                 ("nwb_sq", Repeatable, false),
                 ("get_packages", Repeatable, false),
+                ("qualify_services", Repeatable, false),
                 ("select_package", NonIdempotent, true),
                 ("get_requirements", Repeatable, false),
                 ("set_configuration", Repeatable, false),
@@ -422,13 +459,42 @@ mod tests {
     /// What comes after `stage` for a command with `extra` data, `reqs` being the output
     /// of get_requirements (its own output, and in the slip for the Set stages).
     fn next_of(stage: ServiceOrderStage, extra: &Value, reqs: &Value) -> Option<ServiceOrderStage> {
-        let outputs: Outputs = [("get_requirements".to_string(), reqs.clone())].into();
-        let output = if stage == ServiceOrderStage::GetRequirements {
-            reqs.clone()
-        } else {
-            json!({})
+        let package = package_of(&[(300100, 100100)]);
+        let outputs: Outputs = [
+            ("get_requirements".to_string(), reqs.clone()),
+            ("get_packages".to_string(), package.clone()),
+        ]
+        .into();
+        let output = match stage {
+            ServiceOrderStage::GetRequirements => reqs.clone(),
+            ServiceOrderStage::GetPackages => package,
+            _ => json!({}),
         };
         ServiceOrder::next(&order(extra.clone()), stage, &outputs, &output).unwrap()
+    }
+
+    /// get_packages' output: a package of these (service plan, service type) allowances.
+    fn package_of(allowances: &[(i64, i64)]) -> Value {
+        let allowances: Vec<Value> = allowances
+            .iter()
+            .map(|(plan, service_type)| {
+                json!({"service_plan_id": plan, "service_type_id": service_type,
+                       "quantity": 1, "mandatory": true})
+            })
+            .collect();
+        json!({"package": {"id": 200100, "internal_name": "p", "external_name": "P",
+                           "service_allowances": allowances}})
+    }
+
+    #[test]
+    fn a_package_with_other_service_types_qualifies_them_before_the_selection() {
+        use ServiceOrderStage::*;
+        let bundle = package_of(&[(300100, 100100), (300300, 100300)]);
+        let data = order(json!({}));
+        let next = ServiceOrder::next(&data, GetPackages, &Outputs::new(), &bundle).unwrap();
+        assert_eq!(next, Some(QualifyServices));
+        let next = ServiceOrder::next(&data, QualifyServices, &Outputs::new(), &json!({}));
+        assert_eq!(next.unwrap(), Some(SelectPackage));
     }
 
     #[test]
@@ -489,7 +555,19 @@ mod tests {
                 "{stage} with {extra}"
             );
         }
-        let err = ServiceOrder::next(&order(plain), SetFeatures, &Outputs::new(), &json!({}));
+        let err = ServiceOrder::next(
+            &order(plain.clone()),
+            SetFeatures,
+            &Outputs::new(),
+            &json!({}),
+        );
+        assert!(err
+            .unwrap_err()
+            .message
+            .contains("lacks the output of get_packages"));
+        let packaged: Outputs =
+            [("get_packages".to_string(), package_of(&[(300100, 100100)]))].into();
+        let err = ServiceOrder::next(&order(plain), SetFeatures, &packaged, &json!({}));
         assert!(err
             .unwrap_err()
             .message

@@ -1,24 +1,29 @@
-//! `get_requirements`: per service of the package for the ordered type, its
-//! configuration, feature, contact and identifier requirements (and realms), with the
-//! command's values checked against them before any Set call.
+//! `get_requirements`: for every service of the selected package, its configuration,
+//! feature, contact and identifier requirements (and realms), with the command's values
+//! for that service checked against them before any Set call. The Set stages read the
+//! requirement they set again (seed 000: Emersion changes them without notice) and check
+//! with the same functions.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::package::PackageChosen;
+use super::services::{other_types, services_of, PackageService, Values};
 use super::sq::transfer;
 use super::{Ctx, ServiceOrderStage};
 use crate::billing::emersion::wire::{
     self, ContactRequirement, FeatureRequirement, IdentifierRequirement, PropertyRequirement,
-    Realm, CANNOT_HAVE_IDENT, MUST_HAVE_IDENT,
+    Realm, TransferType, CANNOT_HAVE_IDENT, MUST_HAVE_IDENT,
 };
-use crate::contract::command::ServiceOrderData;
 use crate::workflow::{encode, StageError};
 
 /// The requirements of one service of the package.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceRequirements {
     pub service_plan_id: i64,
+    /// Absent in stage messages written before whole packages were configured.
+    #[serde(default)]
+    pub service_type_id: i64,
     pub properties: Vec<PropertyRequirement>,
     pub features: Vec<FeatureRequirement>,
     pub contacts: Vec<ContactRequirement>,
@@ -31,19 +36,27 @@ pub struct Requirements {
     pub services: Vec<ServiceRequirements>,
 }
 
+impl Requirements {
+    pub fn of_plan(&self, service_plan_id: i64) -> Option<&ServiceRequirements> {
+        self.services
+            .iter()
+            .find(|s| s.service_plan_id == service_plan_id)
+    }
+}
+
 pub(super) async fn get_requirements(cx: &Ctx<'_>) -> Result<Value, StageError> {
     let chosen: PackageChosen = cx.output(ServiceOrderStage::GetPackages)?;
-    let mut services = Vec::new();
-    for allowance in chosen
-        .package
-        .service_allowances
-        .iter()
-        .filter(|a| a.service_type_id == cx.data.service_type_id)
-    {
-        services.push(service_requirements(cx, allowance.service_plan_id).await?);
+    let services = services_of(cx.data, &chosen.package)?;
+    let mut reqs = Requirements {
+        services: Vec::new(),
+    };
+    for service in &services {
+        if reqs.of_plan(service.service_plan_id).is_none() {
+            let fetched = service_requirements(cx, service, &chosen).await?;
+            reqs.services.push(fetched);
+        }
     }
-    let reqs = Requirements { services };
-    let problems = check(cx.data, &reqs);
+    let problems = check(&services, &reqs);
     if !problems.is_empty() {
         return Err(StageError::permanent(format!(
             "the order does not meet the service requirements: {}",
@@ -53,14 +66,38 @@ pub(super) async fn get_requirements(cx: &Ctx<'_>) -> Result<Value, StageError> 
     encode(reqs)
 }
 
-async fn service_requirements(cx: &Ctx<'_>, plan: i64) -> Result<ServiceRequirements, StageError> {
+/// The TransferType of the SQ that qualifies `service`.
+pub(super) fn transfer_of(
+    cx: &Ctx<'_>,
+    service: &PackageService<'_>,
+    chosen: &PackageChosen,
+) -> TransferType {
+    let sq = if service.service_type_id == cx.data.service_type_id {
+        &cx.data.sq
+    } else {
+        other_types(cx.data, &chosen.package)
+            .into_iter()
+            .find(|(t, _)| *t == service.service_type_id)
+            .map(|(_, sq)| sq)
+            .unwrap_or(&cx.data.sq)
+    };
+    transfer(sq.transfer_type())
+}
+
+async fn service_requirements(
+    cx: &Ctx<'_>,
+    service: &PackageService<'_>,
+    chosen: &PackageChosen,
+) -> Result<ServiceRequirements, StageError> {
     let client = &cx.client;
+    let plan = service.service_plan_id;
     Ok(ServiceRequirements {
         service_plan_id: plan,
+        service_type_id: service.service_type_id,
         properties: client
             .call(&wire::GetServiceConfigurationRequirements {
                 service_plan_id: plan,
-                transfer_type: transfer(cx.data.sq.transfer_type()),
+                transfer_type: transfer_of(cx, service, chosen),
             })
             .await?,
         features: client
@@ -87,31 +124,39 @@ async fn service_requirements(cx: &Ctx<'_>, plan: i64) -> Result<ServiceRequirem
 }
 
 /// Every way the command's values miss the services' requirements, before any Set call.
-pub fn check(data: &ServiceOrderData, reqs: &Requirements) -> Vec<String> {
+pub fn check(services: &[PackageService<'_>], reqs: &Requirements) -> Vec<String> {
     let mut problems = Vec::new();
-    if reqs.services.is_empty() {
-        problems.push(format!(
-            "the package has no service of service type {}",
-            data.service_type_id
-        ));
+    if services.is_empty() {
+        problems.push("the package has no service".to_string());
     }
-    for service in &reqs.services {
-        check_configuration(data, service, &mut problems);
-        check_features(data, service, &mut problems);
-        check_contacts(data, service, &mut problems);
-        check_identifier(data, service, &mut problems);
+    for service in services {
+        let Some(req) = reqs.of_plan(service.service_plan_id) else {
+            problems.push(format!(
+                "service plan {}: no requirements were read",
+                service.service_plan_id
+            ));
+            continue;
+        };
+        let (plan, values) = (service.service_plan_id, &service.values);
+        check_configuration(plan, values, &req.properties, &mut problems);
+        check_features(plan, values, &req.features, &mut problems);
+        check_contacts(plan, values, &req.contacts, &mut problems);
+        check_identifier(plan, values, &req.identifiers, &req.realms, &mut problems);
     }
     problems
 }
 
-fn check_configuration(
-    data: &ServiceOrderData,
-    service: &ServiceRequirements,
+pub(super) fn check_configuration(
+    plan: i64,
+    values: &Values<'_>,
+    properties: &[PropertyRequirement],
     problems: &mut Vec<String>,
 ) {
-    let plan = service.service_plan_id;
-    for req in &service.properties {
-        let given = data.configuration.iter().find(|p| p.type_id == req.type_id);
+    for req in properties {
+        let given = values
+            .configuration
+            .iter()
+            .find(|p| p.type_id == req.type_id);
         match given {
             None if req.mandatory => problems.push(format!(
                 "service plan {plan}: missing mandatory configuration {} ({})",
@@ -137,8 +182,8 @@ fn check_configuration(
             _ => {}
         }
     }
-    for p in &data.configuration {
-        if !service.properties.iter().any(|r| r.type_id == p.type_id) {
+    for p in values.configuration {
+        if !properties.iter().any(|r| r.type_id == p.type_id) {
             problems.push(format!(
                 "service plan {plan}: unknown configuration property {}",
                 p.type_id
@@ -149,14 +194,14 @@ fn check_configuration(
 
 /// Every feature the command sets must be one of the plan's, with a FeatureIdentifier
 /// exactly where its FeatureIdentifierType wants one.
-fn check_features(
-    data: &ServiceOrderData,
-    service: &ServiceRequirements,
+pub(super) fn check_features(
+    plan: i64,
+    values: &Values<'_>,
+    features: &[FeatureRequirement],
     problems: &mut Vec<String>,
 ) {
-    let plan = service.service_plan_id;
-    for f in data.features.iter().filter_map(|f| f.setting()) {
-        let Some(req) = service.features.iter().find(|r| r.type_id == f.type_id) else {
+    for f in values.features.iter().filter_map(|f| f.setting()) {
+        let Some(req) = features.iter().find(|r| r.type_id == f.type_id) else {
             problems.push(format!(
                 "service plan {plan}: unknown feature type {}",
                 f.type_id
@@ -177,14 +222,14 @@ fn check_features(
     }
 }
 
-fn check_contacts(
-    data: &ServiceOrderData,
-    service: &ServiceRequirements,
+pub(super) fn check_contacts(
+    plan: i64,
+    values: &Values<'_>,
+    contacts: &[ContactRequirement],
     problems: &mut Vec<String>,
 ) {
-    let plan = service.service_plan_id;
-    for req in &service.contacts {
-        let count = data
+    for req in contacts {
+        let count = values
             .contacts
             .iter()
             .filter(|c| c.type_id == req.type_id)
@@ -196,8 +241,8 @@ fn check_contacts(
             ));
         }
     }
-    for c in &data.contacts {
-        if !service.contacts.iter().any(|r| r.type_id == c.type_id) {
+    for c in values.contacts {
+        if !contacts.iter().any(|r| r.type_id == c.type_id) {
             problems.push(format!(
                 "service plan {plan}: unknown contact type {}",
                 c.type_id
@@ -208,20 +253,20 @@ fn check_contacts(
 
 /// SetServiceIdentifier sets the authentication-based identifier: needed when the plan
 /// has one, in one of the plan's realms when a realm is required.
-fn check_identifier(
-    data: &ServiceOrderData,
-    service: &ServiceRequirements,
+pub(super) fn check_identifier(
+    plan: i64,
+    values: &Values<'_>,
+    identifiers: &[IdentifierRequirement],
+    realms: &[Realm],
     problems: &mut Vec<String>,
 ) {
-    let plan = service.service_plan_id;
-    let auth: Vec<&IdentifierRequirement> = service
-        .identifiers
+    let auth: Vec<&IdentifierRequirement> = identifiers
         .iter()
         .filter(|i| i.authentication_based)
         .collect();
     let realm_required = auth.iter().any(|i| i.realm_required);
-    let realms: Vec<&str> = service.realms.iter().map(|r| r.name.as_str()).collect();
-    match &data.identifier {
+    let realms: Vec<&str> = realms.iter().map(|r| r.name.as_str()).collect();
+    match values.identifier {
         None if !auth.is_empty() => problems.push(format!(
             "service plan {plan}: missing mandatory identifier ({})",
             auth.iter()
@@ -246,13 +291,34 @@ fn check_identifier(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::billing::emersion::wire::{PackagePlan, ServiceAllowance};
+    use crate::contract::command::ServiceOrderData;
     use crate::workflow::service_order::tests::order;
     use crate::workflow::service_order::{next_set_stage, ServiceOrderStage::*};
+
+    fn basic() -> PackagePlan {
+        PackagePlan {
+            id: 200100,
+            internal_name: "basic".into(),
+            external_name: "Basic".into(),
+            service_allowances: vec![ServiceAllowance {
+                service_plan_id: 300100,
+                service_type_id: 100100,
+                quantity: 1,
+                mandatory: true,
+            }],
+        }
+    }
+
+    fn services(data: &ServiceOrderData) -> Vec<PackageService<'_>> {
+        services_of(data, &basic()).unwrap()
+    }
 
     fn reqs() -> Requirements {
         Requirements {
             services: vec![ServiceRequirements {
                 service_plan_id: 300100,
+                service_type_id: 100100,
                 properties: vec![
                     PropertyRequirement {
                         type_id: 500001,
@@ -296,7 +362,7 @@ mod tests {
             "features": [{"type_id": 600001}, {"type_id": 600099}],
             "identifier": {"username": "u", "realm": "r", "password": "p"}
         }));
-        let problems = check(&data, &reqs());
+        let problems = check(&services(&data), &reqs());
         let all = problems.join("\n");
         for expected in [
             "missing mandatory configuration 500001",
@@ -320,11 +386,12 @@ mod tests {
             "contacts": [{"type_id": 700001, "first_name": "Jane", "last_name": "Citizen"}]
         }));
         let reqs = reqs();
-        assert!(check(&data, &reqs).is_empty());
+        let services = services(&data);
+        assert!(check(&services, &reqs).is_empty());
         assert_eq!(
-            next_set_stage(GetRequirements, &data, &reqs),
+            next_set_stage(GetRequirements, &services, &reqs),
             SetConfiguration
         );
-        assert_eq!(next_set_stage(SetContacts, &data, &reqs), GetTerms);
+        assert_eq!(next_set_stage(SetContacts, &services, &reqs), GetTerms);
     }
 }

@@ -611,3 +611,21 @@ pub fn renewal(command_id: &str, service_number: &str) -> Value {
         }
     })
 }
+
+/// `billflow dlq ARGS` against the harness's broker and prefix: success, stdout, stderr.
+pub fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
+    let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
+        .arg("dlq")
+        .args(args)
+        .env("AMQP_URL", &h.amqp_url)
+        .env("BILLFLOW_PREFIX", &h.prefix)
+        .env("BILLFLOW_SHARDS", h.shards.to_string())
+        .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
