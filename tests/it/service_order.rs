@@ -156,6 +156,17 @@ async fn phone_and_nwb_sign_ups_complete() {
         nwb["find_address"]["address"]["location_id"],
         "LOC000000000001"
     );
+    // Both orders are the same account's and may complete together: each lists only the
+    // service of its own package.
+    for (id, service_type) in [
+        ("so-phone", em::PHONE_LINE_TYPE_ID),
+        ("so-nwb", em::NBN_TYPE_ID),
+    ] {
+        let output = terminal(&h, id).data.output.unwrap();
+        let services = output["complete_order"]["services"].as_array().unwrap();
+        assert_eq!(services.len(), 1, "{id}: {output}");
+        assert_eq!(services[0]["service_type_id"], service_type, "{id}");
+    }
     worker.stop().await;
 }
 

@@ -249,3 +249,66 @@ async fn wait_error(h: &mut Harness, command_id: &str, nth: usize) -> String {
         h.settle(Duration::from_millis(200)).await;
     }
 }
+
+/// CompleteOrder answers only a Status, so the services it created are the account's new
+/// ones. Another order of the same account completing while this one is in CompleteOrder
+/// adds services too: only those of this order's package are this order's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_created_services_are_those_of_the_order_s_own_package() {
+    let mut h = Harness::start("pkg-mine").await;
+    h.sim_post(
+        "/_sim/faults",
+        json!({"operation": "CompleteOrder", "kind": "latency", "ms": 2500, "count": 1}),
+    )
+    .await;
+    let worker = h.spawn_worker();
+    let phone = json!({"command_id": "pkg-mine-phone", "type": "service_order.submit", "data": {
+        "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
+        "service_type_id": em::PHONE_LINE_TYPE_ID,
+        "sq": {"kind": "general_phone", "phone_number": "0299998888"},
+        "package": {"plan_id": em::PHONE_BASIC_PLAN_ID},
+        "configuration": [{"type_id": em::DIRECTORY_LISTING_PROPERTY_ID, "value": "Unlisted"}]}});
+    h.publish(&phone).await;
+    // The phone order is held inside CompleteOrder, after list_services saw the account.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while !h.call_counts().await.contains_key("CompleteOrder") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "CompleteOrder never called"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let support = json!({"command_id": "pkg-mine-support", "type": "service_order.submit", "data": {
+        "account": {"account_id": em::ACTIVE_ACCOUNT_ID},
+        "service_type_id": em::BUSINESS_SUPPORT_TYPE_ID,
+        "sq": {"kind": "simple"},
+        "package": {"plan_id": em::BUSINESS_SUPPORT_BASIC_PLAN_ID},
+        "configuration": [{"type_id": em::SITE_NAME_PROPERTY_ID, "value": "HQ"}],
+        "contacts": [{"type_id": em::TECHNICAL_CONTACT_TYPE_ID, "first_name": "Jane",
+                      "last_name": "Citizen"}],
+        "accept_terms": true}});
+    h.publish(&support).await;
+    let seen = h
+        .wait_terminal(&["pkg-mine-support", "pkg-mine-phone"])
+        .await;
+    let order: Vec<&str> = seen
+        .iter()
+        .filter(|e| e.is_terminal())
+        .map(|e| e.subject.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        ["pkg-mine-support", "pkg-mine-phone"],
+        "the support order completed while the phone order was in CompleteOrder"
+    );
+    for (id, service_type) in [
+        ("pkg-mine-phone", em::PHONE_LINE_TYPE_ID),
+        ("pkg-mine-support", em::BUSINESS_SUPPORT_TYPE_ID),
+    ] {
+        let output = terminal(&h, id).data.output.unwrap();
+        let services = output["complete_order"]["services"].as_array().unwrap();
+        assert_eq!(services.len(), 1, "{id}: {output}");
+        assert_eq!(services[0]["service_type_id"], service_type, "{id}");
+    }
+    worker.stop().await;
+}

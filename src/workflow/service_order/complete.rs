@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::package::PackageChosen;
 use super::{Ctx, ServiceOrderStage};
 use crate::billing::emersion::wire;
 use crate::workflow::{encode, Probe, StageError};
@@ -63,13 +64,27 @@ pub(super) async fn complete_order(cx: &Ctx<'_>) -> Result<Value, StageError> {
     })
 }
 
-/// Applied when the account has services the snapshot had not: CompleteOrder is what
-/// creates them. Another order of the same account completing in between would look the
-/// same; orders of one account are not expected to overlap.
+/// Applied when the account has services of the package's types the snapshot had not:
+/// CompleteOrder is what creates them. More of them than the package holds means another
+/// order of the account completed meanwhile, and nothing tells the two apart: a person
+/// must look.
 pub(super) async fn reconcile(cx: &Ctx<'_>) -> Result<Probe<Value>, StageError> {
     let services = created_services(cx).await?;
     if services.is_empty() {
         return Ok(Probe::NotApplied);
+    }
+    let chosen: PackageChosen = cx.output(ServiceOrderStage::GetPackages)?;
+    let expected: i64 = chosen
+        .package
+        .service_allowances
+        .iter()
+        .map(|a| a.quantity.max(1))
+        .sum();
+    if i64::try_from(services.len()).unwrap_or(i64::MAX) > expected {
+        return Err(StageError::permanent(format!(
+            "the account has {} new services of the package's types where the package holds {expected}: another order completed meanwhile",
+            services.len()
+        )));
     }
     encode(OrderCompleted {
         account_presale_id: cx.presale_id()?,
@@ -79,15 +94,27 @@ pub(super) async fn reconcile(cx: &Ctx<'_>) -> Result<Probe<Value>, StageError> 
     .map(Probe::Applied)
 }
 
-/// The account's services missing from the snapshot, each with its subscription status.
+/// The account's services of the package's service types missing from the snapshot
+/// (another order of the same account, for other services, may complete meanwhile), each
+/// with its subscription status. A service serviceList gives no type for is counted in.
 async fn created_services(cx: &Ctx<'_>) -> Result<Vec<CreatedService>, StageError> {
     let before: ServicesBefore = cx.output(ServiceOrderStage::ListServices)?;
+    let chosen: PackageChosen = cx.output(ServiceOrderStage::GetPackages)?;
+    let of_package = |service_type: Option<i64>| {
+        service_type.is_none_or(|t| {
+            chosen
+                .package
+                .service_allowances
+                .iter()
+                .any(|a| a.service_type_id == t)
+        })
+    };
     let account_id = cx.account_id()?;
     let now = cx.client.call(&wire::ServiceList { account_id }).await?;
     let mut created = Vec::new();
     for item in now
         .into_iter()
-        .filter(|s| !before.service_ids.contains(&s.service_id))
+        .filter(|s| !before.service_ids.contains(&s.service_id) && of_package(s.service_type_id))
     {
         let lookup = cx
             .client
