@@ -19,7 +19,7 @@ use billflow::billing::emersion::{EmersionAuth, EmersionClient, EmersionConfig, 
 use billflow::billing::http::HttpError;
 use billflow::billing::Failure;
 use billflow::config::DEFAULT_MAX_RESPONSE_BYTES;
-use billflow::contract::events::{CloudEvent, Outcome};
+use billflow::contract::events::Outcome;
 use billflow::contract::DeadReason;
 use billflow::secret::Secret;
 use billflow::sim::costguard::{ACTIVE_CUSTOMER_ID, ACTIVE_SERVICE};
@@ -29,20 +29,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// The one terminal event of `id`.
-fn terminal(h: &Harness, id: &str) -> CloudEvent {
-    let terminals: Vec<CloudEvent> = h
-        .events_of(id)
-        .into_iter()
-        .filter(|e| e.is_terminal())
-        .cloned()
-        .collect();
-    assert_eq!(
-        terminals.len(),
-        1,
-        "one terminal event for {id}: {terminals:?}"
-    );
-    terminals.into_iter().next().unwrap()
-}
 
 /// Errors of the step events of `id` with this outcome.
 fn step_errors(h: &Harness, id: &str, outcome: Outcome) -> Vec<String> {
@@ -166,7 +152,7 @@ async fn a_redirect_is_never_followed() {
             "StartOrder",
         ),
     ] {
-        let end = terminal(&h, id);
+        let end = h.terminal(id);
         assert_eq!(end.data.outcome, Outcome::Failed, "{end:?}");
         let error = end.data.error.clone().unwrap_or_default();
         assert!(
@@ -227,7 +213,7 @@ async fn a_huge_answer_is_cut_at_the_cap_without_buffering_it() {
     let grown = vm_hwm_kib().saturating_sub(before);
     eprintln!("peak RSS grew by {grown} KiB");
 
-    let end = terminal(&h, "crm-huge");
+    let end = h.terminal("crm-huge");
     assert_eq!(end.data.outcome, Outcome::DeadLettered, "{end:?}");
     let error = end.data.error.clone().unwrap_or_default();
     assert!(
@@ -258,7 +244,7 @@ async fn a_dripping_answer_fails_at_the_deadline_and_a_repeatable_call_is_retrie
     h.publish(&renewal("crm-drip", ACTIVE_SERVICE)).await;
     h.wait_terminal(&["crm-drip"]).await;
 
-    assert_eq!(terminal(&h, "crm-drip").data.outcome, Outcome::Completed);
+    assert_eq!(h.terminal("crm-drip").data.outcome, Outcome::Completed);
     let retrying = step_errors(&h, "crm-drip", Outcome::Retrying);
     assert_eq!(retrying.len(), 1, "{retrying:?}");
     // The headers came at once: the deadline struck while the body dripped.
@@ -307,7 +293,7 @@ async fn an_error_after_the_commit_is_reconciled_never_resent() {
 
     let mut statuses = Vec::new();
     for id in renewals {
-        assert_eq!(terminal(&h, id).data.outcome, Outcome::Completed, "{id}");
+        assert_eq!(h.terminal(id).data.outcome, Outcome::Completed, "{id}");
         let unknown = step_errors(&h, id, Outcome::Retrying);
         assert_eq!(unknown.len(), 1, "{id}: {unknown:?}");
         assert!(unknown[0].contains("outcome unknown"), "{}", unknown[0]);
@@ -319,10 +305,7 @@ async fn an_error_after_the_commit_is_reconciled_never_resent() {
     }
     statuses.sort();
     assert_eq!(statuses, ["500", "502", "504"], "each cause kept");
-    assert_eq!(
-        terminal(&h, "crm-commit-so").data.outcome,
-        Outcome::Completed
-    );
+    assert_eq!(h.terminal("crm-commit-so").data.outcome, Outcome::Completed);
     let unknown = step_errors(&h, "crm-commit-so", Outcome::Retrying);
     assert!(
         unknown.len() == 1 && unknown[0].contains("CompleteOrder: HTTP 502"),
@@ -364,7 +347,7 @@ async fn an_error_after_commit_without_a_probe_is_parked() {
     h.publish(&sign_up("crm-park", 1)).await;
     h.wait_terminal(&["crm-park"]).await;
 
-    let end = terminal(&h, "crm-park");
+    let end = h.terminal("crm-park");
     assert_eq!(end.data.outcome, Outcome::Parked, "{end:?}");
     assert_eq!(end.data.reason.as_deref(), Some("outcome_unknown"));
     assert_eq!(sent_and_applied(&h, "StartOrder").await, (1, 1));
@@ -403,8 +386,8 @@ async fn a_503_or_429_on_a_non_idempotent_call_is_retried() {
     h.publish(&sign_up("crm-busy-so", 1)).await;
     h.wait_terminal(&["crm-busy", "crm-busy-so"]).await;
 
-    assert_eq!(terminal(&h, "crm-busy").data.outcome, Outcome::Completed);
-    assert_eq!(terminal(&h, "crm-busy-so").data.outcome, Outcome::Completed);
+    assert_eq!(h.terminal("crm-busy").data.outcome, Outcome::Completed);
+    assert_eq!(h.terminal("crm-busy-so").data.outcome, Outcome::Completed);
     // Sent again at once (quick retries), taking effect once, with no probe needed.
     assert_eq!(sent_and_applied(&h, "SubmitCart").await, (3, 1));
     assert_eq!(sent_and_applied(&h, "CompleteOrder").await, (3, 1));

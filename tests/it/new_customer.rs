@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::Harness;
-use billflow::contract::events::{CloudEvent, Outcome};
+use billflow::contract::events::Outcome;
 use billflow::sim::emersion as em;
 use serde_json::{json, Value};
 
@@ -31,17 +31,6 @@ fn new_customer(id: &str, username: Option<&str>) -> Value {
                       "date_of_birth": "1990-02-03", "email": "jo@example.com", "phone": "0299998888"}],
         "accept_terms": true
     }})
-}
-
-fn terminal(h: &Harness, id: &str) -> CloudEvent {
-    let terminals: Vec<CloudEvent> = h
-        .events_of(id)
-        .into_iter()
-        .filter(|e| e.is_terminal())
-        .cloned()
-        .collect();
-    assert_eq!(terminals.len(), 1, "exactly one terminal event for {id}");
-    terminals.into_iter().next().unwrap()
 }
 
 /// The simulator's accounts whose portal username is `username`.
@@ -84,7 +73,7 @@ async fn a_new_customer_is_created_then_signed_up_with_the_new_account() {
     let account_id = created[0]["account_id"].as_i64().unwrap();
     assert!(account_id >= em::FIRST_ACCOUNT_ID);
 
-    let done = terminal(&h, "nc-signup");
+    let done = h.terminal("nc-signup");
     assert_eq!(done.data.outcome, Outcome::Completed);
     let output = done.data.output.clone().unwrap();
     assert_eq!(output["create_account"]["account_id"], account_id);
@@ -124,7 +113,7 @@ async fn a_duplicate_never_creates_a_second_account() {
     assert_eq!(count(&counts, "CreateComplexAccount"), 1, "{counts:?}");
     assert_eq!(count(&counts, "StartOrder"), 1, "{counts:?}");
     assert_eq!(accounts_named(&h, "dup.citizen").await.len(), 1);
-    let second = terminal(&h, "nc-dup-2");
+    let second = h.terminal("nc-dup-2");
     assert_eq!(second.data.outcome, Outcome::Failed);
     let error = second.data.error.clone().unwrap_or_default();
     assert!(error.contains("already taken"), "{error}");
@@ -155,7 +144,7 @@ async fn a_lost_creation_answer_is_settled_by_the_portal_login() {
     );
     let created = accounts_named(&h, "lost.citizen").await;
     assert_eq!(created.len(), 1);
-    let done = terminal(&h, "nc-lost");
+    let done = h.terminal("nc-lost");
     assert_eq!(done.data.outcome, Outcome::Completed);
     assert_eq!(
         done.data.output.unwrap()["create_account"]["account_id"],
@@ -187,7 +176,7 @@ async fn a_creation_that_never_took_effect_is_sent_once_more() {
         "the login proved no account had been made: {counts:?}"
     );
     assert_eq!(accounts_named(&h, "none.citizen").await.len(), 1);
-    assert_eq!(terminal(&h, "nc-none").data.outcome, Outcome::Completed);
+    assert_eq!(h.terminal("nc-none").data.outcome, Outcome::Completed);
     worker.stop().await;
 }
 
@@ -208,7 +197,7 @@ async fn without_a_portal_login_an_unknown_creation_is_parked() {
     assert_eq!(count(&counts, "CheckUsernameAvailability"), 0);
     assert_eq!(count(&counts, "CreateComplexAccount"), 1, "{counts:?}");
     assert_eq!(count(&counts, "StartOrder"), 0);
-    assert_eq!(terminal(&h, "nc-park").data.outcome, Outcome::Parked);
+    assert_eq!(h.terminal("nc-park").data.outcome, Outcome::Parked);
     let dead = h.drain_dead().await;
     assert_eq!(dead.len(), 1);
     assert_eq!(
@@ -233,7 +222,7 @@ async fn a_platform_echoing_the_portal_password_never_leaks_it() {
     h.wait_terminal(&["nc-echo"]).await;
     h.settle(Duration::from_millis(300)).await;
 
-    let failed = terminal(&h, "nc-echo");
+    let failed = h.terminal("nc-echo");
     assert_eq!(failed.data.outcome, Outcome::Failed);
     let error = failed.data.error.clone().unwrap_or_default();
     assert!(

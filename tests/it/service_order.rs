@@ -5,7 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use crate::common::Harness;
-use billflow::contract::events::{CloudEvent, Outcome};
+use billflow::contract::events::Outcome;
 use billflow::sim::emersion as em;
 use serde_json::{json, Value};
 
@@ -32,17 +32,6 @@ fn simple_order(id: &str) -> Value {
             "accept_terms": true
         }),
     )
-}
-
-fn terminal(h: &Harness, id: &str) -> CloudEvent {
-    let mut terminals: Vec<CloudEvent> = h
-        .events_of(id)
-        .into_iter()
-        .filter(|e| e.is_terminal())
-        .cloned()
-        .collect();
-    assert_eq!(terminals.len(), 1, "exactly one terminal event for {id}");
-    terminals.remove(0)
 }
 
 fn count(counts: &std::collections::BTreeMap<String, u64>, op: &str) -> u64 {
@@ -91,7 +80,7 @@ async fn simple_sq_sign_up_follows_the_seed_order() {
             "CreatePayment"
         ]
     );
-    let done = terminal(&h, "so-simple");
+    let done = h.terminal("so-simple");
     assert_eq!(done.routing_key(), "workflow.service_order.completed");
     let outputs = done.data.output.unwrap();
     let completed = &outputs["complete_order"];
@@ -137,7 +126,7 @@ async fn phone_and_nwb_sign_ups_complete() {
     .await;
     h.wait_terminal(&["so-phone", "so-nwb"]).await;
     for id in ["so-phone", "so-nwb"] {
-        let done = terminal(&h, id);
+        let done = h.terminal(id);
         assert_eq!(
             done.data.outcome,
             Outcome::Completed,
@@ -151,7 +140,7 @@ async fn phone_and_nwb_sign_ups_complete() {
     assert_eq!(count(&counts, "PerformNWBSQ"), 1);
     assert_eq!(count(&counts, "SetServiceIdentifier"), 1);
     assert_eq!(count(&counts, "CompleteOrder"), 2);
-    let nwb = terminal(&h, "so-nwb").data.output.unwrap();
+    let nwb = h.terminal("so-nwb").data.output.unwrap();
     assert_eq!(
         nwb["find_address"]["address"]["location_id"],
         "LOC000000000001"
@@ -162,7 +151,7 @@ async fn phone_and_nwb_sign_ups_complete() {
         ("so-phone", em::PHONE_LINE_TYPE_ID),
         ("so-nwb", em::NBN_TYPE_ID),
     ] {
-        let output = terminal(&h, id).data.output.unwrap();
+        let output = h.terminal(id).data.output.unwrap();
         let services = output["complete_order"]["services"].as_array().unwrap();
         assert_eq!(services.len(), 1, "{id}: {output}");
         assert_eq!(services[0]["service_type_id"], service_type, "{id}");
@@ -271,7 +260,7 @@ async fn every_perform_simple_sq_error_reaches_the_failed_event_verbatim() {
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     h.wait_terminal(&id_refs).await;
     for (id, (_, _, expected)) in ids.iter().zip(&cases) {
-        let failed = terminal(&h, id);
+        let failed = h.terminal(id);
         assert_eq!(failed.data.outcome, Outcome::Failed, "{id}");
         assert_eq!(
             failed.data.reason.as_deref(),
@@ -310,7 +299,7 @@ async fn missing_mandatory_configuration_is_rejected_before_any_set_call() {
     h.publish(&cmd).await;
     h.wait_terminal(&["so-reqs"]).await;
 
-    let failed = terminal(&h, "so-reqs");
+    let failed = h.terminal("so-reqs");
     assert_eq!(failed.data.outcome, Outcome::Failed);
     let error = failed.data.error.unwrap();
     for part in [
@@ -341,7 +330,7 @@ async fn terms_not_accepted_never_reach_complete_order() {
     cmd["data"]["accept_terms"] = json!(false);
     h.publish(&cmd).await;
     h.wait_terminal(&["so-terms"]).await;
-    let failed = terminal(&h, "so-terms");
+    let failed = h.terminal("so-terms");
     assert_eq!(failed.data.outcome, Outcome::Failed);
     assert!(failed
         .data
@@ -368,7 +357,7 @@ async fn server_faults_are_retried_and_duplicates_select_once() {
     h.publish(&cmd).await;
     h.wait_terminal(&["so-retry"]).await;
     h.settle(Duration::from_millis(500)).await;
-    assert_eq!(terminal(&h, "so-retry").data.outcome, Outcome::Completed);
+    assert_eq!(h.terminal("so-retry").data.outcome, Outcome::Completed);
     let counts = h.call_counts().await;
     assert_eq!(
         count(&counts, "GetAvailablePackages"),
@@ -413,7 +402,7 @@ async fn kill_during(h: &mut Harness, id: &str, operation: &str) {
 async fn a_worker_killed_after_select_completes_the_order_without_resending() {
     let mut h = Harness::start("so-kill").await;
     kill_during(&mut h, "so-kill", "GetTermsAndConditions").await;
-    assert_eq!(terminal(&h, "so-kill").data.outcome, Outcome::Completed);
+    assert_eq!(h.terminal("so-kill").data.outcome, Outcome::Completed);
     let counts = h.call_counts().await;
     assert_eq!(count(&counts, "StartOrder"), 1);
     assert_eq!(count(&counts, "SelectPackagePlan"), 1);
@@ -432,7 +421,7 @@ async fn a_worker_killed_inside_complete_order_reconciles_from_the_account_servi
     // The restarted worker finds CompleteOrder started without a result: it waits for a
     // call in flight to land, compares the account's services (serviceList) with those
     // list_services saw before, and goes on from what that says.
-    assert_eq!(terminal(&h, "so-killc").data.outcome, Outcome::Completed);
+    assert_eq!(h.terminal("so-killc").data.outcome, Outcome::Completed);
     let counts = h.call_counts().await;
     assert!(count(&counts, "serviceList") >= 2, "{counts:?}");
     assert_eq!(count(&counts, "SelectPackagePlan"), 1);
@@ -443,7 +432,7 @@ async fn a_worker_killed_inside_complete_order_reconciles_from_the_account_servi
         .filter(|c| c["operation"] == "CompleteOrder" && c["applied"] == true)
         .count();
     assert_eq!(applied, 1, "the order was completed exactly once");
-    let completed = terminal(&h, "so-killc").data.output.unwrap();
+    let completed = h.terminal("so-killc").data.output.unwrap();
     assert_eq!(
         completed["complete_order"]["services"][0]["status"],
         "Preactive"

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::common::{self, Harness};
-use billflow::contract::events::{CloudEvent, Outcome};
+use billflow::contract::events::Outcome;
 use billflow::sim::emersion as em;
 use serde_json::{json, Value};
 
@@ -31,17 +31,6 @@ fn phone_values() -> Value {
             "configuration": [{"type_id": em::DIRECTORY_LISTING_PROPERTY_ID, "value": "Unlisted"}]}])
 }
 
-fn terminal(h: &Harness, id: &str) -> CloudEvent {
-    let terminals: Vec<CloudEvent> = h
-        .events_of(id)
-        .into_iter()
-        .filter(|e| e.is_terminal())
-        .cloned()
-        .collect();
-    assert_eq!(terminals.len(), 1, "exactly one terminal event for {id}");
-    terminals.into_iter().next().unwrap()
-}
-
 fn position(sequence: &[String], op: &str) -> usize {
     sequence
         .iter()
@@ -57,7 +46,7 @@ async fn every_service_of_the_package_is_qualified_and_configured() {
     h.wait_terminal(&["pkg-whole"]).await;
     h.settle(Duration::from_millis(300)).await;
 
-    let done = terminal(&h, "pkg-whole");
+    let done = h.terminal("pkg-whole");
     assert_eq!(
         done.data.outcome,
         Outcome::Completed,
@@ -114,7 +103,7 @@ async fn a_package_service_without_its_values_fails_before_any_set_call() {
         .await;
     h.settle(Duration::from_millis(300)).await;
 
-    let missing = terminal(&h, "pkg-missing");
+    let missing = h.terminal("pkg-missing");
     assert_eq!(missing.data.outcome, Outcome::Failed);
     let error = missing.data.error.unwrap_or_default();
     assert!(
@@ -125,7 +114,7 @@ async fn a_package_service_without_its_values_fails_before_any_set_call() {
         )),
         "{error}"
     );
-    let unknown = terminal(&h, "pkg-unknown").data.error.unwrap_or_default();
+    let unknown = h.terminal("pkg-unknown").data.error.unwrap_or_default();
     assert!(
         unknown.contains(&format!(
             "names service type {}, which package {} does not hold",
@@ -135,7 +124,7 @@ async fn a_package_service_without_its_values_fails_before_any_set_call() {
         "{unknown}"
     );
     assert_eq!(
-        terminal(&h, "pkg-no-sq").data.error.as_deref(),
+        h.terminal("pkg-no-sq").data.error.as_deref(),
         Some("Service type id #100300 is not qualified for Simple SQ")
     );
     let counts = h.call_counts().await;
@@ -161,7 +150,7 @@ async fn a_replayed_set_stage_reads_the_requirements_again() {
     h.publish(&bundle_order("pkg-replay", phone_values())).await;
     h.wait_terminal(&["pkg-replay"]).await;
     assert_eq!(
-        terminal(&h, "pkg-replay").data.error.as_deref(),
+        h.terminal("pkg-replay").data.error.as_deref(),
         Some("Missing required properties")
     );
     // The platform now wants the NBN service's port too.
@@ -305,7 +294,7 @@ async fn the_created_services_are_those_of_the_order_s_own_package() {
         ("pkg-mine-phone", em::PHONE_LINE_TYPE_ID),
         ("pkg-mine-support", em::BUSINESS_SUPPORT_TYPE_ID),
     ] {
-        let output = terminal(&h, id).data.output.unwrap();
+        let output = h.terminal(id).data.output.unwrap();
         let services = output["complete_order"]["services"].as_array().unwrap();
         assert_eq!(services.len(), 1, "{id}: {output}");
         assert_eq!(services[0]["service_type_id"], service_type, "{id}");

@@ -470,6 +470,21 @@ impl Harness {
     }
 
     /// Events for one command, in arrival order.
+    /// The command's one terminal event; fails the test unless there is exactly one.
+    pub fn terminal(&self, id: &str) -> CloudEvent {
+        let terminals: Vec<&CloudEvent> = self
+            .events_of(id)
+            .into_iter()
+            .filter(|e| e.is_terminal())
+            .collect();
+        assert_eq!(
+            terminals.len(),
+            1,
+            "exactly one terminal event for {id}: {terminals:?}"
+        );
+        terminals[0].clone()
+    }
+
     pub fn events_of(&self, id: &str) -> Vec<&CloudEvent> {
         self.seen.iter().filter(|e| e.subject == id).collect()
     }

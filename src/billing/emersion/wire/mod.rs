@@ -212,6 +212,24 @@ mod tests {
 
     #[test]
     fn every_request_body_equals_its_fixture() {
+        use crate::billing::emersion::accounts::{self, tests::jo};
+        same(
+            &accounts::MyGetAccountFromUsernameAndPassword {
+                username: "jane.citizen".into(),
+                password: Secret::new("correct-horse"),
+            },
+            fixture!("MyGetAccountFromUsernameAndPassword.request.xml"),
+        );
+        same(
+            &accounts::CheckUsernameAvailability {
+                username: "user_name".into(),
+            },
+            fixture!("CheckUsernameAvailability.request.xml"),
+        );
+        same(
+            &accounts::CreateComplexAccount { account: jo() },
+            fixture!("CreateComplexAccount.request.xml"),
+        );
         same(
             &PerformSimpleSQ {
                 account_presale_id: 100363,
