@@ -316,6 +316,11 @@ impl Emersion {
         if types.is_empty() {
             return Err("Missing service qualification".into());
         }
+        // pinned: the page lists the packages "available to order" on the presale; once
+        // its package is selected ("only once per order") that one is all it can order.
+        if let Some(selected) = presale.package_plan_id {
+            return Ok(vec![self.catalog.package_plan(selected)?]);
+        }
         Ok(self
             .catalog
             .package_plans()
