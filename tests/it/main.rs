@@ -21,6 +21,7 @@ mod policies;
 mod reconcile_costguard;
 mod redaction;
 mod renewal;
+mod resume;
 mod scale_out;
 mod schemas;
 mod service_order;
