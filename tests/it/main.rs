@@ -12,6 +12,7 @@ mod cleanup;
 mod cli;
 mod deploy;
 mod dlq;
+mod emersion_errors;
 mod hostile_messages;
 mod hostile_platform;
 mod money;
