@@ -46,6 +46,15 @@ pub const RESTRICTED_ACCOUNT_ID: i64 = 100007;
 /// Active Retail, under an order restriction ([`ORDER_RESTRICTION_ID`]): StartOrder refuses.
 pub const ORDER_RESTRICTED_ACCOUNT_ID: i64 = 100008;
 pub const ORDER_RESTRICTION_ID: i64 = 4242;
+/// Active Retail, another provider's customer: StartOrder calls it undefined, the Set
+/// calls an invalid account, AddNote and CreatePayment not the caller's.
+pub const FOREIGN_ACCOUNT_ID: i64 = 100009;
+/// Active Retail, but its orders need a credit check, which no operation here performs:
+/// CompleteOrder refuses them.
+pub const CREDIT_CHECK_ACCOUNT_ID: i64 = 100010;
+/// An account that no longer exists, still named by [`ORPHAN_PRESALE_ID`] and
+/// [`ORPHAN_SERVICE_ID`].
+pub const CLOSED_ACCOUNT_ID: i64 = 100011;
 
 /// Completed presale of [`ACTIVE_ACCOUNT_ID`] (package 200100, service
 /// [`COMPLETED_SERVICE_ID`]). It and the next three serve seed 004's end-user rules.
@@ -65,14 +74,23 @@ pub const CAN_NOT_ORDER_PRESALE_ID: i64 = 110007;
 pub const UNDEFINED_STATUS_PRESALE_ID: i64 = 110008;
 pub const UNDEFINED_TYPE_PRESALE_ID: i64 = 110009;
 pub const RESTRICTED_PRESALE_ID: i64 = 110010;
+/// Open presales with package 200100 selected for their SQ: of [`FOREIGN_ACCOUNT_ID`],
+/// and of [`CLOSED_ACCOUNT_ID`].
+pub const FOREIGN_PRESALE_ID: i64 = 110011;
+pub const ORPHAN_PRESALE_ID: i64 = 110012;
 
 /// SQs of the seeded presales, all for [`BUSINESS_SUPPORT_TYPE_ID`].
 pub const COMPLETED_SQ_ID: i64 = 361001;
 pub const PACKAGED_PRESALE_SQ_ID: i64 = 361002;
 pub const PENDING_SQ_ID: i64 = 361003;
 pub const PACKAGED_SQ_ID: i64 = 361004;
+pub const FOREIGN_SQ_ID: i64 = 361011;
+pub const ORPHAN_SQ_ID: i64 = 361012;
 /// The service [`COMPLETED_PRESALE_ID`] created.
 pub const COMPLETED_SERVICE_ID: i64 = 799001;
+/// Services of [`FOREIGN_ACCOUNT_ID`] and of [`CLOSED_ACCOUNT_ID`].
+pub const FOREIGN_SERVICE_ID: i64 = 799002;
+pub const ORPHAN_SERVICE_ID: i64 = 799003;
 
 /// First ids handed out to new objects.
 pub const FIRST_ACCOUNT_ID: i64 = 250000;
@@ -105,6 +123,8 @@ pub const BUSINESS_SUPPORT_SERVICE_PLAN_ID: i64 = 300100;
 pub const HOSTING_SERVICE_PLAN_ID: i64 = 300200;
 pub const PHONE_SERVICE_PLAN_ID: i64 = 300300;
 pub const NBN_SERVICE_PLAN_ID: i64 = 300400;
+/// A service plan no package provides, so it has no service type.
+pub const UNTYPED_SERVICE_PLAN_ID: i64 = 300900;
 
 /// Configuration properties: Site Name (String, mandatory), Support Tier (List, optional),
 /// Domain (String, mandatory), Modem Serial (String, mandatory), Port (Integer, optional),
@@ -376,6 +396,12 @@ struct Account {
     /// An order restriction in place: StartOrder refuses naming it.
     #[serde(skip_serializing_if = "Option::is_none")]
     restriction_id: Option<i64>,
+    /// Another provider's customer rather than one of the caller's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    foreign: bool,
+    /// Its orders need a credit check before CompleteOrder.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    needs_credit_check: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -577,6 +603,8 @@ impl Emersion {
                 Some(Retail),
                 false,
             ),
+            (FOREIGN_ACCOUNT_ID, Some(Active), Some(Retail), false),
+            (CREDIT_CHECK_ACCOUNT_ID, Some(Active), Some(Retail), false),
         ];
         for (account_id, status, account_type, can_not_order) in accounts {
             let (username, password) = if account_id == ACTIVE_ACCOUNT_ID {
@@ -597,6 +625,8 @@ impl Emersion {
                 reference: None,
                 restriction_id: (account_id == ORDER_RESTRICTED_ACCOUNT_ID)
                     .then_some(ORDER_RESTRICTION_ID),
+                foreign: account_id == FOREIGN_ACCOUNT_ID,
+                needs_credit_check: account_id == CREDIT_CHECK_ACCOUNT_ID,
             };
             em.accounts.insert(account_id, account);
         }
@@ -627,7 +657,17 @@ impl Emersion {
         packaged_sq
             .sqs
             .push(support_sq(PACKAGED_SQ_ID, SqResult::Qualified, basic));
-        for presale in [completed, packaged, pending, packaged_sq] {
+        let packaged_of = |presale_id, account_id, sq_id| {
+            let mut presale = Presale::open(presale_id, account_id);
+            presale.package_plan_id = basic;
+            presale
+                .sqs
+                .push(support_sq(sq_id, SqResult::Qualified, basic));
+            presale
+        };
+        let foreign = packaged_of(FOREIGN_PRESALE_ID, FOREIGN_ACCOUNT_ID, FOREIGN_SQ_ID);
+        let orphan = packaged_of(ORPHAN_PRESALE_ID, CLOSED_ACCOUNT_ID, ORPHAN_SQ_ID);
+        for presale in [completed, packaged, pending, packaged_sq, foreign, orphan] {
             em.presales.insert(presale.presale_id, presale);
         }
         let refused = [
@@ -643,20 +683,40 @@ impl Emersion {
                 .insert(presale_id, Presale::open(presale_id, account_id));
         }
 
-        em.services.insert(
-            COMPLETED_SERVICE_ID,
-            CreatedService {
-                service_id: COMPLETED_SERVICE_ID,
-                service_identifier: made_up_identifier(COMPLETED_SERVICE_ID),
-                account_id: ACTIVE_ACCOUNT_ID,
-                presale_id: COMPLETED_PRESALE_ID,
-                sq_id: COMPLETED_SQ_ID,
+        let services = [
+            (
+                COMPLETED_SERVICE_ID,
+                ACTIVE_ACCOUNT_ID,
+                COMPLETED_PRESALE_ID,
+                COMPLETED_SQ_ID,
+            ),
+            (
+                FOREIGN_SERVICE_ID,
+                FOREIGN_ACCOUNT_ID,
+                FOREIGN_PRESALE_ID,
+                FOREIGN_SQ_ID,
+            ),
+            (
+                ORPHAN_SERVICE_ID,
+                CLOSED_ACCOUNT_ID,
+                ORPHAN_PRESALE_ID,
+                ORPHAN_SQ_ID,
+            ),
+        ];
+        for (service_id, account_id, presale_id, sq_id) in services {
+            let service = CreatedService {
+                service_id,
+                service_identifier: made_up_identifier(service_id),
+                account_id,
+                presale_id,
+                sq_id,
                 package_plan_id: BUSINESS_SUPPORT_BASIC_PLAN_ID,
                 service_plan_id: BUSINESS_SUPPORT_SERVICE_PLAN_ID,
                 service_type_id: BUSINESS_SUPPORT_TYPE_ID,
                 status: PRE_ACTIVE,
-            },
-        );
+            };
+            em.services.insert(service_id, service);
+        }
         em
     }
 

@@ -1287,7 +1287,7 @@ async fn start_order_refusals() {
     let text = start_order(leaves(&[("AccountID", &"ten")])).await;
     assert!(text.contains("AccountID"), "{text}");
     let presales_before = sim.emersion().await["presales"].as_array().unwrap().len();
-    assert_eq!(presales_before, 10, "refused orders made presales");
+    assert_eq!(presales_before, 12, "refused orders made presales");
 
     let longest = "P".repeat(50);
     let reply = sim
@@ -1420,7 +1420,7 @@ async fn complete_order_refusals() {
         }
     };
     assert_eq!(complete(199999).await, "Undefined account presale");
-    assert_eq!(complete(0).await, "Undefined account presale");
+    assert_eq!(complete(0).await, "Missing account presale id");
     assert_eq!(
         complete(COMPLETED_PRESALE_ID).await,
         "Account presale is not valid for order"
@@ -1448,7 +1448,7 @@ async fn complete_order_refusals() {
     )
     .await;
     let state = sim.emersion().await;
-    assert_eq!(state["services"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state["services"].as_array().unwrap().len(), 3, "{state}");
     assert!(!sim.presale_state(presale_id).await["completed"]
         .as_bool()
         .unwrap());
@@ -1465,7 +1465,7 @@ async fn complete_order_refusals() {
     );
     assert_eq!(
         sim.emersion().await["services"].as_array().unwrap().len(),
-        2
+        4
     );
 
     // Web hosting needs its mandatory identifier.
@@ -1784,7 +1784,6 @@ async fn set_calls_validate_against_the_service_plan() {
         "GetServiceFeatureConfigurationRequirements",
         "GetServiceContactRequirements",
         "GetServiceIdentifierRequirements",
-        "GetServiceIdentifierRealm",
     ] {
         assert_eq!(
             refused(operation, plan_fields(399999)).await,
@@ -1864,9 +1863,12 @@ async fn account_check_notes_and_payments() {
         (FIRST_NOTE_ID + 1).to_string()
     );
     for (fields, error) in [
-        (note(3, ACTIVE_ACCOUNT_ID, "x"), "Invalid object type id"),
-        (note(1, 199999, "x"), "Undefined account"),
-        (note(5, 1, "x"), "Undefined service"),
+        (
+            note(3, ACTIVE_ACCOUNT_ID, "x"),
+            "Object Type ID must be 1 or 5",
+        ),
+        (note(1, 199999, "x"), "Invalid Account ID"),
+        (note(5, 1, "x"), "Invalid Service ID"),
         (note(1, ACTIVE_ACCOUNT_ID, ""), "Missing note subject"),
     ] {
         assert_eq!(sim.refused("Accounts", "AddNote", &fields).await, error);
@@ -1897,7 +1899,10 @@ async fn account_check_notes_and_payments() {
         paid.raw
     );
     for (fields, error) in [
-        (payment(199999, "49.95", "22 Nov 2026"), "Undefined account"),
+        (
+            payment(199999, "49.95", "22 Nov 2026"),
+            "The customer account ID is invalid.",
+        ),
         (
             payment(ACTIVE_ACCOUNT_ID, "0", "22 Nov 2026"),
             "Invalid amount",
@@ -1982,7 +1987,7 @@ async fn ws_security_is_required() {
     }
     assert_eq!(
         sim.emersion().await["presales"].as_array().unwrap().len(),
-        10
+        12
     );
     // The same fixed token is accepted: it is valid, and freshness is not checked.
     let reply = sim
@@ -2159,7 +2164,7 @@ async fn injected_faults_on_an_emersion_operation() {
             "Account is currently not active".to_string()
         )
     );
-    assert_eq!(presales().await, 10, "failed calls were applied");
+    assert_eq!(presales().await, 12, "failed calls were applied");
 
     sim.fault(json!({"operation": "StartOrder", "kind": "latency", "ms": 300}))
         .await;
@@ -2183,7 +2188,7 @@ async fn injected_faults_on_an_emersion_operation() {
         .await
         .unwrap();
     assert_eq!(response.status(), 504);
-    assert_eq!(presales().await, 11);
+    assert_eq!(presales().await, 13);
 
     // The call is applied, but its answer never comes.
     sim.fault(json!({"operation": "StartOrder", "kind": "drop_response"}))
@@ -2201,7 +2206,7 @@ async fn injected_faults_on_an_emersion_operation() {
         .send()
         .await;
     assert!(dropped.is_err());
-    assert_eq!(presales().await, 12);
+    assert_eq!(presales().await, 14);
 
     let counts = sim.get("/_sim/calls").await["counts"].clone();
     assert_eq!(counts["StartOrder"], 9, "{counts}");
@@ -2224,7 +2229,7 @@ async fn state_joins_costguard_and_emersion() {
     assert!(state["carts"].is_array(), "{state}");
     let emersion = &state["emersion"];
     let accounts = emersion["accounts"].as_array().unwrap();
-    assert_eq!(accounts.len(), 8);
+    assert_eq!(accounts.len(), 10);
     assert_eq!(
         accounts[0],
         json!({

@@ -12,13 +12,52 @@ use super::*;
 /// ObjectTypeID of AddNote: what ObjectTypeValue names.
 const NOTE_ON_ACCOUNT: i64 = 1;
 const NOTE_ON_SERVICE: i64 = 5;
+/// pinned: the object types that exist; W `API/Account/AddNote` names only 1 (Account)
+/// and 5 (Service), the only two it takes.
+const OBJECT_TYPES: std::ops::RangeInclusive<i64> = 1..=9;
 
+/// AddNote's fields as received (`None` when absent): the rules judge the ids' text.
 pub(super) struct NewNote {
-    pub(super) object_type_id: i64,
-    pub(super) object_id: i64,
+    pub(super) object_type_id: Option<String>,
+    pub(super) object_type_value: Option<String>,
     pub(super) subject: String,
     pub(super) detail: String,
+    pub(super) category_id: Option<String>,
 }
+
+/// CreatePayment's TransactionCategory codes (W `API/RetailServices/CreatePayment`), each
+/// with the meaning the page gives it.
+const TRANSACTION_CATEGORIES: [(&str, &str); 16] = [
+    ("VISA_MC", "Credit Card - VISA/MASTERCARD"),
+    ("AMEX", "Credit Card - AMEX"),
+    ("DINERS", "Credit Card - DINERS"),
+    ("CONTRA", "Contra"),
+    ("AGENT", "Agent Collected"),
+    ("DIRECTDEBIT", "Direct Debit"),
+    ("EFT", "EFT or Direct Deposit"),
+    ("EFTPOS", "EFTPOS"),
+    ("CASH", "Cash"),
+    ("CHEQUE", "Cheque"),
+    ("MORDER", "Money Order"),
+    ("BPAY", "BPay"),
+    ("PAYBYPHONE", "Pay By Phone"),
+    ("POSTBILLPAY", "Australia Post Bill Pay"),
+    ("CREDITCARD", "Credit Card"),
+    ("INTERNAL", "Internal Charge"),
+];
+
+/// pinned: the page asks for the code; today's commands and examples send its meaning
+/// ("Credit Card"), which the simulator takes as well.
+fn is_transaction_category(category: &str) -> bool {
+    let category = category.trim();
+    TRANSACTION_CATEGORIES.iter().any(|(code, meaning)| {
+        code.eq_ignore_ascii_case(category) || meaning.eq_ignore_ascii_case(category)
+    })
+}
+
+/// pinned: the page's text is cut after "category ty"; the rest is a guess.
+const INVALID_CATEGORY: &str =
+    "You must provide a valid transaction category, please check documentation for the category types.";
 
 /// The caller's Cumulus realm, appended to every portal username (KB "Check Cumulus
 /// Username Availability": at most 80 characters with it).
@@ -38,7 +77,8 @@ pub(super) struct NewCustomer {
 
 /// CreatePayment's fields as received: the rules judge the amount and the date.
 pub(super) struct NewPayment {
-    pub(super) account_id: i64,
+    /// `None` when absent or not a number.
+    pub(super) account_id: Option<i64>,
     pub(super) transaction_category: String,
     pub(super) reference: String,
     pub(super) amount: String,
@@ -119,24 +159,51 @@ impl Emersion {
                 can_not_order: false,
                 reference: Some(customer.reference).filter(|r| !r.is_empty()),
                 restriction_id: None,
+                foreign: false,
+                needs_credit_check: false,
             },
         );
         Ok(account_id)
     }
 
+    /// W `API/Account/AddNote`, its checks in the page's order.
     pub(super) fn add_note(&mut self, note: NewNote) -> Result<i64, Rejection> {
-        let exists = match note.object_type_id {
-            NOTE_ON_ACCOUNT => self.accounts.contains_key(&note.object_id),
-            NOTE_ON_SERVICE => self.services.contains_key(&note.object_id),
-            _ => return Err("Invalid object type id".into()),
-        };
-        if !exists {
-            let undefined = if note.object_type_id == NOTE_ON_ACCOUNT {
-                "Undefined account"
-            } else {
-                "Undefined service"
-            };
-            return Err(undefined.into());
+        let object_type_id: i64 = note
+            .object_type_id
+            .ok_or("Missing mandatory Object Type ID")?
+            .trim()
+            .parse()
+            .map_err(|_| "Object Type ID must be Integer")?;
+        if !OBJECT_TYPES.contains(&object_type_id) {
+            return Err("Object Type ID does not exist in the system".into());
+        }
+        if ![NOTE_ON_ACCOUNT, NOTE_ON_SERVICE].contains(&object_type_id) {
+            return Err("Object Type ID must be 1 or 5".into());
+        }
+        let object_id: i64 = note
+            .object_type_value
+            .ok_or("Missing mandatory Object Type Value")?
+            .trim()
+            .parse()
+            .map_err(|_| "Object Type Value must be Integer")?;
+        if object_type_id == NOTE_ON_ACCOUNT {
+            let account = self.accounts.get(&object_id).ok_or("Invalid Account ID")?;
+            if account.foreign {
+                return Err("Provided Account ID does not belong to caller Account".into());
+            }
+        } else {
+            let service = self.services.get(&object_id).ok_or("Invalid Service ID")?;
+            let account = self
+                .accounts
+                .get(&service.account_id)
+                .ok_or("Provided Service ID does not belong to a Valid Account")?;
+            if account.foreign {
+                return Err("Provided Service ID does not belong to caller Account".into());
+            }
+        }
+        // pinned: the simulator has no note categories.
+        if note.category_id.is_some() {
+            return Err("Invalid Category ID".into());
         }
         if note.subject.trim().is_empty() {
             return Err("Missing note subject".into());
@@ -144,17 +211,27 @@ impl Emersion {
         let note_id = next(&mut self.ids.note);
         self.notes.push(Note {
             note_id,
-            object_type_id: note.object_type_id,
-            object_id: note.object_id,
+            object_type_id,
+            object_id,
             subject: note.subject,
             detail: note.detail,
         });
         Ok(note_id)
     }
 
+    /// W `API/RetailServices/CreatePayment`: an account that does not exist (or an id that
+    /// is none) is invalid; one that is not the caller's own customer is refused.
     pub(super) fn create_payment(&mut self, payment: NewPayment) -> Result<i64, Rejection> {
-        if !self.accounts.contains_key(&payment.account_id) {
-            return Err("Undefined account".into());
+        let account = payment
+            .account_id
+            .and_then(|id| self.accounts.get(&id))
+            .ok_or("The customer account ID is invalid.")?;
+        if account.foreign {
+            return Err("You can only operate on accounts that are your direct children.".into());
+        }
+        let account_id = account.account_id;
+        if !is_transaction_category(&payment.transaction_category) {
+            return Err(INVALID_CATEGORY.into());
         }
         let amount = Decimal::from_str(payment.amount.trim())
             .ok()
@@ -167,7 +244,7 @@ impl Emersion {
         let payment_id = next(&mut self.ids.payment);
         self.payments.push(Payment {
             payment_id,
-            account_id: payment.account_id,
+            account_id,
             transaction_category: payment.transaction_category,
             reference: payment.reference,
             amount,

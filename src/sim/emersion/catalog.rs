@@ -365,6 +365,7 @@ impl Catalog {
                     realms: vec![(30400, NBN_REALMS[0]), (30401, NBN_REALMS[1])],
                 },
             ),
+            (UNTYPED_SERVICE_PLAN_ID, ServicePlan::default()),
         ]
         .into_iter()
         .collect();
@@ -479,6 +480,17 @@ impl Catalog {
             .find(|a| a.service_type_id == service_type_id)
             .ok_or("Undefined service plan")?;
         self.service_plan(allowance.service_plan_id)
+    }
+
+    /// Whether a package provides the service plan for a service type that exists.
+    pub(super) fn has_service_type(&self, service_plan_id: i64) -> bool {
+        self.package_plans
+            .values()
+            .flat_map(|p| &p.allowances)
+            .any(|a| {
+                a.service_plan_id == service_plan_id
+                    && self.service_types.contains_key(&a.service_type_id)
+            })
     }
 
     pub(super) fn address(&self, location_id: &str) -> Option<&Address> {

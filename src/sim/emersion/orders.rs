@@ -100,7 +100,12 @@ impl Emersion {
         if account_id < SIX_DIGITS {
             return Err("Invalid account id".into());
         }
-        let account = self.accounts.get(&account_id).ok_or("Undefined account")?;
+        // "Account does not exist or account belong to other provider" (W StartOrder).
+        let account = self
+            .accounts
+            .get(&account_id)
+            .filter(|a| !a.foreign)
+            .ok_or("Undefined account")?;
         if account.status != Some(AccountStatus::Active) {
             return Err("Account is currently not active".into());
         }
@@ -316,6 +321,11 @@ impl Emersion {
         if types.is_empty() {
             return Err("Missing service qualification".into());
         }
+        // pinned: the page lists the packages "available to order" on the presale; once
+        // its package is selected ("only once per order") that one is all it can order.
+        if let Some(selected) = presale.package_plan_id {
+            return Ok(vec![self.catalog.package_plan(selected)?]);
+        }
         Ok(self
             .catalog
             .package_plans()
@@ -350,15 +360,21 @@ impl Emersion {
         self.catalog.package_plan(package_plan_id)
     }
 
-    /// Creates the package's services (Quantity of each allowance), Preactive.
+    /// Creates the package's services (Quantity of each allowance), Preactive. The checks
+    /// follow W `API/Orders/CompleteOrder`: the SP account validation, then the presale's.
     pub(super) fn complete_order(
         &mut self,
         presale_id: i64,
     ) -> Result<Vec<CreatedService>, Rejection> {
-        let presale = self.presale(presale_id)?;
+        let presale = self.presale_by_id(presale_id)?;
+        let account = self.accounts.get(&presale.account_id);
+        if account.is_some() {
+            self.check_may_order(presale.account_id)?;
+        }
         if presale.completed {
             return Err("Account presale is not valid for order".into());
         }
+        let account = account.ok_or("Missing customer account")?;
         if presale.qualified().next().is_none() {
             return Err("Missing service qualification".into());
         }
@@ -382,6 +398,11 @@ impl Emersion {
                 .into());
             }
             orders.push((*allowance, sq.sq_id, sq.method.identifier()));
+        }
+        // pinned: the page's condition is cut ("… for order that re…"); here the account's
+        // orders need one, and no operation of the simulator performs it.
+        if account.needs_credit_check {
+            return Err("Missing credit check".into());
         }
 
         let account_id = presale.account_id;

@@ -219,9 +219,9 @@ pub(super) fn answer(em: &mut Emersion, operation: &str, call: Call) -> Result<S
             })
         }
         Call::GetServiceIdentifierRealm { service_plan_id } => {
-            let plan = em.catalog.service_plan(service_plan_id)?;
+            let realms = em.identifier_realms(service_plan_id)?;
             reply(&|b| {
-                for (id, name) in &plan.realms {
+                for (id, name) in realms {
                     b.start("Realm")
                         .leaf("RealmID", id)
                         .leaf("RealmName", name)

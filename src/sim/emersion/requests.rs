@@ -165,6 +165,11 @@ fn feature(el: &Element) -> Result<NewFeature, Invalid> {
 }
 
 fn contact(el: &Element) -> Result<NewContact, Invalid> {
+    let in_details = |name| {
+        el.children_named("Details")
+            .map(|d| d.children_named(name).count())
+            .sum()
+    };
     Ok(NewContact {
         type_id: id(el, "Type")?,
         title: text(el, &["Title"]),
@@ -173,6 +178,9 @@ fn contact(el: &Element) -> Result<NewContact, Invalid> {
         date_of_birth: text(el, &["DateOfBirth"]),
         email: text(el, &["Details", "Email"]),
         phone: text(el, &["Details", "Phone"]),
+        addresses: el.children_named("Details").count(),
+        phones: in_details("Phone"),
+        emails: in_details("Email"),
     })
 }
 
@@ -199,10 +207,11 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
             reference: text(el, &["AccountReference"]),
         }),
         "AddNote" => Call::AddNote(NewNote {
-            object_type_id: id(el, "ObjectTypeID")?,
-            object_id: id(el, "ObjectTypeValue")?,
+            object_type_id: optional(el, "ObjectTypeID"),
+            object_type_value: optional(el, "ObjectTypeValue"),
             subject: text(el, &["NoteSubject"]),
             detail: text(el, &["NoteDetail"]),
+            category_id: optional(el, "CategoryID"),
         }),
         "StartOrder" => Call::StartOrder(NewOrder {
             account_id: id_or_zero(el, "AccountID")?,
@@ -255,7 +264,7 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
             package_plan_id: id(el, "PackagePlanID")?,
         },
         "CompleteOrder" => Call::CompleteOrder {
-            presale_id: id(el, "AccountPresaleID")?,
+            presale_id: presale()?,
         },
         "GetServiceConfigurationRequirements" => Call::GetServiceConfigurationRequirements {
             service_plan_id: service_plan()?,
@@ -294,7 +303,7 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
             service_plan_id: service_plan()?,
         },
         "GetServiceIdentifierRealm" => Call::GetServiceIdentifierRealm {
-            service_plan_id: service_plan()?,
+            service_plan_id: id_or_zero(el, "ServicePlanID")?,
         },
         "serviceList" => Call::ServiceList {
             account_id: id(el, "account_id")?,
@@ -310,7 +319,7 @@ pub(super) fn read_call(operation: &str, el: &Element) -> Result<Call, Invalid> 
             password: text(el, &["Password"]),
         }),
         "CreatePayment" => Call::CreatePayment(NewPayment {
-            account_id: id(el, "AccountID")?,
+            account_id: optional(el, "AccountID").and_then(|id| id.trim().parse().ok()),
             transaction_category: text(el, &["TransactionCategory"]),
             reference: text(el, &["Reference"]),
             amount: text(el, &["Amount"]),

@@ -21,6 +21,11 @@ pub(super) struct NewContact {
     pub(super) date_of_birth: String,
     pub(super) email: String,
     pub(super) phone: String,
+    /// How many `Details` (addresses), and `Phone` and `Email` elements in them, the
+    /// contact has: each is taken as a primary one.
+    pub(super) addresses: usize,
+    pub(super) phones: usize,
+    pub(super) emails: usize,
 }
 
 /// One `ServiceFeature` of SetServiceFeatureSetup; a Type without an ID reads as 0.
@@ -77,8 +82,12 @@ impl Emersion {
             .values_mut()
             .find(|p| p.sqs.iter().any(|sq| sq.sq_id == sq_id))
             .ok_or_else(undefined)?;
-        if !accounts.contains_key(&presale.account_id) {
-            return Err("Account does not exist".into());
+        let account = accounts
+            .get(&presale.account_id)
+            .ok_or("Account does not exist")?;
+        // "does not belong to the same parent group as the API caller" (the page).
+        if account.foreign {
+            return Err("Invalid Account ID".into());
         }
         let selected = presale.package_plan_id.is_some();
         let sq = presale
@@ -210,6 +219,17 @@ impl Emersion {
         let today = Utc::now().date_naive();
         let mut accepted = Vec::new();
         for contact in contacts {
+            // W `API/Services/SetServiceContacts`; pinned: the client's contact shape has
+            // no IsPrimary flag, so every address, phone and email given is a primary one.
+            for (count, error) in [
+                (contact.addresses, "Only 1 Primary Address required."),
+                (contact.phones, "Only 1 Primary Phone Number required."),
+                (contact.emails, "Only 1 Primary Email Address required."),
+            ] {
+                if count > 1 {
+                    return Err(error.into());
+                }
+            }
             if contact.first_name.trim().is_empty() {
                 return Err("Missing contact first name".into());
             }
@@ -237,6 +257,28 @@ impl Emersion {
         }
         sq.contacts = accepted;
         Ok(())
+    }
+
+    /// GetServiceIdentifierRealm's realms, refused as W
+    /// `API/Services/GetServiceIdentifierRealm` lists.
+    pub(super) fn identifier_realms(
+        &self,
+        service_plan_id: i64,
+    ) -> Result<&[(i64, &'static str)], Rejection> {
+        if service_plan_id < 1 {
+            return Err("Missing Service Plan ID".into());
+        }
+        if service_plan_id < SIX_DIGITS {
+            return Err("Invalid Service Plan ID".into());
+        }
+        let plan = self
+            .catalog
+            .service_plan(service_plan_id)
+            .map_err(|_| "Undefined Service Plan")?;
+        if !self.catalog.has_service_type(service_plan_id) {
+            return Err("Undefined Service Type".into());
+        }
+        Ok(&plan.realms)
     }
 
     pub(super) fn set_identifier(&mut self, new: NewIdentifier) -> Result<(), Rejection> {
