@@ -101,7 +101,7 @@ fn samples() -> Vec<Sample> {
                 "contacts": [contact],
                 "accept_terms": true,
                 "note": {"subject": "Signed up by billflow demo", "detail": "simple SQ"},
-                "payment": {"transaction_category": "Credit Card", "reference": "demo", "amount": "49.95", "transaction_date": "2026-11-22"}
+                "payment": {"transaction_category": "CREDITCARD", "reference": "demo", "amount": "49.95", "transaction_date": "2026-11-22"}
             }),
             Outcome::Completed,
         ),
