@@ -189,6 +189,11 @@ fn a_worker_with_a_bad_certificate_stops_at_start_naming_variable_and_file() {
             vec!["EMERSION_CLIENT_KEY", "does not belong to the certificate"],
         ),
         (
+            "no certificate at all",
+            vec![],
+            vec!["no billing platform configured", "EMERSION_CLIENT_CERT"],
+        ),
+        (
             "a key file that holds a certificate",
             vec![
                 ("EMERSION_CLIENT_CERT", &files.client_cert),
