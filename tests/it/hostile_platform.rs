@@ -28,8 +28,6 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// The one terminal event of `id`.
-
 /// Errors of the step events of `id` with this outcome.
 fn step_errors(h: &Harness, id: &str, outcome: Outcome) -> Vec<String> {
     h.events_of(id)
