@@ -10,7 +10,7 @@ use axum::Json;
 use percent_encoding::percent_decode_str;
 
 use super::orders::RestRejection;
-use super::{Cart, Item, Simulator};
+use super::{Cart, CostGuard, Item, Simulator};
 use crate::billing::costguard::rest::{
     Collection, FavoritePricePoint, OrderDetail, OrderItem, OrderTender, RestErrors,
     ServiceNumberDetail,
@@ -280,28 +280,10 @@ pub(super) async fn service_item_summary(
     Path((_env, order_id)): Path<(String, String)>,
     arrival: Arrival,
 ) -> Response {
-    const OP: &str = "serviceItemSummary";
-    arrival.record(&sim, OP);
-    if let Some(response) = arrival.unauthorized() {
-        return response;
-    }
-    sim.faults()
-        .serve(OP, &arrival.wire(), async {
-            let order_id = match id("orderId", &order_id) {
-                Ok(id) => id,
-                Err(r) => return refused(r),
-            };
-            let cg = sim.costguard().lock();
-            match cg.carts.get(&order_id) {
-                Some(cart) => Json(cg.service_items(cart)).into_response(),
-                None => rest_error(
-                    StatusCode::NOT_FOUND,
-                    "Order",
-                    format!("Order {order_id} was not found"),
-                ),
-            }
-        })
-        .await
+    order_read(sim, "serviceItemSummary", &order_id, arrival, |cg, cart| {
+        Json(cg.service_items(cart)).into_response()
+    })
+    .await
 }
 
 /// The pinned, undocumented order lookup (see `rest::OrderDetail`), for the probes behind
@@ -311,20 +293,34 @@ pub(super) async fn order(
     Path((_env, order_id)): Path<(String, String)>,
     arrival: Arrival,
 ) -> Response {
-    const OP: &str = "getOrder";
-    arrival.record(&sim, OP);
+    order_read(sim, "getOrder", &order_id, arrival, |_, cart| {
+        Json(order_detail(cart)).into_response()
+    })
+    .await
+}
+
+/// A read of one order (a cart by its id) under operation `op`: recorded, authenticated,
+/// subject to faults, 404 for an order that does not exist.
+async fn order_read(
+    sim: Simulator,
+    op: &'static str,
+    order_id: &str,
+    arrival: Arrival,
+    answer: impl FnOnce(&CostGuard, &Cart) -> Response,
+) -> Response {
+    arrival.record(&sim, op);
     if let Some(response) = arrival.unauthorized() {
         return response;
     }
     sim.faults()
-        .serve(OP, &arrival.wire(), async {
-            let order_id = match id("orderId", &order_id) {
+        .serve(op, &arrival.wire(), async {
+            let order_id = match id("orderId", order_id) {
                 Ok(id) => id,
                 Err(r) => return refused(r),
             };
             let cg = sim.costguard().lock();
             match cg.carts.get(&order_id) {
-                Some(cart) => Json(order_detail(cart)).into_response(),
+                Some(cart) => answer(&cg, cart),
                 None => rest_error(
                     StatusCode::NOT_FOUND,
                     "Order",
