@@ -46,6 +46,18 @@ pub fn load(
                 format!("not a readable X.509 certificate: {e}"),
             )
         })?;
+        // rustls (webpki) takes only X.509 v3 end-entity certificates; an older one would
+        // fail later, as a bare "builder error".
+        if leaf.version() != x509_parser::x509::X509Version::V3 {
+            return Err(fail(
+                CERT_VARIABLE,
+                cert,
+                format!(
+                    "an X.509 v{} certificate: TLS client certificates must be v3",
+                    leaf.version().0 + 1
+                ),
+            ));
+        }
         let validity = leaf.validity();
         (
             validity.not_before.timestamp(),
@@ -162,6 +174,22 @@ mod tests {
         assert!(text.starts_with("EMERSION_CLIENT_CERT ("), "{text}");
         assert!(text.contains("nope.pem"), "{text}");
         assert!(text.contains("cannot read the file"), "{text}");
+    }
+
+    #[test]
+    fn an_old_x509_version_is_refused_before_the_key_is_read() {
+        // A public certificate only (openssl x509 -req without extensions makes v1).
+        let cert = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tls/v1-client-certificate.pem"
+        ));
+        let err = load(cert, Path::new("/nonexistent.key"), None, 0).unwrap_err();
+        assert_eq!(err.variable, CERT_VARIABLE);
+        assert!(
+            err.to_string().contains("an X.509 v1 certificate"),
+            "{}",
+            err.to_string()
+        );
     }
 
     #[test]

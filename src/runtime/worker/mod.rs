@@ -45,6 +45,10 @@ pub enum WorkerError {
     Broker(#[from] BrokerError),
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The TLS library refused what EMERSION_CLIENT_CERT, EMERSION_CLIENT_KEY or
+    /// EMERSION_CA_CERT hold beyond the start-up checks: its reason is in the source.
+    #[error("Emersion HTTP client (EMERSION_CLIENT_CERT, EMERSION_CLIENT_KEY, EMERSION_CA_CERT)")]
+    EmersionClient(#[source] reqwest::Error),
     #[error(transparent)]
     Consumers(#[from] ConsumersError),
     #[error(transparent)]
@@ -101,7 +105,8 @@ pub async fn run_with(
         .emersion
         .client_config(Utc::now().timestamp())?
         .map(EmersionClient::new)
-        .transpose()?;
+        .transpose()
+        .map_err(WorkerError::EmersionClient)?;
     if costguard.is_none() && emersion.is_none() {
         return Err(ConfigError::NoPlatform.into());
     }
