@@ -165,7 +165,13 @@ start_node() {
 }
 
 await_node() {
-  local n="$1"
+  local n="$1" waited=0
+  # await_startup fails at once while the detached node has not registered with epmd yet.
+  until answers "$n"; do
+    waited=$((waited + 1))
+    [[ $waited -lt $WAIT_SECONDS ]] || die "$(node_name "$n") did not come up within ${WAIT_SECONDS}s; see its log dir"
+    sleep 1
+  done
   timeout "$((WAIT_SECONDS + 10))" rabbitmqctl -q -n "$(node_name "$n")" await_startup \
     --timeout "$WAIT_SECONDS" || die "$(node_name "$n") did not start within ${WAIT_SECONDS}s; see its log dir"
 }
