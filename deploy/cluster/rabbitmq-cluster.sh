@@ -84,6 +84,12 @@ abs_dir() {
   (cd "$1" && pwd)
 }
 
+# DIR as given, without creating it: stop and status on nothing are fine.
+given_dir() {
+  [[ -n "${1:-}" ]] || die "DIR is required (see --help)"
+  if [[ -d "$1" ]]; then (cd "$1" && pwd); else echo "$1"; fi
+}
+
 node_env() {
   local dir="$1" n="$2"
   echo RABBITMQ_NODENAME="$(node_name "$n")" \
@@ -176,8 +182,15 @@ await_node() {
     --timeout "$WAIT_SECONDS" || die "$(node_name "$n") did not start within ${WAIT_SECONDS}s; see its log dir"
 }
 
+# As the first node that answers sees them (a may be the one killed or cut off).
 running_nodes() {
-  ctl a cluster_status --formatter json 2>/dev/null | jq -r '.running_nodes[]' 2>/dev/null | sort
+  local json
+  for n in "${NODES[@]}"; do
+    if json="$(timeout 20 rabbitmqctl -q -n "$(node_name "$n")" cluster_status --formatter json 2>/dev/null)"; then
+      jq -r '.running_nodes[]' <<<"$json" | sort
+      return 0
+    fi
+  done
 }
 
 cluster_complete() {
@@ -221,7 +234,7 @@ cmd_urls() {
 
 cmd_stop() {
   local dir
-  dir="$(abs_dir "${1:-}")"
+  dir="$(given_dir "${1:-}")"
   for n in "${NODES[@]}"; do
     heal_rules "$n"
   done
@@ -246,7 +259,7 @@ cmd_stop() {
 
 cmd_status() {
   local dir
-  dir="$(abs_dir "${1:-}")"
+  dir="$(given_dir "${1:-}")"
   for n in "${NODES[@]}"; do
     local pid state
     pid="$(node_pid "$dir" "$n" || true)"
@@ -261,7 +274,7 @@ cmd_status() {
     fi
     echo "$(node_name "$n") port ${PORT[$n]} pid ${pid:--}: $state$(rule_on "$n" && echo ', partitioned' || true)"
   done
-  echo "running cluster members: $(running_nodes | tr '\n' ' ')"
+  echo "running cluster members (as the first node that answers sees them): $(running_nodes | tr '\n' ' ')"
 }
 
 require_pid() {
