@@ -228,17 +228,43 @@ async fn shard_leader_killed_and_restarted() {
             .unwrap();
     }
 
+    // A stream, as the stage ledger of issue 14 will use: replicated on all three nodes too.
+    let stream = format!("{}.cluster-stream", h.prefix);
+    h.delete_on_drop(&stream);
+    {
+        let channel = h.connection.create_channel().await.unwrap();
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from("stream")),
+        );
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(stream.as_str().into(), durable, args)
+            .await
+            .unwrap();
+    }
+
     let members = list_queues(&h.prefix, &["type", "members"]);
-    let quorum: Vec<&Value> = members.iter().filter(|r| r["type"] == "quorum").collect();
+    let replicated: Vec<&Value> = members
+        .iter()
+        .filter(|r| r["type"] == "quorum" || r["type"] == "stream")
+        .collect();
     assert!(
-        !quorum.is_empty(),
-        "quorum queues of the prefix: {members:?}"
+        replicated.iter().any(|r| r["type"] == "stream"),
+        "the stream is listed: {members:?}"
     );
-    for row in &quorum {
+    for row in &replicated {
         let n = row["members"].as_array().map_or(0, Vec::len);
         assert_eq!(n, 3, "{} has 3 members: {row}", row["name"]);
     }
-    println!("cluster: {} quorum queues, 3 members each", quorum.len());
+    println!(
+        "cluster: {} quorum queues and 1 stream, 3 members each",
+        replicated.len() - 1
+    );
 
     // Slow renewals, so the kill lands while calls are in flight.
     h.sim_post(
