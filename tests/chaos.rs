@@ -22,8 +22,7 @@ use billflow::contract::events::{CloudEvent, Outcome};
 use billflow::sim::costguard as cg;
 use common::workload::{duplicate_effects, queue_depth, sign_up};
 use common::{renewal, ChildGuard, Harness};
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::Connection;
 use serde_json::{json, Value};
 
@@ -233,34 +232,7 @@ async fn chaos() {
     let url = h.amqp_url.clone();
     let topology: Topology = h.topology.clone();
     // A durable, replicated capture of every event: it outlives broker restarts.
-    let capture = format!("{}.chaos-events", h.prefix);
-    h.delete_on_drop(&capture);
-    {
-        let channel = h.connection.create_channel().await.unwrap();
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString(LongString::from("quorum")),
-        );
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        channel
-            .queue_declare(capture.as_str().into(), durable, args)
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                capture.as_str().into(),
-                topology.events_exchange().as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-    }
+    let capture = h.capture_events("chaos-events").await;
     let mut injected = 0;
     for fault in faults() {
         injected += fault["count"].as_u64().unwrap_or(1);

@@ -21,8 +21,7 @@ use billflow::contract::events::CloudEvent;
 use billflow::sim::costguard as cg;
 use common::workload::{duplicate_effects, queue_depth};
 use common::{renewal, ChildGuard, Harness};
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::Connection;
 use serde_json::{json, Value};
 
@@ -199,54 +198,10 @@ async fn shard_leader_killed_and_restarted() {
     assert_eq!(h.amqp_url, cluster.urls[0], "the harness is on node a");
 
     // A durable capture of every event, a quorum queue: it outlives the killed node.
-    let capture = format!("{}.cluster-events", h.prefix);
-    h.delete_on_drop(&capture);
-    {
-        let channel = h.connection.create_channel().await.unwrap();
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString(LongString::from("quorum")),
-        );
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        channel
-            .queue_declare(capture.as_str().into(), durable, args)
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                capture.as_str().into(),
-                h.topology.events_exchange().as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-    }
+    let capture = h.capture_events("cluster-events").await;
 
     // A stream, as the stage ledger of issue 14 will use: replicated on all three nodes too.
-    let stream = format!("{}.cluster-stream", h.prefix);
-    h.delete_on_drop(&stream);
-    {
-        let channel = h.connection.create_channel().await.unwrap();
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString(LongString::from("stream")),
-        );
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        channel
-            .queue_declare(stream.as_str().into(), durable, args)
-            .await
-            .unwrap();
-    }
+    h.declare_queue("cluster-stream", "stream").await;
 
     let members = list_queues(&h.prefix, &["type", "members"]);
     let replicated: Vec<&Value> = members

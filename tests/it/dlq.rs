@@ -6,7 +6,7 @@ use crate::common;
 use std::process::Command as Process;
 use std::time::Duration;
 
-use crate::common::{dlq_cli, renewal, Harness};
+use crate::common::{dlq_cli, dlq_code, renewal, Harness};
 use billflow::broker::Publisher;
 use billflow::cli::dlq::{self, DeadQueue};
 use billflow::contract::events::Outcome;
@@ -216,24 +216,6 @@ async fn the_same_dead_letter_replayed_twice_runs_its_stage_once() {
     );
     assert!(h.drain_dead().await.is_empty());
     worker.stop().await;
-}
-
-/// `billflow dlq` with its exit code: (code, stdout, stderr).
-fn dlq_code(h: &Harness, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
-        .arg("dlq")
-        .args(args)
-        .env("AMQP_URL", &h.amqp_url)
-        .env("BILLFLOW_PREFIX", &h.prefix)
-        .env("BILLFLOW_SHARDS", h.shards.to_string())
-        .env("BILLFLOW_SIGNING_KEY", &h.signing_key)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The report line about `command_id`.

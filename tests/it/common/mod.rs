@@ -24,7 +24,10 @@ use billflow::engine::protect::LimitsConfig;
 use billflow::engine::retry::{RetryConfig, RetryPolicy};
 use billflow::secret::Secret;
 use billflow::sim::Simulator;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Connection;
 use serde_json::Value;
@@ -249,6 +252,46 @@ impl Harness {
     /// Deletes `queue`, which the test declared, with the harness.
     pub fn delete_on_drop(&mut self, queue: &str) {
         self.extra_queues.push(queue.to_string());
+    }
+
+    /// A durable queue `<prefix>.<suffix>` of `queue_type` (`quorum`, `stream`), deleted
+    /// with the harness.
+    pub async fn declare_queue(&mut self, suffix: &str, queue_type: &str) -> String {
+        let name = format!("{}.{suffix}", self.prefix);
+        self.delete_on_drop(&name);
+        let channel = self.connection.create_channel().await.expect("channel");
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(queue_type.into()),
+        );
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(name.as_str().into(), durable, args)
+            .await
+            .expect("queue.declare");
+        name
+    }
+
+    /// A durable, replicated capture of every event (a quorum queue bound to the events
+    /// exchange): it outlives broker restarts and the loss of a node.
+    pub async fn capture_events(&mut self, suffix: &str) -> String {
+        let name = self.declare_queue(suffix, "quorum").await;
+        let channel = self.connection.create_channel().await.expect("channel");
+        channel
+            .queue_bind(
+                name.as_str().into(),
+                self.topology.events_exchange().as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue.bind");
+        name
     }
 
     /// Signs stage messages as this test's workers do.
@@ -627,8 +670,8 @@ pub fn renewal(command_id: &str, service_number: &str) -> Value {
     })
 }
 
-/// `billflow dlq ARGS` against the harness's broker and prefix: success, stdout, stderr.
-pub fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
+/// `billflow dlq ARGS` against the harness's broker and prefix: exit code, stdout, stderr.
+pub fn dlq_code(h: &Harness, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Process::new(env!("CARGO_BIN_EXE_billflow"))
         .arg("dlq")
         .args(args)
@@ -639,8 +682,14 @@ pub fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
         .output()
         .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The same, with success in place of the exit code.
+pub fn dlq_cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
+    let (code, stdout, stderr) = dlq_code(h, args);
+    (code == Some(0), stdout, stderr)
 }
