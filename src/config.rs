@@ -382,6 +382,12 @@ pub struct WorkerSettings {
     #[arg(long, env = "BILLFLOW_SHUTDOWN_GRACE", default_value = "30s", value_name = "DURATION", value_parser = duration::parse)]
     #[serde(serialize_with = "duration::serialize")]
     pub shutdown_grace: Duration,
+    /// When a worker takes its home shards back from a standby, how long it waits for the
+    /// standby's stages on them to end (the standby says so in the shard's ledger) before
+    /// it runs anything there.
+    #[arg(long, env = "BILLFLOW_HANDBACK_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
+    pub handback_timeout: Duration,
     /// Retry policy as JSON: default fields at the top, per-stage overrides under "stages",
     /// e.g. '{"max_attempts":5,"initial_delay":"10s","stages":{"advancepay_renewal.submit":{"max_attempts":10}}}'.
     #[arg(long, env = "BILLFLOW_RETRY_POLICY", value_parser = RetryConfig::parse, default_value = "{}", value_name = "JSON")]

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod engine;
+pub mod ledger;
 pub mod money;
 pub mod redact;
 pub mod runtime;

@@ -9,6 +9,10 @@ use serde_json::{json, Map, Value};
 
 use super::topology::{QueueRole, Topology, DELAY_TIERS};
 
+/// The ledger streams' age limit in the definitions file: `BILLFLOW_RETENTION`'s default
+/// (7 days). Keep it at least as long as the workers' retention.
+const DEFAULT_LEDGER_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
+
 /// Policies outrank catch-all policies of priority 0 an operator may have.
 const POLICY_PRIORITY: i64 = 10;
 
@@ -28,6 +32,13 @@ impl Topology {
                 policy_definition(self.policy_arguments(QueueRole::Delay(tier))),
             ));
         }
+        policies.push((
+            format!("{}.ledger", self.prefix),
+            format!(r"^{prefix}\.ledger\.[0-9]+$"),
+            policy_definition(self.policy_arguments(QueueRole::Ledger {
+                max_age_secs: Some(DEFAULT_LEDGER_MAX_AGE_SECS),
+            })),
+        ));
         policies.push((
             self.undelivered_queue(),
             format!(r"^{prefix}\.undelivered$"),
@@ -62,6 +73,12 @@ impl Topology {
                 .iter()
                 .map(|t| queue(self.delay_queue(*t), QueueRole::Delay(*t), false)),
         );
+        queues.extend(self.ledger_streams().into_iter().map(|q| {
+            let role = QueueRole::Ledger {
+                max_age_secs: Some(DEFAULT_LEDGER_MAX_AGE_SECS),
+            };
+            queue(q, role, false)
+        }));
         let exchanges: Vec<Value> = [self.commands_exchange(), self.events_exchange()]
             .into_iter()
             .map(|name| {

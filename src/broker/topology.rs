@@ -112,6 +112,16 @@ impl Topology {
             .unwrap_or(DELAY_TIERS[DELAY_TIERS.len() - 1])
     }
 
+    /// The replicated stage ledger of a shard: a stream holding every durable stage
+    /// record any worker wrote for the shard's commands (see `crate::ledger`).
+    pub fn ledger_stream(&self, shard: u16) -> String {
+        format!("{}.ledger.{}", self.prefix, shard)
+    }
+
+    pub fn ledger_streams(&self) -> Vec<String> {
+        (0..self.shards).map(|s| self.ledger_stream(s)).collect()
+    }
+
     pub fn shard_queues(&self) -> Vec<String> {
         (0..self.shards).map(|s| self.shard_queue(s)).collect()
     }
@@ -126,10 +136,12 @@ impl Topology {
         queues
     }
 
-    /// Every durable queue this topology declares, for tooling and test clean-up.
+    /// Every durable queue and stream this topology declares, for tooling and test
+    /// clean-up.
     pub fn queues(&self) -> Vec<String> {
         let mut queues = self.stage_queues();
         queues.push(self.dead_queue());
+        queues.extend(self.ledger_streams());
         queues
     }
 
@@ -163,6 +175,10 @@ impl Topology {
                 args
             }
             QueueRole::Dead => Vec::new(),
+            QueueRole::Ledger { max_age_secs } => max_age_secs
+                .map(|secs| ("x-max-age", text(&format!("{secs}s"))))
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -172,6 +188,9 @@ impl Topology {
         queue: QueueRole,
         shard: bool,
     ) -> Vec<(&'static str, AMQPValue)> {
+        if matches!(queue, QueueRole::Ledger { .. }) {
+            return vec![("x-queue-type", text("stream"))];
+        }
         let mut args = vec![("x-queue-type", text("quorum"))];
         if matches!(queue, QueueRole::Work) && shard {
             args.push(("x-single-active-consumer", AMQPValue::Boolean(true)));
@@ -251,6 +270,45 @@ impl Topology {
         Ok(())
     }
 
+    /// Declares the ledger streams, keeping records `max_age_secs` (as a queue argument,
+    /// or from the `<prefix>.ledger` policy; `None`: for ever). Only workers declare them.
+    /// A stream's age limit is fixed when it is first declared: one that exists with
+    /// another is used as it is, with a warning (a policy changes it in place).
+    pub async fn declare_ledgers(
+        &self,
+        connection: &lapin::Connection,
+        max_age_secs: Option<u64>,
+    ) -> Result<(), BrokerError> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..durable
+        };
+        let mut channel = connection.create_channel().await?;
+        for stream in self.ledger_streams() {
+            let args = self.arguments(QueueRole::Ledger { max_age_secs }, false);
+            let declared = channel
+                .queue_declare(stream.as_str().into(), durable, args)
+                .await;
+            let Err(first) = declared else { continue };
+            // The failed declaration closed the channel.
+            channel = connection.create_channel().await?;
+            channel
+                .queue_declare(stream.as_str().into(), passive, FieldTable::default())
+                .await
+                .map_err(|_| BrokerError::Declare {
+                    queue: stream.clone(),
+                    source: first.clone(),
+                })?;
+            tracing::warn!(%stream, error = %first, "the ledger stream exists with other arguments; using it as it is");
+        }
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
+    }
+
     /// Deletes every queue and exchange of this prefix (tests, demo clean-up).
     pub async fn delete(&self, channel: &Channel) -> Result<(), BrokerError> {
         for queue in self.queues() {
@@ -276,6 +334,10 @@ pub(super) enum QueueRole {
     /// RabbitMQ's own dead letters, waiting for a worker to explain them.
     Undelivered,
     Dead,
+    /// A shard's stage ledger (a stream), keeping records this long (`None`: for ever).
+    Ledger {
+        max_age_secs: Option<u64>,
+    },
 }
 
 /// Lamping and Veach's jump consistent hash.

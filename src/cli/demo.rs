@@ -188,6 +188,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         prefetch: 16,
         max_message_bytes: 256 * 1024,
         shutdown_grace: Duration::from_secs(5),
+        handback_timeout: Duration::from_secs(30),
         retry_policy: RetryConfig::default(),
         api_limits: LimitsConfig::default(),
         reconcile_delay: Duration::from_secs(5),

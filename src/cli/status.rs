@@ -49,7 +49,13 @@ pub async fn fetch(
         }
     }
     if status == reqwest::StatusCode::NOT_FOUND {
-        bail!("the worker at {base} has no record of command {command_id:?}");
+        let why: Option<serde_json::Value> = response.json().await.ok();
+        let why = why
+            .as_ref()
+            .and_then(|v| v["error"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("no worker has a record of command {command_id:?}"));
+        bail!("the worker at {base}: {why}");
     }
     if !status.is_success() {
         bail!(
@@ -96,6 +102,9 @@ fn render_plain(timeline: &Timeline) -> String {
             took,
             detail
         ));
+    }
+    if let Some(why) = &timeline.incomplete {
+        out.push_str(&format!("note: {why}\n"));
     }
     out
 }

@@ -16,8 +16,6 @@ pub struct Delivered<'a> {
     /// A command as a CRM sent it (not a stage message between workers): the digest of
     /// its data, to tell a re-send from a conflicting command.
     pub fresh: Option<&'a str>,
-    /// The broker delivered it before (to this or another consumer).
-    pub redelivered: bool,
     /// Durable attempt of the stage, from 1.
     pub attempt: u32,
     /// The dead letter this run replays (`billflow dlq replay`), if any.
@@ -63,17 +61,16 @@ pub fn on_delivery(record: Option<&StageRecord>, msg: Delivered, effect: Effect)
         }
     }
     let Some(rec) = record else {
-        // No record here, yet the call may have been made: by another worker before a
-        // fail-over or a hand-back (a redelivery, or a retry it scheduled).
-        if effect == Effect::NonIdempotent && (msg.redelivered || msg.attempt > 1) {
-            let why = if msg.redelivered {
-                "redelivered with no local record of the stage; another worker may have made the call"
-            } else {
-                "a retry with no local record of the earlier attempt; another worker may have made the call"
-            };
+        // The record is the fleet's: every call is in the shard's ledger as "started"
+        // before it is made, and the ledger was read before this delivery. So a stage
+        // redelivered with no record never reached the platform (a killed worker had
+        // only prefetched it) and simply runs. A retry is different: its earlier attempt
+        // was recorded before the retry was sent, so its record is gone (expired, or a
+        // store and ledger lost): the call may have been made.
+        if effect == Effect::NonIdempotent && msg.attempt > 1 {
             return OnDelivery::Reconcile {
                 record: StageRecord::started(msg.attempt),
-                why: why.into(),
+                why: "a retry with no record of its earlier attempt anywhere in the fleet; the call may have been made".into(),
             };
         }
         return OnDelivery::Execute;
@@ -209,15 +206,9 @@ mod tests {
     use super::*;
     use Effect::{NonIdempotent as N, Repeatable as R};
 
-    fn msg<'a>(
-        fresh: bool,
-        redelivered: bool,
-        attempt: u32,
-        replay: Option<&'a str>,
-    ) -> Delivered<'a> {
+    fn msg<'a>(fresh: bool, attempt: u32, replay: Option<&'a str>) -> Delivered<'a> {
         Delivered {
             fresh: fresh.then_some("d1"),
-            redelivered,
             attempt,
             replay,
         }
@@ -275,10 +266,8 @@ mod tests {
     }
 
     const NEVER_RECORDED: &str = "the call was started and its result never recorded";
-    const REDELIVERED: &str =
-        "redelivered with no local record of the stage; another worker may have made the call";
     const RETRIED: &str =
-        "a retry with no local record of the earlier attempt; another worker may have made the call";
+        "a retry with no record of its earlier attempt anywhere in the fleet; the call may have been made";
 
     #[test]
     fn every_delivery_row() {
@@ -288,176 +277,208 @@ mod tests {
             (
                 "new command, first stage",
                 None,
-                msg(true, false, 1, None),
+                msg(true, 1, None),
                 N,
                 Execute,
             ),
             (
                 "new repeatable stage",
                 None,
-                msg(false, false, 1, None),
+                msg(false, 1, None),
                 R,
                 Execute,
             ),
             (
                 "new non-idempotent stage",
                 None,
-                msg(false, false, 1, None),
+                msg(false, 1, None),
                 N,
                 Execute,
             ),
-            // Found by the chaos suite: a fail-over or hand-back leaves no record here.
+            // Found by the chaos suite: a killed worker's prefetched messages come back
+            // redelivered. The record is the fleet's (the ledger was read first): none
+            // means no worker ever started the call, so it runs instead of being parked.
             (
-                "redelivered, no record, non-idempotent",
+                "redelivered, no record anywhere, non-idempotent",
                 None,
-                msg(false, true, 1, None),
+                msg(false, 1, None),
                 N,
-                Reconcile(REDELIVERED),
+                Execute,
+            ),
+            (
+                "redelivered, another worker's started record, non-idempotent",
+                Some(StageRecord {
+                    replicated: true,
+                    ..rec(started(None), false, None, None)
+                }),
+                msg(false, 1, None),
+                N,
+                Reconcile(NEVER_RECORDED),
+            ),
+            (
+                "duplicate command after fail-over, another worker completed it",
+                Some(StageRecord {
+                    replicated: true,
+                    ..rec(completed(), false, None, Some("d1"))
+                }),
+                msg(true, 1, None),
+                N,
+                Forward,
+            ),
+            (
+                "conflicting command after fail-over",
+                Some(StageRecord {
+                    replicated: true,
+                    ..rec(completed(), false, None, Some("d0"))
+                }),
+                msg(true, 1, None),
+                N,
+                Conflict("d0"),
             ),
             (
                 "retry, no record, non-idempotent",
                 None,
-                msg(false, false, 3, None),
+                msg(false, 3, None),
                 N,
                 Reconcile(RETRIED),
             ),
             (
                 "redelivered, no record, repeatable",
                 None,
-                msg(false, true, 1, None),
+                msg(false, 1, None),
                 R,
                 Execute,
             ),
             (
                 "retry, no record, repeatable",
                 None,
-                msg(false, false, 3, None),
+                msg(false, 3, None),
                 R,
                 Execute,
             ),
             (
                 "same command re-sent",
                 Some(rec(completed(), true, None, Some("d1"))),
-                msg(true, false, 1, None),
+                msg(true, 1, None),
                 N,
                 Drop,
             ),
             (
                 "same id, other data, finished",
                 Some(rec(completed(), true, None, Some("d0"))),
-                msg(true, false, 1, None),
+                msg(true, 1, None),
                 N,
                 Conflict("d0"),
             ),
             (
                 "same id, other data, in flight",
                 Some(rec(started(None), false, None, Some("d0"))),
-                msg(true, true, 1, None),
+                msg(true, 1, None),
                 N,
                 Conflict("d0"),
             ),
             (
                 "stage message is never a conflict",
                 Some(rec(completed(), true, None, Some("d0"))),
-                msg(false, false, 1, None),
+                msg(false, 1, None),
                 N,
                 Drop,
             ),
             (
                 "duplicate of a forwarded completion",
                 Some(rec(completed(), true, None, None)),
-                msg(false, true, 1, None),
+                msg(false, 1, None),
                 N,
                 Drop,
             ),
             (
                 "duplicate of a forwarded failure",
                 Some(rec(failed(), true, None, None)),
-                msg(false, false, 1, None),
+                msg(false, 1, None),
                 N,
                 Drop,
             ),
             (
                 "completed, crash before publishing",
                 Some(rec(completed(), false, None, None)),
-                msg(false, true, 1, None),
+                msg(false, 1, None),
                 N,
                 Forward,
             ),
             (
                 "failed, crash before publishing",
                 Some(rec(failed(), false, None, None)),
-                msg(false, true, 1, None),
+                msg(false, 1, None),
                 N,
                 again,
             ),
             (
                 "replay of a dead letter",
                 Some(rec(failed(), true, None, None)),
-                msg(false, false, 1, Some("r1")),
+                msg(false, 1, Some("r1")),
                 N,
                 Execute,
             ),
             (
                 "second replay of another letter",
                 Some(rec(failed(), true, Some("r1"), None)),
-                msg(false, false, 1, Some("r2")),
+                msg(false, 1, Some("r2")),
                 N,
                 Execute,
             ),
             (
                 "same replay twice",
                 Some(rec(failed(), true, Some("r1"), None)),
-                msg(false, false, 1, Some("r1")),
+                msg(false, 1, Some("r1")),
                 N,
                 Drop,
             ),
             (
                 "same replay, crash before publishing",
                 Some(rec(failed(), false, Some("r1"), None)),
-                msg(false, true, 1, Some("r1")),
+                msg(false, 1, Some("r1")),
                 N,
                 Again(DeadReason::PermanentError, "refused"),
             ),
             (
                 "replay of a completed stage",
                 Some(rec(completed(), true, None, None)),
-                msg(false, false, 1, Some("r1")),
+                msg(false, 1, Some("r1")),
                 N,
                 Drop,
             ),
             (
                 "started, non-idempotent, crash mid-call",
                 Some(rec(started(None), false, None, None)),
-                msg(false, true, 1, None),
+                msg(false, 1, None),
                 N,
                 Reconcile(NEVER_RECORDED),
             ),
             (
                 "started, cause kept",
                 Some(rec(started(Some("timeout")), false, None, None)),
-                msg(false, false, 2, None),
+                msg(false, 2, None),
                 N,
                 Reconcile("timeout"),
             ),
             (
                 "started, repeatable",
                 Some(rec(started(None), false, None, None)),
-                msg(false, true, 1, None),
+                msg(false, 1, None),
                 R,
                 Execute,
             ),
             (
                 "retrying, non-idempotent",
                 Some(rec(retrying(), false, None, None)),
-                msg(false, false, 2, None),
+                msg(false, 2, None),
                 N,
                 Execute,
             ),
             (
                 "retrying, repeatable",
                 Some(rec(retrying(), false, None, None)),
-                msg(false, false, 2, None),
+                msg(false, 2, None),
                 R,
                 Execute,
             ),
@@ -486,7 +507,7 @@ mod tests {
                     Again(reason, if error == "refused" { "refused" } else { "?" })
                 }
                 OnDelivery::Reconcile { why, .. } => Reconcile(
-                    [NEVER_RECORDED, REDELIVERED, RETRIED, "timeout"]
+                    [NEVER_RECORDED, RETRIED, "timeout"]
                         .into_iter()
                         .find(|w| *w == why)
                         .unwrap_or("?"),

@@ -29,6 +29,7 @@ use crate::contract::events::{CloudEvent, Conflict, EventData, Outcome};
 use crate::contract::message::{self, StageMessage};
 use crate::contract::signing::Signer;
 use crate::contract::DeadReason;
+use crate::ledger::{Ledger, LedgerError};
 use crate::redact::{self, Redactor};
 use crate::store::{StageRecord, StageState, Store, StoreError};
 use crate::workflow::{registry, Effect, Probe, StageDone, StageError, Workflows};
@@ -43,6 +44,8 @@ pub enum EngineError {
     Broker(#[from] BrokerError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +71,7 @@ pub struct Engine {
     settings: EngineSettings,
     inflight: Inflight,
     guards: Arc<Guards>,
+    ledger: Ledger,
 }
 
 /// What every engine of a worker shares, whichever broker connection it serves.
@@ -80,6 +84,8 @@ pub struct EngineCore {
     /// Concurrency, rate and circuit breaker per API.
     pub guards: Arc<Guards>,
     pub inflight: Inflight,
+    /// The fleet's record of every shard's stages.
+    pub ledger: Ledger,
 }
 
 impl Engine {
@@ -92,6 +98,7 @@ impl Engine {
             settings,
             guards,
             inflight,
+            ledger,
         } = core;
         Engine {
             store,
@@ -101,7 +108,55 @@ impl Engine {
             settings,
             inflight,
             guards,
+            ledger,
         }
+    }
+
+    /// A delivery from shard queue `shard`, to the consumer of `generation`: the shard's
+    /// ledger is read first when that consumer has not run anything yet (it has just
+    /// taken the shard over).
+    pub async fn process_shard(&self, shard: u16, generation: u64, delivery: Delivery) {
+        let _counted = self.ledger.enter(shard);
+        if let Err(e) = self.ledger.take_over(shard, generation).await {
+            error!(shard, error = %e, "cannot read the shard's ledger; the message will be redelivered");
+            requeue_later(delivery).await;
+            return;
+        }
+        self.process(delivery).await
+    }
+
+    /// After this worker stepped back from `shard`: tells the shard's home worker once
+    /// the stages it still runs there have ended.
+    pub async fn release_shard(&self, shard: u16) {
+        if let Err(e) = self.ledger.release(&self.publisher, shard).await {
+            warn!(shard, error = %e, "could not release the shard in its ledger; its home worker takes it after its wait");
+        }
+    }
+
+    /// Makes a stage record durable: in the shard's ledger (confirmed by the broker) and
+    /// in the store, flushed when `flush`. Both before anything depends on it.
+    async fn persist(
+        &self,
+        msg: &StageMessage,
+        rec: &StageRecord,
+        flush: bool,
+    ) -> Result<(), EngineError> {
+        let cid = &msg.command.command_id;
+        self.store.put(cid, &msg.stage, rec)?;
+        let flushed = async {
+            if flush {
+                self.store.flush().await
+            } else {
+                Ok(())
+            }
+        };
+        let (ledger, store) = tokio::join!(
+            self.ledger.record(&self.publisher, cid, &msg.stage, rec),
+            flushed
+        );
+        ledger?;
+        store?;
+        Ok(())
     }
 
     /// Handles one delivery and acks it once its outcome is durable. When the outcome
@@ -186,20 +241,14 @@ impl Engine {
             workflow = message.workflow(),
             stage = %message.stage,
             attempt = message.attempt,
+            redelivered = delivery.redelivered,
             traceparent = message.traceparent.as_deref().unwrap_or(""),
         );
-        self.run(message, delivery.redelivered, fresh)
-            .instrument(span)
-            .await
+        self.run(message, fresh).instrument(span).await
     }
 
     /// `fresh`: a command as a CRM sent it, not a stage message.
-    async fn run(
-        &self,
-        msg: StageMessage,
-        redelivered: bool,
-        fresh: bool,
-    ) -> Result<(), EngineError> {
+    async fn run(&self, msg: StageMessage, fresh: bool) -> Result<(), EngineError> {
         let _claim = self
             .inflight
             .claim(&msg.command.command_id, &msg.stage)
@@ -212,7 +261,6 @@ impl Engine {
         let digest = fresh.then(|| msg.command.digest());
         let delivered = Delivered {
             fresh: digest.as_deref(),
-            redelivered,
             attempt: msg.attempt,
             replay: msg.replay.as_deref(),
         };
@@ -236,13 +284,36 @@ impl Engine {
                 next,
             } => {
                 info!("stage completed before a crash; publishing its outcome");
+                if !record.replicated {
+                    // Its ledger entry may be what failed the first time.
+                    self.ledger
+                        .record(
+                            &self.publisher,
+                            &msg.command.command_id,
+                            &msg.stage,
+                            &record,
+                        )
+                        .await?;
+                }
                 self.forward_success(&msg, record, output, next).await
             }
             OnDelivery::DeadLetterAgain {
                 record,
                 reason,
                 error,
-            } => self.dead_letter(&msg, record, reason, &error).await,
+            } => {
+                if !record.replicated {
+                    self.ledger
+                        .record(
+                            &self.publisher,
+                            &msg.command.command_id,
+                            &msg.stage,
+                            &record,
+                        )
+                        .await?;
+                }
+                self.dead_letter(&msg, record, reason, &error).await
+            }
             OnDelivery::Reconcile { record, why } => self.reconcile(&msg, record, &why).await,
         }
     }
@@ -272,10 +343,14 @@ impl Engine {
             if msg.stage == registry::first_stage(&msg.command.body) {
                 started_rec.command_digest = Some(msg.command.digest());
             }
-            self.store.put(cid, &msg.stage, &started_rec)?;
-            if effect == Effect::NonIdempotent {
-                // The claim must be on disk before the platform can act on the call.
-                self.store.flush().await?;
+            let first = msg.stage == registry::first_stage(&msg.command.body);
+            if effect == Effect::NonIdempotent || first {
+                // The claim must be in the fleet's ledger and on disk before the platform
+                // can act on the call; the first stage's carries the command's digest.
+                self.persist(msg, &started_rec, effect == Effect::NonIdempotent)
+                    .await?;
+            } else {
+                self.store.put(cid, &msg.stage, &started_rec)?;
             }
             let started = std::time::Instant::now();
             if self.settings.panic_in_stage.as_deref() == Some(msg.stage.as_str()) {
@@ -311,7 +386,12 @@ impl Engine {
                         .unwrap_or(policy.quick_delay);
                     // The call did not take effect: a crash during the pause may re-run it.
                     let retrying = started_rec.with_state(StageState::Retrying { error: None });
-                    self.store.put(cid, &msg.stage, &retrying)?;
+                    if effect == Effect::NonIdempotent {
+                        // Else the ledger's "started" would have the next owner reconcile.
+                        self.persist(msg, &retrying, false).await?;
+                    } else {
+                        self.store.put(cid, &msg.stage, &retrying)?;
+                    }
                     rec = Some(retrying);
                     tokio::time::sleep(pause).await;
                 }
@@ -351,10 +431,9 @@ impl Engine {
             output: done.output.clone(),
             next: next.clone(),
         });
-        self.store.put(&msg.command.command_id, &msg.stage, &rec)?;
-        // On disk before the next stage carries this output: after a crash the stage is
+        // Durable before the next stage carries this output: after a crash the stage is
         // re-forwarded with the same output, never re-run into a different one.
-        self.store.flush().await?;
+        self.persist(msg, &rec, true).await?;
         self.forward_success(msg, rec, done.output, next).await
     }
 
@@ -366,13 +445,11 @@ impl Engine {
         rec: StageRecord,
         why: &str,
     ) -> Result<(), EngineError> {
-        let cid = &msg.command.command_id;
         // Until the probe has answered, the stage counts as maybe-sent.
         let rec = rec.with_state(StageState::Started {
             cause: Some(why.to_string()),
         });
-        self.store.put(cid, &msg.stage, &rec)?;
-        self.store.flush().await?;
+        self.persist(msg, &rec, true).await?;
         let age = (Utc::now() - rec.started_at).to_std().unwrap_or_default();
         let has_probe = registry::of(&msg.command.body).has_probe(&msg.stage);
         match decide::before_probe(age, self.settings.reconcile_delay, has_probe) {
@@ -441,8 +518,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let api = registry::of(&msg.command.body).api().as_str();
         if let Some(rec) = &rec {
-            self.store.put(&msg.command.command_id, &msg.stage, rec)?;
-            self.store.flush().await?;
+            self.persist(msg, rec, true).await?;
         }
         let tier = Topology::delay_tier(retry_in.as_millis() as u64);
         self.publish_stage(msg, &self.topology.delay_queue(tier))
@@ -533,12 +609,10 @@ impl Engine {
         state: StageState,
         delay: Duration,
     ) -> Result<(), EngineError> {
-        let cid = &msg.command.command_id;
         let rec = rec.with_state(state);
         let error = rec.state.error().unwrap_or_default().to_string();
-        self.store.put(cid, &msg.stage, &rec)?;
         // Durable before the retry can come back.
-        self.store.flush().await?;
+        self.persist(msg, &rec, true).await?;
         let tier = Topology::delay_tier(delay.as_millis() as u64);
         let retry = StageMessage {
             attempt: msg.attempt + 1,
@@ -578,10 +652,9 @@ impl Engine {
             reason,
             error: error.to_string(),
         });
-        self.store.put(cid, &msg.stage, &rec)?;
-        // On disk before anything is published: after a crash the same failure is
+        // Durable before anything is published: after a crash the same failure is
         // re-published, and the stage is never run again into another outcome.
-        self.store.flush().await?;
+        self.persist(msg, &rec, true).await?;
 
         let now = Utc::now();
         let headers = Envelope {

@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, WorkerSettings};
+use crate::ledger::Ledger;
 use crate::secret::Secret;
 use crate::store::{StageRecord, StageState, Store};
 
@@ -119,6 +120,7 @@ async fn authorize(State(access): State<Arc<Access>>, request: Request, next: Ne
 struct Admin {
     ready: Arc<AtomicBool>,
     store: Store,
+    ledger: Ledger,
     metrics: PrometheusHandle,
 }
 
@@ -160,11 +162,15 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// A command's stages as this worker recorded them: `GET /workflows/{command_id}`.
+/// A command's stages, whichever worker ran them: `GET /workflows/{command_id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     pub command_id: String,
     pub stages: Vec<StageView>,
+    /// Set when the fleet's ledger could not be read: the stages are what this worker
+    /// knew, and others' may be missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 /// One stage as the admin API shows it: a shape of its own, whatever the store keeps.
@@ -251,20 +257,40 @@ async fn metrics_text(State(admin): State<Admin>) -> Response {
 }
 
 async fn workflow(State(admin): State<Admin>, Path(command_id): Path<String>) -> Response {
+    // The command's shard may be another worker's: its ledger is read up to now first.
+    let incomplete = match admin.ledger.refresh_for(&command_id).await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "status from this worker's store only");
+            Some(format!(
+                "the fleet's ledger could not be read ({e}); stages run by other workers may be missing"
+            ))
+        }
+    };
     match admin.store.stages_of(&command_id) {
-        Ok(stages) if stages.is_empty() => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": format!("this worker has no record of command {command_id:?}")})),
-        )
-            .into_response(),
+        Ok(stages) if stages.is_empty() => {
+            let error = match &incomplete {
+                None => format!("no worker has a record of command {command_id:?}"),
+                Some(why) => format!("this worker has no record of command {command_id:?}; {why}"),
+            };
+            (
+                StatusCode::NOT_FOUND,
+                Json(serde_json::json!({ "error": error })),
+            )
+                .into_response()
+        }
         Ok(stages) => {
             let mut stages: Vec<StageView> = stages
                 .into_iter()
                 .map(|(stage, record)| StageView::new(stage, record))
                 .collect();
             stages.sort_by_key(|s| s.started_at);
-            let mut answer = serde_json::to_value(Timeline { command_id, stages })
-                .unwrap_or_default();
+            let timeline = Timeline {
+                command_id,
+                stages,
+                incomplete,
+            };
+            let mut answer = serde_json::to_value(timeline).unwrap_or_default();
             crate::redact::global().redact_json(&mut answer);
             Json(answer).into_response()
         }
@@ -282,6 +308,7 @@ pub async fn serve(
     access: Access,
     ready: Arc<AtomicBool>,
     store: Store,
+    ledger: Ledger,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -289,6 +316,7 @@ pub async fn serve(
     let admin = Admin {
         ready,
         store,
+        ledger,
         metrics: metrics_handle(),
     };
     axum::serve(listener, router(admin, access))

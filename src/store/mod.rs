@@ -173,6 +173,21 @@ impl Store {
         Ok(false)
     }
 
+    /// A named position kept beside the records (a ledger checkpoint), if set.
+    pub fn marker(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let key = marker_key(name);
+        Ok(self
+            .db
+            .get(key)?
+            .and_then(|raw| raw.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    /// Sets a named position; durable with the next flush.
+    pub fn set_marker(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        self.db.insert(marker_key(name), &value.to_be_bytes())?;
+        Ok(())
+    }
+
     /// Stage records held.
     pub fn len(&self) -> usize {
         self.records.load(Ordering::Relaxed)
@@ -237,6 +252,13 @@ fn spawn_flusher() -> std::sync::mpsc::Sender<FlushRequest> {
         .map(|_| ())
         .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the store flusher"));
     tx
+}
+
+/// Markers live in the default tree beside `expiry_indexed`, under a prefix of their own.
+fn marker_key(name: &str) -> Vec<u8> {
+    let mut key = b"marker/".to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
 }
 
 /// Before 1970 counts as 1970.

@@ -67,6 +67,9 @@ pub struct StageRecord {
     /// First stage only: the digest of the command's data, to tell an identical re-send
     /// from a conflicting one.
     pub command_digest: Option<String>,
+    /// Learned from the replicated ledger: another worker (or this one, before its store
+    /// was lost) wrote it, and forwarding its outcome was that writer's job.
+    pub replicated: bool,
 }
 
 impl StageRecord {
@@ -80,6 +83,7 @@ impl StageRecord {
             forwarded: false,
             replay: None,
             command_digest: None,
+            replicated: false,
         }
     }
 
@@ -89,9 +93,10 @@ impl StageRecord {
         self
     }
 
-    /// The stage's outcome was confirmed by the broker: only such a record may expire.
+    /// The stage's outcome was confirmed by the broker (or, replicated, was its writer's
+    /// to publish): only such a record may expire.
     pub(super) fn is_final(&self) -> bool {
-        self.forwarded
+        (self.forwarded || self.replicated)
             && matches!(
                 self.state,
                 StageState::Completed { .. } | StageState::Failed { .. }
@@ -142,6 +147,8 @@ struct Stored<'a> {
     replay: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     command_digest: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    replicated: bool,
 }
 
 impl TryFrom<Stored<'static>> for StageRecord {
@@ -177,6 +184,7 @@ impl TryFrom<Stored<'static>> for StageRecord {
             forwarded: s.forwarded,
             replay: owned(s.replay),
             command_digest: owned(s.command_digest),
+            replicated: s.replicated,
         })
     }
 }
@@ -211,6 +219,7 @@ impl Serialize for StageRecord {
             forwarded: self.forwarded,
             replay: text(&self.replay),
             command_digest: text(&self.command_digest),
+            replicated: self.replicated,
         }
         .serialize(serializer)
     }

@@ -20,6 +20,11 @@ async fn topology_is_idempotent_and_unroutable_publishes_fail() {
         .expect("second declare");
 
     let channel = other.create_channel().await.unwrap();
+    // A worker declares the ledger streams, with its retention.
+    h.topology
+        .declare_ledgers(&other, Some(3600))
+        .await
+        .expect("ledgers");
     for queue in h.topology.queues() {
         let passive = QueueDeclareOptions {
             passive: true,

@@ -169,10 +169,11 @@ fn checked_in_definitions_match_billflow_definitions() {
     assert_eq!(doc["vhosts"][0]["name"], "/");
     assert_eq!(
         doc["policies"].as_array().unwrap().len(),
-        2 + billflow::broker::DELAY_TIERS.len()
+        3 + billflow::broker::DELAY_TIERS.len()
     );
+    // Dead, undelivered, intake; 8 shards and their 8 ledger streams; the delay tiers.
     assert_eq!(
         doc["queues"].as_array().unwrap().len(),
-        3 + 8 + billflow::broker::DELAY_TIERS.len()
+        3 + 8 + 8 + billflow::broker::DELAY_TIERS.len()
     );
 }

@@ -540,16 +540,14 @@ async fn an_open_circuit_waits_durably_without_spending_attempts() {
     worker.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
+/// A `submit` stage message that another worker took and then lost, unacked: it comes
+/// back redelivered to a worker whose store has never heard of it.
+async fn orphaned_submit(h: &mut Harness, command_id: &str) {
     use billflow::contract::message::StageMessage;
 
-    let mut h = Harness::start("orphan").await;
-    // A `submit` stage message that another worker took and then lost: redelivered, and
-    // this worker's store has never heard of it.
     let mut msg = StageMessage::decode(
         &serde_json::to_vec(&renewal(
-            "crm-orphan",
+            command_id,
             billflow::sim::costguard::ACTIVE_SERVICE,
         ))
         .unwrap(),
@@ -562,18 +560,68 @@ async fn a_redelivered_non_idempotent_stage_without_a_record_is_parked() {
         json!({"cart": {"authenticated_key": "AuthKey", "id": 7001}}),
     );
     h.publisher
-        .publish(msg.outgoing(&h.topology.work_queue_for("crm-orphan"), &h.signer()))
+        .publish(msg.outgoing(&h.topology.work_queue_for(command_id), &h.signer()))
         .await
         .unwrap();
-    let mut taker = h.consume(&h.topology.work_queue_for("crm-orphan")).await;
-    taker.next().await.expect("stage message").unwrap();
+    let mut taker = h.consume(&h.topology.work_queue_for(command_id)).await;
+    let delivery = taker.next().await.expect("stage message").unwrap();
+    assert!(!delivery.redelivered);
     taker.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_stage_no_worker_ever_started_simply_runs() {
+    let mut h = Harness::start("orphan").await;
+    orphaned_submit(&mut h, "crm-orphan").await;
+
+    let worker = h.spawn_worker();
+    h.wait_terminal(&["crm-orphan"]).await;
+    // The fleet's ledger has no "started" for it: it never reached the platform, and
+    // parking it would only be toil. It is sent (once), and the platform's answer (the
+    // made-up cart does not exist) decides.
+    assert_eq!(terminal_count(&h, "crm-orphan", Outcome::Parked), 0);
+    assert_eq!(terminal_count(&h, "crm-orphan", Outcome::Failed), 1);
+    let counts = h.call_counts().await;
+    assert_eq!(counts.get("SubmitCart"), Some(&1), "{counts:?}");
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_stage_another_worker_started_is_reconciled_not_sent() {
+    use billflow::ledger::Entry;
+    use billflow::store::StageRecord;
+    use lapin::types::{AMQPValue, FieldTable};
+
+    let mut h = Harness::start("orphan-started").await;
+    orphaned_submit(&mut h, "crm-orphan-s").await;
+    // The worker that lost it had written "started" to the shard's ledger, as every
+    // worker does before a call it cannot repeat.
+    h.topology
+        .declare_ledgers(&h.connection, None)
+        .await
+        .unwrap();
+    let started = Entry::Stage {
+        worker: 1,
+        command_id: "crm-orphan-s".into(),
+        stage: "submit".into(),
+        record: StageRecord::started(1),
+    };
+    let (body, signature) = started.encode(&h.signer());
+    let shard = h.topology.shard_of("crm-orphan-s");
+    let mut entry = billflow::broker::Outgoing::json("", &h.topology.ledger_stream(shard), body);
+    let mut headers = FieldTable::default();
+    headers.insert(
+        Entry::signature_header().into(),
+        AMQPValue::LongString(signature.into()),
+    );
+    entry.headers = headers;
+    h.publisher.publish(entry).await.unwrap();
 
     let mut settings = h.worker_settings();
     settings.costguard.costguard_pinned_order_probes = true;
     let worker = h.spawn_worker_with(settings);
-    h.wait_terminal(&["crm-orphan"]).await;
-    assert_eq!(terminal_count(&h, "crm-orphan", Outcome::Parked), 1);
+    h.wait_terminal(&["crm-orphan-s"]).await;
+    assert_eq!(terminal_count(&h, "crm-orphan-s", Outcome::Parked), 1);
     let counts = h.call_counts().await;
     assert_eq!(counts.get("SubmitCart"), None);
     assert_eq!(

@@ -6,6 +6,7 @@
 //! the intake and the undelivered queue (RabbitMQ's own dead letters).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
 use lapin::message::Delivery;
@@ -17,6 +18,11 @@ use lapin::{Channel, Connection};
 use tracing::{debug, info, warn};
 
 use crate::broker::Topology;
+use crate::ledger::Presence;
+
+/// Numbers every shard consumer this process makes: a shard's ledger is read again
+/// before the first delivery of each new consumer.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Intake (and undelivered) deliveries in flight at once, at most.
 const INTAKE_PREFETCH: u16 = 64;
@@ -31,7 +37,8 @@ pub enum Source {
 }
 
 pub enum Event {
-    Delivery(Source, Box<Delivery>),
+    /// A delivery, and the generation of the consumer it came to.
+    Delivery(Source, u64, Box<Delivery>),
     /// The consumer ended: cancelled (by us or the broker), or with the connection's error.
     Ended(Source, Option<lapin::Error>),
 }
@@ -62,6 +69,8 @@ pub struct Consumers {
     tags: BTreeMap<Source, String>,
     stepping_back: BTreeSet<u16>,
     present: Vec<bool>,
+    /// Shared with the ledger, which waits for a live worker to release a shard.
+    seen: Presence,
 }
 
 impl Consumers {
@@ -73,6 +82,7 @@ impl Consumers {
         me: u16,
         workers: u16,
         prefetch: u16,
+        seen: Presence,
     ) -> Result<Self, ConsumersError> {
         let channel = connection.create_channel().await?;
         channel
@@ -91,6 +101,7 @@ impl Consumers {
             tags: BTreeMap::new(),
             stepping_back: BTreeSet::new(),
             present: vec![false; usize::from(workers)],
+            seen,
         };
         for shard in 0..topology.shards {
             if consumers.is_home(shard) {
@@ -170,7 +181,8 @@ impl Consumers {
 
     async fn subscribe(&mut self, source: Source) -> Result<(), lapin::Error> {
         let queue = self.queue(source);
-        let tag = format!("{}-{queue}", self.connection_name);
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}-{queue}-{generation}", self.connection_name);
         let consumer = self
             .channel
             .basic_consume(
@@ -181,7 +193,7 @@ impl Consumers {
             )
             .await?;
         let deliveries = consumer.map(move |d| match d {
-            Ok(d) => Event::Delivery(source, Box::new(d)),
+            Ok(d) => Event::Delivery(source, generation, Box::new(d)),
             Err(e) => Event::Ended(source, Some(e)),
         });
         let end = stream::once(async move { Event::Ended(source, None) });
@@ -219,22 +231,28 @@ impl Consumers {
         }
     }
 
-    /// Looks for workers that came back and steps back from their home shards.
-    pub async fn check_presence(&mut self, connection: &Connection) -> Result<(), lapin::Error> {
+    /// Looks for workers that came back and steps back from their home shards; returns
+    /// the shards stepped back from.
+    pub async fn check_presence(
+        &mut self,
+        connection: &Connection,
+    ) -> Result<Vec<u16>, lapin::Error> {
+        let mut stepped_back = Vec::new();
         for other in 0..self.workers {
             if other == self.me {
                 continue;
             }
             let now = self.is_present(connection, other).await?;
+            self.seen.set(other, now);
             let was = std::mem::replace(&mut self.present[usize::from(other)], now);
             if now != was {
                 info!(worker = other, present = now, "another worker came or went");
             }
             if now && !was {
-                self.step_back_for(other).await?;
+                stepped_back.extend(self.step_back_for(other).await?);
             }
         }
-        Ok(())
+        Ok(stepped_back)
     }
 
     async fn is_present(
@@ -265,29 +283,29 @@ impl Consumers {
         }
     }
 
-    async fn step_back_for(&mut self, worker: u16) -> Result<(), lapin::Error> {
+    async fn step_back_for(&mut self, worker: u16) -> Result<Vec<u16>, lapin::Error> {
         let shards: Vec<u16> = self
             .shards()
             .into_iter()
             .filter(|s| s % self.workers == worker && !self.is_home(*s))
             .collect();
         if shards.is_empty() {
-            return Ok(());
+            return Ok(shards);
         }
         info!(
             worker,
             ?shards,
             "worker is back; stepping back from its shards"
         );
-        for shard in shards {
-            if let Some(tag) = self.tags.get(&Source::Shard(shard)) {
+        for shard in &shards {
+            if let Some(tag) = self.tags.get(&Source::Shard(*shard)) {
                 self.channel
                     .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                     .await?;
-                self.stepping_back.insert(shard);
+                self.stepping_back.insert(*shard);
             }
         }
-        Ok(())
+        Ok(shards)
     }
 
     /// Stops every delivery to this worker (shutdown).

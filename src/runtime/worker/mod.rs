@@ -19,6 +19,7 @@ use crate::config::{ConfigError, WorkerSettings};
 use crate::contract::signing::{Signer, SigningError};
 use crate::engine::protect::Guards;
 use crate::engine::{Engine, EngineCore, EngineSettings, Inflight};
+use crate::ledger::{Ledger, LedgerSettings, Presence};
 use crate::store::{Store, StoreError};
 use crate::workflow::Workflows;
 use consumers::{Consumers, ConsumersError, Event, Source};
@@ -31,6 +32,9 @@ const STANDBY_DELAY: Duration = Duration::from_secs(3);
 
 /// How often a worker looks for other workers that came back.
 const PRESENCE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long a ledger reader waits for its next entry before it gives up on the read.
+const LEDGER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest wait between two sweeps of expired stage records.
 const MAX_SWEEP_INTERVAL_SECS: u64 = 60;
@@ -92,10 +96,11 @@ pub async fn run_with(
     // Before anything starts: an admin API nobody may reach unauthenticated, or none.
     let access = crate::runtime::admin::Access::from_settings(&settings)?;
     crate::redact::register(settings.secrets());
-    let signer = Signer::from_keys(
+    let keys = (
         settings.signing_key.as_ref().map(|k| k.expose()),
         settings.signing_key_previous.as_ref().map(|k| k.expose()),
-    )?;
+    );
+    let signer = Signer::from_keys(keys.0, keys.1)?;
     let costguard = settings
         .costguard
         .client_config()?
@@ -143,18 +148,33 @@ pub async fn run_with(
         ));
         (task, stop.drop_guard())
     });
+    let topology = settings.broker.topology();
+    let ledger = Ledger::new(
+        store.clone(),
+        topology.clone(),
+        Signer::from_keys(keys.0, keys.1)?,
+        settings.worker_id,
+        Presence::new(settings.workers),
+        LedgerSettings {
+            max_entry_bytes: settings.max_message_bytes,
+            handback_timeout: settings.handback_timeout,
+            read_timeout: LEDGER_READ_TIMEOUT,
+        },
+    );
     let admin_stop = shutdown.child_token();
     let admin = settings.http_addr.map(|addr| {
         let (ready, store, stop) = (ready.clone(), store.clone(), admin_stop.clone());
+        let ledger = ledger.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::runtime::admin::serve(addr, access, ready, store, stop).await {
+            let served = crate::runtime::admin::serve(addr, access, ready, store, ledger, stop);
+            if let Err(e) = served.await {
                 tracing::error!(error = %e, %addr, "admin API failed");
             }
         })
     });
     let engine = EngineCore {
         store: store.clone(),
-        topology: settings.broker.topology(),
+        topology,
         workflows: Workflows {
             costguard,
             costguard_environment: settings.costguard.costguard_environment.clone(),
@@ -172,6 +192,7 @@ pub async fn run_with(
         },
         guards: Arc::new(Guards::new(settings.api_limits.clone())),
         inflight: Inflight::default(),
+        ledger,
     };
     let shared = Shared {
         engine,
@@ -194,6 +215,7 @@ pub async fn run_with(
             Ended::Lost(e) if !connected_once => return Err(e),
             Ended::Lost(e) => {
                 shared.ready.store(false, Ordering::SeqCst);
+                shared.engine.ledger.disconnected();
                 let delay = reconnect.next_backoff().unwrap_or(Duration::from_secs(30));
                 warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker connection lost; reconnecting");
                 tokio::select! {
@@ -307,7 +329,7 @@ async fn serve_connection(
 /// A broker connection with the topology declared, an engine publishing on it and the
 /// worker's consumers.
 struct Session {
-    connection: Connection,
+    connection: Arc<Connection>,
     engine: Arc<Engine>,
     consumers: Consumers,
 }
@@ -320,10 +342,18 @@ impl Session {
             "billflow-worker {} #{}",
             settings.broker.prefix, settings.worker_id
         );
-        let connection = broker::connect(settings.broker.amqp_url.expose(), &name).await?;
+        let connection = Arc::new(broker::connect(settings.broker.amqp_url.expose(), &name).await?);
         let channel = connection.create_channel().await?;
-        shared.engine.topology.declare(&channel).await?;
+        let topology = &shared.engine.topology;
+        topology.declare(&channel).await?;
+        // Kept as long as a stage record is: the ledger is what deduplicates across workers.
+        let max_age = (!settings.retention.is_zero()).then(|| settings.retention.as_secs().max(1));
+        topology.declare_ledgers(&connection, max_age).await?;
         let publisher = Publisher::open(&connection).await?;
+        shared
+            .engine
+            .ledger
+            .connected(connection.clone(), publisher.clone());
         let engine = Arc::new(Engine::new(shared.engine.clone(), publisher));
         let consumers = Consumers::open(
             &connection,
@@ -331,6 +361,7 @@ impl Session {
             settings.worker_id,
             settings.workers,
             settings.prefetch,
+            shared.engine.ledger.presence().clone(),
         )
         .await?;
         Ok(Session {
@@ -359,15 +390,15 @@ async fn consume(
         tokio::select! {
             _ = shutdown.cancelled() => return Ended::Shutdown,
             next = consumers.next() => match next {
-                Some(Event::Delivery(Source::Intake, delivery)) => {
+                Some(Event::Delivery(Source::Intake, _, delivery)) => {
                     let engine = engine.clone();
                     tasks.spawn(async move { engine.forward_intake(*delivery).await });
                 }
-                Some(Event::Delivery(Source::Shard(_), delivery)) => {
+                Some(Event::Delivery(Source::Shard(shard), generation, delivery)) => {
                     let engine = engine.clone();
-                    tasks.spawn(async move { engine.process(*delivery).await });
+                    tasks.spawn(async move { engine.process_shard(shard, generation, *delivery).await });
                 }
-                Some(Event::Delivery(Source::Undelivered, delivery)) => {
+                Some(Event::Delivery(Source::Undelivered, _, delivery)) => {
                     let engine = engine.clone();
                     tasks.spawn(async move { engine.explain_undelivered(*delivery).await });
                 }
@@ -386,8 +417,14 @@ async fn consume(
                 }
             }
             _ = presence.tick(), if workers > 1 => {
-                if let Err(e) = consumers.check_presence(connection).await {
-                    return Ended::Lost(e.into());
+                match consumers.check_presence(connection).await {
+                    Ok(stepped_back) => {
+                        for shard in stepped_back {
+                            let engine = engine.clone();
+                            tasks.spawn(async move { engine.release_shard(shard).await });
+                        }
+                    }
+                    Err(e) => return Ended::Lost(e.into()),
                 }
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -412,7 +449,7 @@ async fn drain(settings: &WorkerSettings, consumers: &mut Consumers, tasks: &mut
     }
 }
 
-async fn close(connection: Connection) {
+async fn close(connection: Arc<Connection>) {
     if let Err(e) = connection.close(200, "worker shutting down".into()).await {
         warn!(error = %e, "closing the broker connection failed");
     }

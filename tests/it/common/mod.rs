@@ -316,6 +316,7 @@ impl Harness {
             prefetch: 16,
             max_message_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(5),
+            handback_timeout: Duration::from_secs(30),
             retry_policy: RetryConfig {
                 default: RetryPolicy {
                     quick_delay: Duration::from_millis(20),

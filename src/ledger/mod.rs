@@ -1,0 +1,565 @@
+//! The replicated stage ledger: one RabbitMQ stream per shard (`<prefix>.ledger.<n>`),
+//! replicated by the cluster like the quorum queues, holding every durable stage record
+//! any worker wrote for that shard's commands, in the order they were written. sled stays
+//! each worker's index and fast path. A worker that keeps its shard only appends; one that
+//! takes a shard over appends a barrier and reads the stream from its checkpoint (kept in
+//! sled) up to that barrier before it runs any of the shard's messages, so it knows every
+//! stage any worker started or finished there. Uses the store, the broker's publisher and
+//! topology, and the signer; must not import the engine, workflows, billing or runtime.
+
+mod entry;
+mod merge;
+mod reader;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::Connection;
+use tokio::sync::{Notify, OnceCell};
+use tracing::{info, warn};
+
+use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
+use crate::contract::signing::Signer;
+use crate::store::{StageRecord, Store, StoreError};
+pub use entry::{Entry, Unreadable};
+use reader::StreamReader;
+
+/// Distinct stages whose newest entry is held before it is written to the store: a
+/// stage's entries are close together in the stream, so a batch this large almost never
+/// splits them.
+const APPLY_BATCH: usize = 4_096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("stage ledger: not connected to the broker")]
+    NotConnected,
+    #[error("stage ledger: {0}")]
+    Broker(#[from] BrokerError),
+    #[error("stage ledger: RabbitMQ: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("stage ledger: {0}")]
+    Store(#[from] StoreError),
+    #[error("stage ledger {stream}: this worker's barrier did not come back within {secs} s")]
+    Timeout { stream: String, secs: u64 },
+    #[error("stage ledger: the broker ended the reader")]
+    ReaderEnded,
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// Entries larger than this are skipped as unreadable.
+    pub max_entry_bytes: usize,
+    /// How long a worker taking a shard back waits for the standby that held it to say
+    /// its stages there have ended.
+    pub handback_timeout: Duration,
+    /// How long a reader waits for the next entry before it gives up on its barrier.
+    pub read_timeout: Duration,
+}
+
+/// Which workers are running, as the worker's presence checks last saw them.
+#[derive(Clone, Default)]
+pub struct Presence(Arc<Vec<AtomicBool>>);
+
+impl Presence {
+    pub fn new(workers: u16) -> Self {
+        Presence(Arc::new(
+            (0..workers).map(|_| AtomicBool::new(false)).collect(),
+        ))
+    }
+
+    pub fn set(&self, worker: u16, present: bool) {
+        if let Some(flag) = self.0.get(usize::from(worker)) {
+            flag.store(present, Ordering::SeqCst);
+        }
+    }
+
+    pub fn is_present(&self, worker: u16) -> bool {
+        self.0
+            .get(usize::from(worker))
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+}
+
+/// The ledger of every shard, as one worker sees it. Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    topology: Topology,
+    signer: Signer,
+    me: u16,
+    settings: LedgerSettings,
+    presence: Presence,
+    /// The broker connection readers open their channels on, and the confirm channel
+    /// barriers go out on; replaced on every reconnect.
+    link: RwLock<Option<Link>>,
+    shards: Vec<ShardState>,
+}
+
+#[derive(Clone)]
+struct Link {
+    connection: Arc<Connection>,
+    publisher: Publisher,
+}
+
+#[derive(Default)]
+struct ShardState {
+    /// One read of the shard's stream at a time: each moves its checkpoint.
+    reading: tokio::sync::Mutex<()>,
+    /// While this worker holds the shard: the consumer's generation, and whether it has
+    /// caught up.
+    active: Mutex<Option<(u64, Arc<OnceCell<()>>)>>,
+    inflight: AtomicUsize,
+    ended: Notify,
+}
+
+/// A stage of a shard in flight in this worker; counted until dropped.
+pub struct InFlight {
+    ledger: Ledger,
+    shard: u16,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(state) = self.ledger.inner.shards.get(usize::from(self.shard)) {
+            if state.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                state.ended.notify_waiters();
+            }
+        }
+    }
+}
+
+/// What one read of a shard's stream found.
+#[derive(Debug, Default)]
+struct Read {
+    entries: usize,
+    applied: usize,
+    /// Offset to start the next read at.
+    next: Option<u64>,
+}
+
+impl Ledger {
+    pub fn new(
+        store: Store,
+        topology: Topology,
+        signer: Signer,
+        me: u16,
+        presence: Presence,
+        settings: LedgerSettings,
+    ) -> Ledger {
+        let shards = (0..topology.shards)
+            .map(|_| ShardState::default())
+            .collect();
+        Ledger {
+            inner: Arc::new(Inner {
+                store,
+                topology,
+                signer,
+                me,
+                settings,
+                presence,
+                link: RwLock::new(None),
+                shards,
+            }),
+        }
+    }
+
+    pub fn presence(&self) -> &Presence {
+        &self.inner.presence
+    }
+
+    /// A new broker connection: readers use it from now on. Every shard must be caught up
+    /// again before it runs anything, as consumers of the old connection are gone.
+    pub fn connected(&self, connection: Arc<Connection>, publisher: Publisher) {
+        self.forget_all();
+        if let Ok(mut link) = self.inner.link.write() {
+            *link = Some(Link {
+                connection,
+                publisher,
+            });
+        }
+    }
+
+    /// The connection is gone: no shard is held.
+    pub fn disconnected(&self) {
+        self.forget_all();
+        if let Ok(mut link) = self.inner.link.write() {
+            *link = None;
+        }
+    }
+
+    fn forget_all(&self) {
+        for shard in 0..self.inner.topology.shards {
+            self.forget(shard);
+        }
+    }
+
+    /// This worker no longer holds `shard` (it stepped back).
+    pub fn forget(&self, shard: u16) {
+        if let Some(state) = self.state(shard) {
+            if let Ok(mut active) = state.active.lock() {
+                *active = None;
+            }
+        }
+    }
+
+    fn state(&self, shard: u16) -> Option<&ShardState> {
+        self.inner.shards.get(usize::from(shard))
+    }
+
+    fn link(&self) -> Result<Link, LedgerError> {
+        self.inner
+            .link
+            .read()
+            .ok()
+            .and_then(|link| link.clone())
+            .ok_or(LedgerError::NotConnected)
+    }
+
+    /// Appends a stage record to its command's shard, confirmed by the broker (on every
+    /// node of a cluster the stream is replicated to) before this returns.
+    pub async fn record(
+        &self,
+        publisher: &Publisher,
+        command_id: &str,
+        stage: &str,
+        record: &StageRecord,
+    ) -> Result<(), LedgerError> {
+        let shard = self.inner.topology.shard_of(command_id);
+        let entry = Entry::Stage {
+            worker: self.inner.me,
+            command_id: command_id.to_string(),
+            stage: stage.to_string(),
+            record: StageRecord {
+                forwarded: false,
+                replicated: false,
+                ..record.clone()
+            },
+        };
+        self.append(publisher, shard, &entry).await
+    }
+
+    async fn append(
+        &self,
+        publisher: &Publisher,
+        shard: u16,
+        entry: &Entry,
+    ) -> Result<(), LedgerError> {
+        let (body, signature) = entry.encode(&self.inner.signer);
+        let mut out = Outgoing::json("", &self.inner.topology.ledger_stream(shard), body);
+        let mut headers = FieldTable::default();
+        headers.insert(
+            Entry::signature_header().into(),
+            AMQPValue::LongString(signature.into()),
+        );
+        out.headers = headers;
+        publisher.publish(out).await?;
+        metrics::counter!("billflow_ledger_appends_total").increment(1);
+        Ok(())
+    }
+
+    /// Counts a stage of `shard` in flight until the guard drops.
+    pub fn enter(&self, shard: u16) -> InFlight {
+        if let Some(state) = self.state(shard) {
+            state.inflight.fetch_add(1, Ordering::SeqCst);
+        }
+        InFlight {
+            ledger: self.clone(),
+            shard,
+        }
+    }
+
+    /// Before the first message of a consumer (`generation`) on `shard` runs: reads what
+    /// the fleet wrote there since this worker's checkpoint. Runs once per consumer;
+    /// concurrent callers wait for the one read.
+    pub async fn take_over(&self, shard: u16, generation: u64) -> Result<(), LedgerError> {
+        let Some(state) = self.state(shard) else {
+            return Ok(());
+        };
+        let cell = {
+            let mut active = state.active.lock().map_err(|_| LedgerError::NotConnected)?;
+            match active.as_ref() {
+                Some((held, cell)) if *held == generation => cell.clone(),
+                _ => {
+                    let cell = Arc::new(OnceCell::new());
+                    *active = Some((generation, cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_try_init(|| self.catch_up(shard, true))
+            .await
+            .map(|_| ())
+    }
+
+    /// Makes the store current for `command_id` before it is shown: a shard this worker
+    /// holds already is; any other is read up to now.
+    pub async fn refresh_for(&self, command_id: &str) -> Result<(), LedgerError> {
+        let shard = self.inner.topology.shard_of(command_id);
+        let held = self.state(shard).is_some_and(|state| {
+            state
+                .active
+                .lock()
+                .ok()
+                .and_then(|active| active.as_ref().map(|(_, cell)| cell.initialized()))
+                .unwrap_or(false)
+        });
+        if held {
+            return Ok(());
+        }
+        self.catch_up(shard, false).await
+    }
+
+    /// After stepping back from `shard`: once this worker's stages there have ended (or
+    /// `handback_timeout` passed), tells the returning worker so.
+    pub async fn release(&self, publisher: &Publisher, shard: u16) -> Result<(), LedgerError> {
+        self.forget(shard);
+        if let Some(state) = self.state(shard) {
+            let ended = async {
+                loop {
+                    let notified = state.ended.notified();
+                    if state.inflight.load(Ordering::SeqCst) == 0 {
+                        break;
+                    }
+                    notified.await;
+                }
+            };
+            if tokio::time::timeout(self.inner.settings.handback_timeout, ended)
+                .await
+                .is_err()
+            {
+                warn!(
+                    shard,
+                    in_flight = state.inflight.load(Ordering::SeqCst),
+                    "stages still running on a shard handed back; releasing it anyway"
+                );
+            }
+        }
+        let entry = Entry::Release {
+            worker: self.inner.me,
+            nonce: uuid::Uuid::new_v4().to_string(),
+        };
+        self.append(publisher, shard, &entry).await?;
+        info!(shard, "shard released to its home worker");
+        Ok(())
+    }
+
+    fn checkpoint_name(&self, shard: u16) -> String {
+        format!("ledger/{}", self.inner.topology.ledger_stream(shard))
+    }
+
+    /// Reads `shard`'s stream from the checkpoint up to a barrier appended now, into the
+    /// store. `acquire`: this worker takes the shard over, and first waits for the
+    /// worker that held it, if it is still running, to release it.
+    async fn catch_up(&self, shard: u16, acquire: bool) -> Result<(), LedgerError> {
+        let Some(state) = self.state(shard) else {
+            return Ok(());
+        };
+        let _reading = state.reading.lock().await;
+        let started = Instant::now();
+        let link = self.link()?;
+        let stream = self.inner.topology.ledger_stream(shard);
+        let checkpoint = self.checkpoint_name(shard);
+        let from = self.inner.store.marker(&checkpoint)?;
+        let read = match self.read(&link, shard, from, acquire).await? {
+            Some(read) => read,
+            // The stream was made anew (deleted and declared again): its offsets start
+            // over, so the checkpoint means nothing there.
+            None => {
+                warn!(%stream, ?from, "the ledger stream starts before this worker's checkpoint; reading it whole");
+                self.read(&link, shard, None, acquire)
+                    .await?
+                    .ok_or(LedgerError::ReaderEnded)?
+            }
+        };
+        if let Some(next) = read.next {
+            self.inner.store.set_marker(&checkpoint, next)?;
+        }
+        self.inner.store.flush().await?;
+        let elapsed = started.elapsed();
+        metrics::histogram!("billflow_ledger_catch_up_seconds").record(elapsed.as_secs_f64());
+        metrics::counter!("billflow_ledger_entries_read_total").increment(read.entries as u64);
+        info!(
+            shard,
+            acquire,
+            entries = read.entries,
+            applied = read.applied,
+            ms = elapsed.as_millis() as u64,
+            "caught up on the shard's ledger"
+        );
+        Ok(())
+    }
+
+    /// One read from `from`; `None` when this worker's barrier came back before `from`.
+    async fn read(
+        &self,
+        link: &Link,
+        shard: u16,
+        from: Option<u64>,
+        acquire: bool,
+    ) -> Result<Option<Read>, LedgerError> {
+        let me = self.inner.me;
+        let stream = self.inner.topology.ledger_stream(shard);
+        let mut reader = StreamReader::open(&link.connection, &stream, from).await?;
+        let nonce = uuid::Uuid::new_v4().to_string();
+        let barrier = Entry::Barrier {
+            worker: me,
+            nonce: nonce.clone(),
+            acquire,
+        };
+        // Attached first, so the barrier is read back even on a stream that is shorter
+        // than the checkpoint says.
+        if let Err(e) = self.append(&link.publisher, shard, &barrier).await {
+            reader.close().await;
+            return Err(e);
+        }
+        let result = self
+            .read_entries(&mut reader, &stream, from.unwrap_or(0), &nonce, acquire)
+            .await;
+        reader.close().await;
+        result
+    }
+
+    async fn read_entries(
+        &self,
+        reader: &mut StreamReader,
+        stream: &str,
+        from: u64,
+        nonce: &str,
+        acquire: bool,
+    ) -> Result<Option<Read>, LedgerError> {
+        let me = self.inner.me;
+        let wait = self.inner.settings.read_timeout;
+        let mut read = Read::default();
+        let mut pending: HashMap<(String, String), StageRecord> = HashMap::new();
+        // The last worker that took the shard and has not released it.
+        let mut holder: Option<u16> = None;
+        // After the barrier: the holder this worker waits for, and until when.
+        let mut waiting: Option<(u16, tokio::time::Instant)> = None;
+        loop {
+            let next = match waiting {
+                Some((_, until)) => {
+                    let left = until.saturating_duration_since(tokio::time::Instant::now());
+                    match reader.next(left).await? {
+                        Some(next) => next,
+                        None => {
+                            warn!(%stream, holder, "the worker that held the shard did not release it in time; taking it over");
+                            break;
+                        }
+                    }
+                }
+                None => reader
+                    .next(wait)
+                    .await?
+                    .ok_or_else(|| LedgerError::Timeout {
+                        stream: stream.to_string(),
+                        secs: wait.as_secs(),
+                    })?,
+            };
+            let (offset, delivery) = next;
+            let signature = delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get(Entry::signature_header()))
+                .and_then(|v| match v {
+                    AMQPValue::LongString(s) => {
+                        Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+                    }
+                    _ => None,
+                });
+            let entry = match Entry::decode(
+                &delivery.data,
+                signature.as_deref(),
+                &self.inner.signer,
+                self.inner.settings.max_entry_bytes,
+            ) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    metrics::counter!("billflow_ledger_entries_skipped_total", "why" => "unreadable")
+                        .increment(1);
+                    warn!(%stream, offset, error = %e, "unreadable ledger entry skipped");
+                    continue;
+                }
+            };
+            if offset < from {
+                if matches!(&entry, Entry::Barrier { nonce: n, .. } if n == nonce) {
+                    return Ok(None);
+                }
+                continue;
+            }
+            read.entries += 1;
+            read.next = Some(offset + 1);
+            match entry {
+                Entry::Stage {
+                    command_id,
+                    stage,
+                    record,
+                    ..
+                } => {
+                    pending.insert((command_id, stage), record);
+                    if pending.len() >= APPLY_BATCH {
+                        read.applied += self.apply(&mut pending)?;
+                    }
+                }
+                Entry::Barrier {
+                    worker,
+                    nonce: n,
+                    acquire: took,
+                } => {
+                    if worker == me && n == nonce {
+                        match holder {
+                            Some(other)
+                                if acquire
+                                    && other != me
+                                    && self.inner.presence.is_present(other) =>
+                            {
+                                info!(%stream, holder = other, "waiting for the worker that held the shard to release it");
+                                waiting = Some((
+                                    other,
+                                    tokio::time::Instant::now()
+                                        + self.inner.settings.handback_timeout,
+                                ));
+                            }
+                            _ => break,
+                        }
+                    } else if took {
+                        holder = Some(worker);
+                    }
+                }
+                Entry::Release { worker, .. } => {
+                    if holder == Some(worker) {
+                        holder = None;
+                    }
+                    if waiting.is_some_and(|(w, _)| w == worker) {
+                        break;
+                    }
+                }
+            }
+        }
+        read.applied += self.apply(&mut pending)?;
+        Ok(Some(read))
+    }
+
+    /// Writes each stage's newest entry into the store where it says more than the store.
+    fn apply(
+        &self,
+        pending: &mut HashMap<(String, String), StageRecord>,
+    ) -> Result<usize, LedgerError> {
+        let mut applied = 0;
+        for ((command_id, stage), incoming) in pending.drain() {
+            let local = self.inner.store.get(&command_id, &stage).unwrap_or(None);
+            if let Some(record) = merge::merge(local.as_ref(), &incoming) {
+                self.inner.store.put(&command_id, &stage, &record)?;
+                applied += 1;
+            }
+        }
+        Ok(applied)
+    }
+}
