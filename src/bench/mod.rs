@@ -1,12 +1,14 @@
 //! `billflow bench`: measures, in one run against the real broker and the simulator, the
 //! broker's ceiling, the engine's stage throughput and where its time goes, throughput
 //! and latency at a realistic API latency with thousands of workflows in flight, the
-//! worker's memory, and the store's size with and without retention.
+//! worker's memory, the store's size with and without retention, and how long taking a
+//! shard over takes as its ledger's retention window grows.
 
 mod ceiling;
 mod cpu;
 mod load;
 mod store_size;
+mod takeover;
 mod worker_process;
 
 use std::fmt::Write as _;
@@ -56,6 +58,9 @@ pub struct BenchSettings {
     /// units of the time between two completed workflows).
     #[arg(long, default_value_t = 10_000)]
     pub retention_workflows: u64,
+    /// Retention windows (workflows in a shard's ledger) whose takeover read is measured.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    pub takeover_workflows: Vec<u64>,
     /// Where the workers' data dirs go (a fresh temporary directory if unset).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
@@ -74,6 +79,7 @@ impl BenchSettings {
             self.in_flight = vec![20, 50];
             self.store_workflows = 2_000;
             self.retention_workflows = 500;
+            self.takeover_workflows = vec![200];
         }
         self
     }
@@ -191,6 +197,27 @@ pub async fn run(settings: BenchSettings) -> anyhow::Result<()> {
             )
             .await?,
         );
+
+        progress(format_args!(
+            "ledger takeover: windows of {:?} workflows",
+            s.takeover_workflows
+        ));
+        let records = store_size::open_when_free(&template)
+            .await?
+            .stages_of(&load::first_command_id(&prefix))?;
+        let ledger_connection = std::sync::Arc::new(
+            broker::connect(s.amqp_url.expose(), "billflow-bench-ledger").await?,
+        );
+        let takeover = takeover::run(
+            ledger_connection.clone(),
+            &format!("{}-{suffix}-takeover", s.prefix),
+            &records,
+            &work.path().join("takeover"),
+            &s.takeover_workflows,
+        )
+        .await;
+        let _ = ledger_connection.close(200, "bench done".into()).await;
+        report.takeover = takeover?;
         anyhow::Ok(())
     }
     .await;
@@ -305,6 +332,7 @@ struct Report {
     zero: Option<EngineRun>,
     concurrency: Vec<(u32, EngineRun)>,
     store: Option<store_size::StoreSize>,
+    takeover: Vec<takeover::Takeover>,
 }
 
 impl Report {
@@ -318,6 +346,7 @@ impl Report {
             zero: None,
             concurrency: Vec::new(),
             store: None,
+            takeover: Vec::new(),
         }
     }
 
@@ -416,6 +445,27 @@ impl Report {
                     "| {written} | {} | {} | {records} |",
                     mib(*plain),
                     mib(*retained)
+                );
+            }
+        }
+        if !self.takeover.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nLedger takeover: a shard's stream holding a retention window of workflows, read by a worker that never held the shard (no checkpoint), then from its checkpoint:\n"
+            );
+            let _ = writeln!(out, "| workflows in the window | entries | appends/s (confirmed, 500 in flight) | takeover, whole window | entries/s read | takeover from checkpoint |");
+            let _ = writeln!(out, "|---|---|---|---|---|---|");
+            for t in &self.takeover {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.0} | {:.0} ms | {:.0} | {:.0} ms ({} entries) |",
+                    t.workflows,
+                    t.entries,
+                    t.appends_per_sec,
+                    t.full.as_secs_f64() * 1000.0,
+                    t.entries as f64 / t.full.as_secs_f64().max(1e-9),
+                    t.from_checkpoint.as_secs_f64() * 1000.0,
+                    t.checkpoint_entries
                 );
             }
         }

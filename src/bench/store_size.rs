@@ -77,7 +77,7 @@ pub async fn run(
 }
 
 /// Opens a store a stopped worker just let go of: sled releases its lock a moment later.
-async fn open_when_free(dir: &Path) -> anyhow::Result<Store> {
+pub(super) async fn open_when_free(dir: &Path) -> anyhow::Result<Store> {
     let mut last = None;
     for _ in 0..100 {
         match Store::open(dir) {
