@@ -113,6 +113,28 @@ impl FleetWorker {
     pub fn log(&self, h: &Harness) -> String {
         std::fs::read_to_string(self.dir(h).join("worker.log")).unwrap_or_default()
     }
+
+    /// Lines of its log holding every one of `words` (its text log colours field names,
+    /// so a `key=value` is two words).
+    pub fn log_lines(&self, h: &Harness, words: &[&str]) -> usize {
+        self.log(h)
+            .lines()
+            .filter(|l| words.iter().all(|w| l.contains(w)))
+            .count()
+    }
+
+    /// Waits up to 15 s until its log has more than `before` lines holding `words`.
+    pub async fn logged(&self, h: &Harness, words: &[&str], before: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.log_lines(h, words) <= before {
+            assert!(
+                Instant::now() < deadline,
+                "worker {} never logged {words:?}",
+                self.id
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 pub async fn all_ready(workers: &[&FleetWorker]) {
