@@ -13,6 +13,7 @@ mod cli;
 mod deploy;
 mod dlq;
 mod emersion_errors;
+mod fleet;
 mod hostile_messages;
 mod hostile_platform;
 mod money;

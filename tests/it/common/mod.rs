@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod child;
+pub mod fleet;
 pub mod sim_server;
 mod teardown;
 pub mod workload;
