@@ -27,6 +27,9 @@ use crate::store::{StageRecord, Store, StoreError};
 pub use entry::{Entry, Unreadable};
 use reader::StreamReader;
 
+/// How often a worker waiting for a shard's release looks again whether its holder lives.
+const PRESENCE_RECHECK: Duration = Duration::from_millis(250);
+
 /// Distinct stages whose newest entry is held before it is written to the store: a
 /// stage's entries are close together in the stream, so a batch this large almost never
 /// splits them.
@@ -444,14 +447,21 @@ impl Ledger {
         let mut waiting: Option<(u16, tokio::time::Instant)> = None;
         loop {
             let next = match waiting {
-                Some((_, until)) => {
-                    let left = until.saturating_duration_since(tokio::time::Instant::now());
-                    match reader.next(left).await? {
+                Some((holder, until)) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= until {
+                        warn!(%stream, holder, "the worker that held the shard did not release it in time; taking it over");
+                        break;
+                    }
+                    if !self.inner.presence.is_present(holder) {
+                        info!(%stream, holder, "the worker that held the shard is gone; taking it over");
+                        break;
+                    }
+                    // Short waits: the holder may die meanwhile, which only presence says.
+                    let step = (until - now).min(PRESENCE_RECHECK);
+                    match reader.next(step).await? {
                         Some(next) => next,
-                        None => {
-                            warn!(%stream, holder, "the worker that held the shard did not release it in time; taking it over");
-                            break;
-                        }
+                        None => continue,
                     }
                 }
                 None => reader
