@@ -1,6 +1,8 @@
-//! One ledger entry as it travels in a shard's stream: a stage record, or a marker of who
-//! holds the shard. Signed like stage messages, because an entry decides whether a call is
-//! made: a forged "completed" would skip a stage, a forged "retrying" would repeat one.
+//! Ledger entries as they travel in a shard's stream: a stage record, or a marker of who
+//! holds the shard. One stream message carries a batch of them (those appended while the
+//! previous message was being confirmed), signed like stage messages, because an entry
+//! decides whether a call is made: a forged "completed" would skip a stage, a forged
+//! "retrying" would repeat one.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,11 +36,11 @@ pub enum Entry {
     Release { worker: u16, nonce: String },
 }
 
-#[derive(Serialize, Deserialize)]
-struct Versioned {
+#[derive(Deserialize)]
+struct Read {
     v: u32,
-    #[serde(flatten)]
-    entry: Entry,
+    #[serde(default)]
+    entries: Vec<serde_json::Value>,
 }
 
 /// Why an entry read from the stream was skipped.
@@ -48,30 +50,50 @@ pub enum Unreadable {
     TooLarge { size: usize, limit: usize },
     #[error("entry signature: {0}")]
     Signature(String),
-    #[error("entry is not a ledger entry: {0}")]
+    #[error("not a batch of ledger entries: {0}")]
     Format(String),
     #[error("entry of version {0}, this worker reads version {VERSION}")]
     Version(u32),
 }
 
 impl Entry {
-    /// The body and its signature (the value of `x-billflow-signature`).
-    pub fn encode(&self, signer: &Signer) -> (Vec<u8>, String) {
-        let body = serde_json::to_vec(&Versioned {
-            v: VERSION,
-            entry: self.clone(),
-        })
-        .expect("an entry (strings, numbers, a stage record) always serializes");
+    /// Each entry as it goes into a batch.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self)
+            .expect("an entry (strings, numbers, a stage record) always serializes")
+    }
+
+    /// A batch's body and its signature (the value of `x-billflow-signature`), from
+    /// entries already serialized by [`Entry::to_json`].
+    pub fn encode_json(entries: &[Vec<u8>], signer: &Signer) -> (Vec<u8>, String) {
+        let size: usize = entries.iter().map(|e| e.len() + 1).sum();
+        let mut body = Vec::with_capacity(size + 32);
+        body.extend_from_slice(format!("{{\"v\":{VERSION},\"entries\":[").as_bytes());
+        for (i, entry) in entries.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(entry);
+        }
+        body.extend_from_slice(b"]}");
         let signature = signer.sign(&body);
         (body, signature)
     }
 
+    /// A batch's body and its signature.
+    pub fn encode(entries: &[Entry], signer: &Signer) -> (Vec<u8>, String) {
+        let json: Vec<Vec<u8>> = entries.iter().map(Entry::to_json).collect();
+        Entry::encode_json(&json, signer)
+    }
+
+    /// A batch's entries; one that is not an entry of this version is returned as such,
+    /// so the others still count.
     pub fn decode(
         body: &[u8],
         signature: Option<&str>,
         signer: &Signer,
         limit: usize,
-    ) -> Result<Entry, Unreadable> {
+    ) -> Result<Vec<Result<Entry, Unreadable>>, Unreadable> {
         if body.len() > limit {
             return Err(Unreadable::TooLarge {
                 size: body.len(),
@@ -81,12 +103,16 @@ impl Entry {
         signer
             .verify(body, signature)
             .map_err(|e| Unreadable::Signature(e.to_string()))?;
-        let versioned: Versioned =
+        let read: Read =
             serde_json::from_slice(body).map_err(|e| Unreadable::Format(e.to_string()))?;
-        if versioned.v != VERSION {
-            return Err(Unreadable::Version(versioned.v));
+        if read.v != VERSION {
+            return Err(Unreadable::Version(read.v));
         }
-        Ok(versioned.entry)
+        Ok(read
+            .entries
+            .into_iter()
+            .map(|e| serde_json::from_value(e).map_err(|e| Unreadable::Format(e.to_string())))
+            .collect())
     }
 
     pub fn signature_header() -> &'static str {
@@ -116,9 +142,9 @@ mod tests {
     }
 
     #[test]
-    fn entries_round_trip_signed() {
+    fn batches_round_trip_signed() {
         let s = signer("0123456789abcdef0123456789abcdef");
-        for entry in [
+        let entries = vec![
             stage(),
             Entry::Barrier {
                 worker: 0,
@@ -129,16 +155,31 @@ mod tests {
                 worker: 2,
                 nonce: "r".into(),
             },
-        ] {
-            let (body, sig) = entry.encode(&s);
-            assert_eq!(Entry::decode(&body, Some(&sig), &s, 1 << 20), Ok(entry));
-        }
+        ];
+        let (body, sig) = Entry::encode(&entries, &s);
+        let read = Entry::decode(&body, Some(&sig), &s, 1 << 20).unwrap();
+        assert_eq!(read, entries.into_iter().map(Ok).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_unknown_entry_does_not_hide_the_others() {
+        let s = signer("0123456789abcdef0123456789abcdef");
+        let body = br#"{"v":1,"entries":[{"kind":"coup","worker":1},{"kind":"release","worker":1,"nonce":"x"}]}"#;
+        let read = Entry::decode(body, Some(&s.sign(body)), &s, 1 << 20).unwrap();
+        assert!(matches!(read[0], Err(Unreadable::Format(_))));
+        assert_eq!(
+            read[1],
+            Ok(Entry::Release {
+                worker: 1,
+                nonce: "x".into()
+            })
+        );
     }
 
     #[test]
     fn forged_altered_oversized_or_foreign_entries_are_refused() {
         let s = signer("0123456789abcdef0123456789abcdef");
-        let (body, sig) = stage().encode(&s);
+        let (body, sig) = Entry::encode(&[stage()], &s);
         let other = signer("fedcba9876543210fedcba9876543210");
         assert!(matches!(
             Entry::decode(&body, Some(&other.sign(&body)), &s, 1 << 20),
@@ -156,19 +197,14 @@ mod tests {
             Entry::decode(&body, Some(&sig), &s, 10),
             Err(Unreadable::TooLarge { .. })
         ));
-        for junk in [
-            &b"{}"[..],
-            b"not json",
-            br#"{"v":1,"kind":"stage","worker":1}"#,
-            br#"{"v":1,"kind":"coup","worker":1}"#,
-        ] {
+        for junk in [&b"not json"[..], br#"{"entries":[]}"#, br#"[1,2]"#] {
             let sig = s.sign(junk);
             assert!(matches!(
                 Entry::decode(junk, Some(&sig), &s, 1 << 20),
                 Err(Unreadable::Format(_))
             ));
         }
-        let future = br#"{"v":2,"kind":"release","worker":1,"nonce":"x"}"#;
+        let future = br#"{"v":2,"entries":[]}"#;
         assert_eq!(
             Entry::decode(future, Some(&s.sign(future)), &s, 1 << 20),
             Err(Unreadable::Version(2))

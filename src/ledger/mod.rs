@@ -30,6 +30,14 @@ use reader::StreamReader;
 /// How often a worker waiting for a shard's release looks again whether its holder lives.
 const PRESENCE_RECHECK: Duration = Duration::from_millis(250);
 
+/// A message read may be this many times `max_entry_bytes`: a writer fills messages up
+/// to that size, but a single larger entry (a stage output near the message limit, plus
+/// its record) goes alone and must still be read.
+const READ_LIMIT_FACTOR: usize = 4;
+
+/// At most this many entries in one stream message.
+const BATCH_ENTRIES: usize = 256;
+
 /// Distinct stages whose newest entry is held before it is written to the store: a
 /// stage's entries are close together in the stream, so a batch this large almost never
 /// splits them.
@@ -49,11 +57,14 @@ pub enum LedgerError {
     Timeout { stream: String, secs: u64 },
     #[error("stage ledger: the broker ended the reader")]
     ReaderEnded,
+    #[error("stage ledger: appending failed: {0}")]
+    Append(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct LedgerSettings {
-    /// Entries larger than this are skipped as unreadable.
+    /// A stream message is filled up to this size; one read is refused above four times
+    /// that.
     pub max_entry_bytes: usize,
     /// How long a worker taking a shard back waits for the standby that held it to say
     /// its stages there have ended.
@@ -111,8 +122,15 @@ struct Link {
     publisher: Publisher,
 }
 
+/// An entry waiting for its batch, and who waits for the broker's confirm.
+type Pending = (Entry, tokio::sync::oneshot::Sender<Result<(), String>>);
+
 #[derive(Default)]
 struct ShardState {
+    /// Entries appended while a batch is being confirmed: they go out as the next one.
+    pending: Mutex<Vec<Pending>>,
+    /// Held by the task publishing a batch.
+    appending: tokio::sync::Mutex<()>,
     /// One read of the shard's stream at a time: each moves its checkpoint.
     reading: tokio::sync::Mutex<()>,
     /// While this worker holds the shard: the consumer's generation, and whether it has
@@ -136,6 +154,22 @@ impl Drop for InFlight {
             }
         }
     }
+}
+
+/// How far a read of a shard's stream is.
+#[derive(Debug, Clone, Copy)]
+enum ReadState {
+    /// Before this reader's barrier; the last worker that took the shard and has not
+    /// released it.
+    Before {
+        holder: Option<u16>,
+    },
+    /// After it, waiting for `holder` to release the shard.
+    Waiting {
+        holder: u16,
+        until: tokio::time::Instant,
+    },
+    Done,
 }
 
 /// What one read of a shard's stream found.
@@ -245,25 +279,90 @@ impl Ledger {
                 ..record.clone()
             },
         };
-        self.append(publisher, shard, &entry).await
+        self.append(publisher, shard, entry).await
     }
 
+    /// Appends `entry` to `shard`'s stream and waits for the broker's confirm. Entries
+    /// appended while a batch is out go together in the next one (group commit): a busy
+    /// shard costs the broker one message per round trip, not one per entry.
     async fn append(
         &self,
         publisher: &Publisher,
         shard: u16,
-        entry: &Entry,
+        entry: Entry,
     ) -> Result<(), LedgerError> {
-        let (body, signature) = entry.encode(&self.inner.signer);
-        let mut out = Outgoing::json("", &self.inner.topology.ledger_stream(shard), body);
-        let mut headers = FieldTable::default();
-        headers.insert(
-            Entry::signature_header().into(),
-            AMQPValue::LongString(signature.into()),
-        );
-        out.headers = headers;
-        publisher.publish(out).await?;
-        metrics::counter!("billflow_ledger_appends_total").increment(1);
+        let Some(state) = self.state(shard) else {
+            return Err(LedgerError::Append(format!("no shard {shard}")));
+        };
+        let (done, mut confirmed) = tokio::sync::oneshot::channel();
+        state
+            .pending
+            .lock()
+            .map_err(|_| LedgerError::Append("the batch is poisoned".into()))?
+            .push((entry, done));
+        let _turn = state.appending.lock().await;
+        // The task before may have taken this entry into its batch.
+        if let Ok(result) = confirmed.try_recv() {
+            return result.map_err(LedgerError::Append);
+        }
+        let batch: Vec<Pending> = state
+            .pending
+            .lock()
+            .map(|mut pending| std::mem::take(&mut *pending))
+            .unwrap_or_default();
+        let (entries, waiting): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
+        let result = self
+            .publish_batch(publisher, shard, &entries)
+            .await
+            .map_err(|e| e.to_string());
+        for waiter in waiting {
+            let _ = waiter.send(result.clone());
+        }
+        confirmed
+            .try_recv()
+            .unwrap_or_else(|_| Err("the entry was not in its batch".into()))
+            .map_err(LedgerError::Append)
+    }
+
+    /// Publishes `entries` in as few messages as fit `max_entry_bytes` (and
+    /// `BATCH_ENTRIES`) each; an entry larger than that goes alone.
+    async fn publish_batch(
+        &self,
+        publisher: &Publisher,
+        shard: u16,
+        entries: &[Entry],
+    ) -> Result<(), LedgerError> {
+        let stream = self.inner.topology.ledger_stream(shard);
+        let limit = self.inner.settings.max_entry_bytes;
+        let mut messages: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut size = 0;
+        for entry in entries {
+            let json = entry.to_json();
+            match messages.last_mut() {
+                Some(last) if last.len() < BATCH_ENTRIES && size + json.len() < limit => {
+                    size += json.len() + 1;
+                    last.push(json);
+                }
+                _ => {
+                    size = json.len() + 1;
+                    messages.push(vec![json]);
+                }
+            }
+        }
+        let publishes = messages.iter().map(|chunk| {
+            let (body, signature) = Entry::encode_json(chunk, &self.inner.signer);
+            let mut out = Outgoing::json("", &stream, body);
+            let mut headers = FieldTable::default();
+            headers.insert(
+                Entry::signature_header().into(),
+                AMQPValue::LongString(signature.into()),
+            );
+            out.headers = headers;
+            publisher.publish(out)
+        });
+        futures_util::future::try_join_all(publishes).await?;
+        metrics::counter!("billflow_ledger_appends_total").increment(entries.len() as u64);
+        metrics::counter!("billflow_ledger_batches_total").increment(messages.len() as u64);
         Ok(())
     }
 
@@ -348,7 +447,7 @@ impl Ledger {
             worker: self.inner.me,
             nonce: uuid::Uuid::new_v4().to_string(),
         };
-        self.append(publisher, shard, &entry).await?;
+        self.append(publisher, shard, entry).await?;
         info!(shard, "shard released to its home worker");
         Ok(())
     }
@@ -418,7 +517,7 @@ impl Ledger {
         };
         // Attached first, so the barrier is read back even on a stream that is shorter
         // than the checkpoint says.
-        if let Err(e) = self.append(&link.publisher, shard, &barrier).await {
+        if let Err(e) = self.append(&link.publisher, shard, barrier).await {
             reader.close().await;
             return Err(e);
         }
@@ -437,17 +536,22 @@ impl Ledger {
         nonce: &str,
         acquire: bool,
     ) -> Result<Option<Read>, LedgerError> {
-        let me = self.inner.me;
         let wait = self.inner.settings.read_timeout;
         let mut read = Read::default();
         let mut pending: HashMap<(String, String), StageRecord> = HashMap::new();
-        // The last worker that took the shard and has not released it.
-        let mut holder: Option<u16> = None;
-        // After the barrier: the holder this worker waits for, and until when.
-        let mut waiting: Option<(u16, tokio::time::Instant)> = None;
+        let mut state = ReadState::Before { holder: None };
         loop {
-            let next = match waiting {
-                Some((holder, until)) => {
+            let (offset, delivery) = match state {
+                ReadState::Before { .. } => {
+                    reader
+                        .next(wait)
+                        .await?
+                        .ok_or_else(|| LedgerError::Timeout {
+                            stream: stream.to_string(),
+                            secs: wait.as_secs(),
+                        })?
+                }
+                ReadState::Waiting { holder, until } => {
                     let now = tokio::time::Instant::now();
                     if now >= until {
                         warn!(%stream, holder, "the worker that held the shard did not release it in time; taking it over");
@@ -458,103 +562,146 @@ impl Ledger {
                         break;
                     }
                     // Short waits: the holder may die meanwhile, which only presence says.
-                    let step = (until - now).min(PRESENCE_RECHECK);
-                    match reader.next(step).await? {
+                    match reader.next((until - now).min(PRESENCE_RECHECK)).await? {
                         Some(next) => next,
                         None => continue,
                     }
                 }
-                None => reader
-                    .next(wait)
-                    .await?
-                    .ok_or_else(|| LedgerError::Timeout {
-                        stream: stream.to_string(),
-                        secs: wait.as_secs(),
-                    })?,
+                ReadState::Done => break,
             };
-            let (offset, delivery) = next;
-            let signature = delivery
-                .properties
-                .headers()
-                .as_ref()
-                .and_then(|h| h.inner().get(Entry::signature_header()))
-                .and_then(|v| match v {
-                    AMQPValue::LongString(s) => {
-                        Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
-                    }
-                    _ => None,
-                });
-            let entry = match Entry::decode(
-                &delivery.data,
-                signature.as_deref(),
-                &self.inner.signer,
-                self.inner.settings.max_entry_bytes,
-            ) {
-                Ok(entry) => entry,
+            let entries = match self.decode(&delivery) {
+                Ok(entries) => entries,
                 Err(e) => {
                     metrics::counter!("billflow_ledger_entries_skipped_total", "why" => "unreadable")
                         .increment(1);
-                    warn!(%stream, offset, error = %e, "unreadable ledger entry skipped");
+                    warn!(%stream, offset, error = %e, "unreadable ledger message skipped");
                     continue;
                 }
             };
             if offset < from {
-                if matches!(&entry, Entry::Barrier { nonce: n, .. } if n == nonce) {
+                let mine = entries
+                    .iter()
+                    .any(|e| matches!(e, Ok(Entry::Barrier { nonce: n, .. }) if n == nonce));
+                if mine {
                     return Ok(None);
                 }
                 continue;
             }
-            read.entries += 1;
             read.next = Some(offset + 1);
-            match entry {
-                Entry::Stage {
+            let count = entries.len();
+            for (i, entry) in entries.into_iter().enumerate() {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        metrics::counter!("billflow_ledger_entries_skipped_total", "why" => "unreadable")
+                            .increment(1);
+                        warn!(%stream, offset, error = %e, "unreadable ledger entry skipped");
+                        continue;
+                    }
+                };
+                read.entries += 1;
+                state = self.next_state(state, &entry, nonce, acquire, stream);
+                if let Entry::Stage {
                     command_id,
                     stage,
                     record,
                     ..
-                } => {
+                } = entry
+                {
                     pending.insert((command_id, stage), record);
                     if pending.len() >= APPLY_BATCH {
                         read.applied += self.apply(&mut pending)?;
                     }
                 }
-                Entry::Barrier {
-                    worker,
-                    nonce: n,
-                    acquire: took,
-                } => {
-                    if worker == me && n == nonce {
-                        match holder {
-                            Some(other)
-                                if acquire
-                                    && other != me
-                                    && self.inner.presence.is_present(other) =>
-                            {
-                                info!(%stream, holder = other, "waiting for the worker that held the shard to release it");
-                                waiting = Some((
-                                    other,
-                                    tokio::time::Instant::now()
-                                        + self.inner.settings.handback_timeout,
-                                ));
-                            }
-                            _ => break,
-                        }
-                    } else if took {
-                        holder = Some(worker);
+                if matches!(state, ReadState::Done) {
+                    if i + 1 < count {
+                        // The rest of this message is after the end of the read: the next
+                        // read starts at this message again.
+                        read.next = Some(offset);
                     }
-                }
-                Entry::Release { worker, .. } => {
-                    if holder == Some(worker) {
-                        holder = None;
-                    }
-                    if waiting.is_some_and(|(w, _)| w == worker) {
-                        break;
-                    }
+                    break;
                 }
             }
         }
         read.applied += self.apply(&mut pending)?;
         Ok(Some(read))
+    }
+
+    /// Where a read stands after `entry`: looking for this reader's barrier (and noting
+    /// who holds the shard), waiting for the holder's release, or done.
+    fn next_state(
+        &self,
+        state: ReadState,
+        entry: &Entry,
+        nonce: &str,
+        acquire: bool,
+        stream: &str,
+    ) -> ReadState {
+        let me = self.inner.me;
+        match (state, entry) {
+            (
+                ReadState::Before { holder },
+                Entry::Barrier {
+                    worker, nonce: n, ..
+                },
+            ) if *worker == me && n == nonce => match holder {
+                Some(other) if acquire && other != me && self.inner.presence.is_present(other) => {
+                    info!(%stream, holder = other, "waiting for the worker that held the shard to release it");
+                    ReadState::Waiting {
+                        holder: other,
+                        until: tokio::time::Instant::now() + self.inner.settings.handback_timeout,
+                    }
+                }
+                _ => ReadState::Done,
+            },
+            (
+                ReadState::Before { .. },
+                Entry::Barrier {
+                    worker,
+                    acquire: true,
+                    ..
+                },
+            ) => ReadState::Before {
+                holder: Some(*worker),
+            },
+            (ReadState::Before { holder }, Entry::Release { worker, .. })
+                if holder == Some(*worker) =>
+            {
+                ReadState::Before { holder: None }
+            }
+            (ReadState::Waiting { holder, .. }, Entry::Release { worker, .. })
+                if holder == *worker =>
+            {
+                ReadState::Done
+            }
+            (state, _) => state,
+        }
+    }
+
+    fn decode(
+        &self,
+        delivery: &lapin::message::Delivery,
+    ) -> Result<Vec<Result<Entry, Unreadable>>, Unreadable> {
+        let signature = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get(Entry::signature_header()))
+            .and_then(|v| match v {
+                AMQPValue::LongString(s) => {
+                    Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+                }
+                _ => None,
+            });
+        Entry::decode(
+            &delivery.data,
+            signature.as_deref(),
+            &self.inner.signer,
+            self.inner
+                .settings
+                .max_entry_bytes
+                .saturating_mul(READ_LIMIT_FACTOR),
+        )
     }
 
     /// Writes each stage's newest entry into the store where it says more than the store.

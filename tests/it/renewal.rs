@@ -606,7 +606,7 @@ async fn a_redelivered_stage_another_worker_started_is_reconciled_not_sent() {
         stage: "submit".into(),
         record: StageRecord::started(1),
     };
-    let (body, signature) = started.encode(&h.signer());
+    let (body, signature) = Entry::encode(&[started], &h.signer());
     let shard = h.topology.shard_of("crm-orphan-s");
     let mut entry = billflow::broker::Outgoing::json("", &h.topology.ledger_stream(shard), body);
     let mut headers = FieldTable::default();
