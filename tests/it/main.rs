@@ -16,6 +16,7 @@ mod emersion_errors;
 mod fleet;
 mod hostile_messages;
 mod hostile_platform;
+mod ledger;
 mod money;
 mod new_customer;
 mod operations;

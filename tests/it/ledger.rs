@@ -1,0 +1,178 @@
+//! The replicated stage ledger against the real broker, without workers: what one
+//! worker appends (concurrently, in batches) another reads on takeover; forged entries
+//! are skipped; a second takeover reads from the checkpoint; a returning worker waits
+//! for the holder's release.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use billflow::broker::{self, Outgoing, Publisher, Topology};
+use billflow::contract::signing::Signer;
+use billflow::ledger::{Entry, Ledger, LedgerSettings, Presence};
+use billflow::store::{StageRecord, StageState, Store};
+use lapin::types::{AMQPValue, FieldTable};
+use serde_json::json;
+
+use crate::common::Harness;
+
+/// A worker's ledger and store, without its engine.
+struct Worker {
+    ledger: Ledger,
+    store: Store,
+    publisher: Publisher,
+    _dir: tempfile::TempDir,
+}
+
+async fn worker(h: &Harness, topology: &Topology, me: u16, presence: Presence) -> Worker {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let connection = Arc::new(
+        broker::connect(&h.amqp_url, &format!("ledger-test-{me}"))
+            .await
+            .unwrap(),
+    );
+    let publisher = Publisher::open(&connection).await.unwrap();
+    let ledger = Ledger::new(
+        store.clone(),
+        topology.clone(),
+        h.signer(),
+        me,
+        presence,
+        LedgerSettings {
+            max_entry_bytes: 4 * 1024,
+            handback_timeout: Duration::from_secs(20),
+            read_timeout: Duration::from_secs(10),
+        },
+    );
+    ledger.connected(connection, publisher.clone());
+    Worker {
+        ledger,
+        store,
+        publisher,
+        _dir: dir,
+    }
+}
+
+fn completed(i: usize) -> StageRecord {
+    StageRecord::started(1).with_state(StageState::Completed {
+        output: json!({"order_id": i, "padding": "x".repeat(300)}),
+        next: None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_worker_appends_another_reads_on_takeover_and_forgeries_are_skipped() {
+    let h = Harness::start("ledger-read").await;
+    let topology = h.topology.clone().with_shards(1);
+    topology
+        .declare_ledgers(&h.connection, Some(3600))
+        .await
+        .unwrap();
+    let writer = worker(&h, &topology, 0, Presence::new(2)).await;
+    writer.ledger.take_over(0, 1).await.unwrap();
+    // Many tasks at once: they share batches, and the batches split at 4 KiB.
+    let appends = (0..300).map(|i| {
+        let (ledger, publisher) = (writer.ledger.clone(), writer.publisher.clone());
+        tokio::spawn(async move {
+            ledger
+                .record(&publisher, &format!("c-{i}"), "renew", &completed(i))
+                .await
+        })
+    });
+    for append in futures_util::future::join_all(appends).await {
+        append.unwrap().unwrap();
+    }
+    // A forged "completed" for a command nobody ran: signed with another key.
+    let forger = Signer::from_keys(Some(&Signer::generate_key()), None).unwrap();
+    let forged = Entry::Stage {
+        worker: 0,
+        command_id: "c-forged".into(),
+        stage: "renew".into(),
+        record: completed(0),
+    };
+    let (body, signature) = Entry::encode(&[forged], &forger);
+    let mut out = Outgoing::json("", &topology.ledger_stream(0), body);
+    let mut headers = FieldTable::default();
+    headers.insert(
+        Entry::signature_header().into(),
+        AMQPValue::LongString(signature.into()),
+    );
+    out.headers = headers;
+    h.publisher.publish(out).await.unwrap();
+
+    let reader = worker(&h, &topology, 1, Presence::new(2)).await;
+    reader.ledger.take_over(0, 1).await.unwrap();
+    for i in 0..300 {
+        let id = format!("c-{i}");
+        let record = reader.store.get(&id, "renew").unwrap().expect(&id);
+        assert!(record.replicated, "{id} is the fleet's record");
+        assert!(!record.forwarded, "{id}: forwarding was its writer's job");
+        assert_eq!(record.state, completed(i).state, "{id}");
+    }
+    assert_eq!(reader.store.get("c-forged", "renew").unwrap(), None);
+
+    // More work on the shard; the next takeover reads it from the checkpoint.
+    writer
+        .ledger
+        .record(&writer.publisher, "c-late", "renew", &completed(7))
+        .await
+        .unwrap();
+    reader.ledger.forget(0);
+    reader.ledger.take_over(0, 2).await.unwrap();
+    assert!(reader.store.get("c-late", "renew").unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_worker_waits_for_the_holder_to_release_the_shard() {
+    let h = Harness::start("ledger-handback").await;
+    let topology = h.topology.clone().with_shards(1);
+    topology
+        .declare_ledgers(&h.connection, Some(3600))
+        .await
+        .unwrap();
+    let presence = Presence::new(2);
+    let home = worker(&h, &topology, 0, presence.clone()).await;
+    let standby = worker(&h, &topology, 1, Presence::new(2)).await;
+    // The standby holds the shard, with a stage in flight.
+    standby.ledger.take_over(0, 1).await.unwrap();
+    let in_flight = standby.ledger.enter(0);
+    presence.set(1, true);
+
+    let taking = {
+        let ledger = home.ledger.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            ledger.take_over(0, 7).await.unwrap();
+            started.elapsed()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!taking.is_finished(), "the home worker waits for the release");
+    // The stage ends: its record, then the release (which waits for the stage).
+    standby
+        .ledger
+        .record(&standby.publisher, "c-handback", "renew", &completed(1))
+        .await
+        .unwrap();
+    let release = {
+        let (ledger, publisher) = (standby.ledger.clone(), standby.publisher.clone());
+        tokio::spawn(async move { ledger.release(&publisher, 0).await })
+    };
+    drop(in_flight);
+    release.await.unwrap().unwrap();
+    let waited = taking.await.unwrap();
+    assert!(waited >= Duration::from_millis(800), "{waited:?}");
+    assert!(
+        home.store.get("c-handback", "renew").unwrap().is_some(),
+        "the standby's last record is known before the home worker runs anything"
+    );
+
+    // A holder that is gone is not waited for.
+    let again = worker(&h, &topology, 1, Presence::new(2)).await;
+    again.ledger.take_over(0, 1).await.unwrap();
+    presence.set(1, false);
+    home.ledger.forget(0);
+    let started = Instant::now();
+    home.ledger.take_over(0, 8).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
