@@ -420,6 +420,26 @@ async fn cluster_chaos() {
         fleet.longest_reconnect_wait()
     );
     if !verdict.healthy() {
+        let calls = h.calls().await;
+        for id in verdict.suspects() {
+            println!("--- {id}: events ---\n{}", verdict.trail(&id));
+            println!("--- {id}: platform calls ---");
+            let prefix = format!("{id}/");
+            for call in calls.iter().filter(|c| {
+                c["idempotency_key"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with(&prefix))
+            }) {
+                println!(
+                    "  {} {} {} applied={}",
+                    call["at"].as_str().unwrap_or_default(),
+                    call["idempotency_key"].as_str().unwrap_or_default(),
+                    call["operation"].as_str().unwrap_or_default(),
+                    call["applied"]
+                );
+            }
+            println!("--- {id}: worker logs ---\n{}", fleet.log_of(&id));
+        }
         println!("{}", fleet.log_tails(40));
     }
 

@@ -131,6 +131,18 @@ impl Fleet {
             .unwrap_or(0)
     }
 
+    /// What the workers logged about command `id`, by worker.
+    pub fn log_of(&self, id: &str) -> String {
+        let needle = format!("command_id={id} ");
+        let mut out = String::new();
+        for worker in &self.workers {
+            for line in worker.log().lines().filter(|l| l.contains(&needle)) {
+                out.push_str(&format!("  w{} {line}\n", worker.id));
+            }
+        }
+        out
+    }
+
     /// The last `lines` of every worker's log.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();

@@ -1,7 +1,7 @@
 //! The run judged from what it left: the event capture (deduplicated by event id, as
 //! consumers do), the simulator's call log and the queues.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use billflow::contract::events::CloudEvent;
@@ -38,6 +38,8 @@ impl ChaosDone {
 
 pub struct Verdict {
     pub commands: usize,
+    /// Every event, once, in the order the broker delivered them.
+    events: Vec<CloudEvent>,
     /// Terminal outcomes, by name.
     pub outcomes: BTreeMap<String, usize>,
     pub parked_never_sent: Vec<(String, String)>,
@@ -54,11 +56,11 @@ impl Verdict {
         calls: &[Value],
         left: BTreeMap<String, u32>,
     ) -> Verdict {
-        let mut by_id: BTreeMap<String, CloudEvent> = BTreeMap::new();
-        for event in events {
-            by_id.entry(event.id.clone()).or_insert(event);
-        }
-        let events: Vec<CloudEvent> = by_id.into_values().collect();
+        let mut seen = BTreeSet::new();
+        let events: Vec<CloudEvent> = events
+            .into_iter()
+            .filter(|e| seen.insert(e.id.clone()))
+            .collect();
         let mut terminals: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for event in events.iter().filter(|e| e.is_terminal()) {
             terminals
@@ -72,8 +74,9 @@ impl Verdict {
         }
         Verdict {
             commands: ids.len(),
-            outcomes,
             parked_never_sent: parked_never_sent(&events, calls),
+            events,
+            outcomes,
             duplicates: duplicate_effects(calls),
             lost: ids
                 .iter()
@@ -83,6 +86,37 @@ impl Verdict {
             multiple: terminals.into_iter().filter(|(_, t)| t.len() > 1).collect(),
             left: left.into_iter().filter(|(_, n)| *n > 0).collect(),
         }
+    }
+
+    /// Commands a check failed for.
+    pub fn suspects(&self) -> BTreeSet<String> {
+        self.parked_never_sent
+            .iter()
+            .map(|(id, _)| id.clone())
+            .chain(
+                self.duplicates
+                    .iter()
+                    .filter_map(|((key, _), _)| key.split_once('/').map(|(id, _)| id.to_string())),
+            )
+            .chain(self.lost.iter().cloned())
+            .chain(self.multiple.iter().map(|(id, _)| id.clone()))
+            .collect()
+    }
+
+    /// The events of `id`, one line each.
+    pub fn trail(&self, id: &str) -> String {
+        self.events
+            .iter()
+            .filter(|e| e.subject == id)
+            .map(|e| {
+                let error = e.data.error.as_deref().unwrap_or_default();
+                format!(
+                    "  {} {} {error}\n",
+                    e.time.format("%H:%M:%S%.3f"),
+                    e.routing_key()
+                )
+            })
+            .collect()
     }
 
     pub fn left_total(&self) -> u32 {
