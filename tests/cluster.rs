@@ -381,17 +381,36 @@ async fn cluster_chaos() {
 
     // Until every command has ended and the queues have stayed empty a while: late
     // duplicates may still wait in a delay queue, and are dropped when they come back.
+    // Every 10 s it says what it waits for.
     let deadline = Instant::now() + sizes.settle;
     let mut quiet = 0;
+    let mut report_at = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && quiet < 20 {
         fleet.keep_alive(&h);
         client.drain(&capture, &mut events).await;
-        if ended(&events).len() >= ids.len() {
-            let mut queued = 0;
-            for queue in h.topology.stage_queues() {
-                queued += client.depth(&queue).await;
+        let done = ended(&events);
+        let mut queued = BTreeMap::new();
+        for queue in h.topology.stage_queues() {
+            let depth = client.depth(&queue).await;
+            if depth > 0 {
+                queued.insert(queue, depth);
             }
-            quiet = if queued == 0 { quiet + 1 } else { 0 };
+        }
+        quiet = if done.len() >= ids.len() && queued.is_empty() {
+            quiet + 1
+        } else {
+            0
+        };
+        if Instant::now() >= report_at {
+            let open: Vec<&String> = ids
+                .iter()
+                .filter(|id| !done.contains(id.as_str()))
+                .collect();
+            println!(
+                "cluster: +{:.1}s waiting: not ended {open:?}, ready in queues {queued:?}",
+                started.elapsed().as_secs_f64()
+            );
+            report_at = Instant::now() + Duration::from_secs(10);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -441,6 +460,11 @@ async fn cluster_chaos() {
             println!("--- {id}: worker logs ---\n{}", fleet.log_of(&id));
         }
         println!("{}", fleet.log_tails(40));
+        let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(&h.prefix);
+        match fleet.keep_logs(&kept) {
+            Ok(()) => println!("cluster: the workers' logs are kept in {}", kept.display()),
+            Err(e) => println!("cluster: could not keep the workers' logs: {e}"),
+        }
     }
 
     assert!(

@@ -143,6 +143,15 @@ impl Fleet {
         out
     }
 
+    /// Copies every worker's log into `dir` (the data dir goes with the test).
+    pub fn keep_logs(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for worker in &self.workers {
+            std::fs::write(dir.join(format!("worker-{}.log", worker.id)), worker.log())?;
+        }
+        Ok(())
+    }
+
     /// The last `lines` of every worker's log.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();
