@@ -2,10 +2,11 @@
 //! `deploy/cluster/rabbitmq-cluster.sh` starts beside the default broker, under chaos.
 //! Three `billflow worker` processes (6 shards), each on its own node and data dir, run
 //! renewals and sign-ups published in waves, with latency on the slow calls so that every
-//! fault lands while stages are in flight. Between the waves, in an order drawn from a
-//! printed seed: SIGKILL of a worker (started again on its data dir), SIGKILL and restart
-//! of the node leading a shard queue, a node paused with SIGSTOP past the cluster's tick
-//! time then resumed, one node cut off from the other two by a partition then healed.
+//! fault lands while stages are in flight. One fault per wave (half the wave published
+//! before it, half while it lasts), in an order drawn from a printed seed: SIGKILL of a
+//! worker (started again on its data dir), SIGKILL and restart of the node leading a shard
+//! queue, a node paused with SIGSTOP past the cluster's tick time then resumed, one node
+//! cut off from the other two by a partition then healed.
 //! Then, from the simulator's call log and the events: no non-idempotent call took effect
 //! twice, no command lost, exactly one terminal event each, no stage parked as
 //! `outcome_unknown` that never reached the platform, nothing left in the intake, shard,
