@@ -25,6 +25,13 @@
 # see it down within ~10-20 s, and cluster_partition_handling = pause_minority pauses it.
 # `heal NODE` removes the rules (and restores the local rule when no partition is left).
 #
+# A pause longer than net_ticktime is a partition the paused node cannot see coming: on
+# SIGCONT it finds the others "down" and at once back, so pause_minority does not pause it,
+# and Mnesia records a partition that nothing heals (the node then runs alone while the
+# other two run without it). `rejoin NODE` waits for the three nodes to see each other and,
+# while a partition is reported, restarts NODE's app (stop_app, start_app): RabbitMQ's
+# documented recovery from a split brain (restart the nodes outside the trusted side).
+#
 # Usage: deploy/cluster/rabbitmq-cluster.sh --help
 set -euo pipefail
 
@@ -55,6 +62,8 @@ rabbitmq-cluster.sh VERB ...
   resume NODE DIR      SIGCONT it
   partition NODE DIR   cut the node's inter-node traffic (ip rule prohibit; see the header)
   heal NODE DIR        undo partition
+  rejoin NODE DIR      wait until the three nodes run together with no partition; while one
+                       is reported, restart NODE's app (after resume or heal; see the header)
 
 Environment: BILLFLOW_CLUSTER_PORT_A/_B/_C (AMQP ports, default 5681/5682/5683; the
 distribution port is AMQP port + 20000), BILLFLOW_CLUSTER_WAIT_SECONDS (default 180).
@@ -195,6 +204,25 @@ running_nodes() {
 
 cluster_complete() {
   [[ "$(running_nodes | grep -c '^billflow-[abc]@localhost$')" -eq 3 ]]
+}
+
+# Every node answers, lists the three as running and reports no partition.
+cluster_whole() {
+  local n json
+  for n in "${NODES[@]}"; do
+    json="$(timeout 20 rabbitmqctl -q -n "$(node_name "$n")" cluster_status --formatter json 2>/dev/null)" || return 1
+    jq -e '(.running_nodes | length) == 3 and (.partitions | length) == 0' <<<"$json" >/dev/null || return 1
+  done
+}
+
+# Some answering node reports a partition.
+partition_reported() {
+  local n json
+  for n in "${NODES[@]}"; do
+    json="$(timeout 20 rabbitmqctl -q -n "$(node_name "$n")" cluster_status --formatter json 2>/dev/null)" || continue
+    jq -e '(.partitions | length) > 0' <<<"$json" >/dev/null && return 0
+  done
+  return 1
 }
 
 cmd_start() {
@@ -349,6 +377,32 @@ cmd_heal() {
   echo "$(node_name "$n") healed"
 }
 
+# Two checks in a row (each asks all three nodes: a few seconds), so a node about to notice
+# that the others went away (just resumed) is not taken for whole; an app restart at most
+# every 30 s.
+cmd_rejoin() {
+  local n dir steady=0 start=$SECONDS last_restart=-30
+  n="$(letter "${1:-}")"
+  dir="$(abs_dir "${2:-}")"
+  while [[ $steady -lt 2 ]]; do
+    if cluster_whole; then
+      steady=$((steady + 1))
+      continue
+    fi
+    steady=0
+    if [[ $((SECONDS - last_restart)) -ge 30 ]] && partition_reported; then
+      echo "$(node_name "$n"): a partition is reported; restarting its app"
+      ctl "$n" stop_app
+      ctl "$n" start_app
+      await_node "$n"
+      last_restart=$SECONDS
+    fi
+    [[ $((SECONDS - start)) -lt $WAIT_SECONDS ]] || die "the three nodes did not run together within ${WAIT_SECONDS}s: $(running_nodes | tr '\n' ' ')"
+    sleep 1
+  done
+  echo "$(node_name "$n") in a cluster of three, no partition ($((SECONDS - start)) s)"
+}
+
 verb="${1:-}"
 shift || true
 case "$verb" in
@@ -363,6 +417,7 @@ case "$verb" in
   restart) cmd_restart "$@" ;;
   partition) cmd_partition "$@" ;;
   heal) cmd_heal "$@" ;;
+  rejoin) cmd_rejoin "$@" ;;
   *)
     usage >&2
     exit 2

@@ -1,7 +1,8 @@
 //! Workloads and checks shared by the suites that kill workers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use billflow::contract::events::{CloudEvent, Outcome};
 use billflow::sim::emersion as em;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
@@ -74,6 +75,27 @@ pub fn duplicate_effects(calls: &[Value]) -> Vec<((String, String), usize)> {
         }
     }
     applied.into_iter().filter(|(_, n)| *n > 1).collect()
+}
+
+/// (command, stage) parked as `outcome_unknown` although no non-idempotent call of that
+/// stage ever reached the platform: a stage that never ran, parked anyway (toil, not
+/// safety). A stage's calls carry `Idempotency-Key: <command_id>/<stage>`; read-only
+/// probes of the same stage do not count as sent.
+pub fn parked_never_sent(events: &[CloudEvent], calls: &[Value]) -> Vec<(String, String)> {
+    let sent: BTreeSet<&str> = calls
+        .iter()
+        .filter(|c| NON_IDEMPOTENT.contains(&c["operation"].as_str().unwrap_or_default()))
+        .filter_map(|c| c["idempotency_key"].as_str())
+        .collect();
+    let parked: BTreeSet<(String, String)> = events
+        .iter()
+        .filter(|e| !e.is_terminal() && e.data.outcome == Outcome::Parked)
+        .filter_map(|e| Some((e.subject.clone(), e.data.stage.clone()?)))
+        .collect();
+    parked
+        .into_iter()
+        .filter(|(command, stage)| !sent.contains(format!("{command}/{stage}").as_str()))
+        .collect()
 }
 
 /// Messages ready in `queue` (`u32::MAX` when it cannot be read).
