@@ -209,12 +209,16 @@ pub async fn run_with(
     };
     let mut connected_once = false;
     loop {
-        match serve_connection(&shared, &mut tasks, &shutdown, &mut connected_once).await {
+        let served = serve_connection(&shared, &mut tasks, &shutdown, &mut connected_once);
+        match served.await {
             Ended::Shutdown => break,
             // Unreachable at start: say so instead of waiting silently.
             Ended::Lost(e) if !connected_once => return Err(e),
             Ended::Lost(e) => {
-                shared.ready.store(false, Ordering::SeqCst);
+                if shared.ready.swap(false, Ordering::SeqCst) {
+                    // It was connected: this loss starts a new series of waits.
+                    reconnect.reset();
+                }
                 shared.engine.ledger.disconnected();
                 let delay = reconnect.next_backoff().unwrap_or(Duration::from_secs(30));
                 warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker connection lost; reconnecting");
