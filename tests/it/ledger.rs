@@ -147,7 +147,10 @@ async fn a_returning_worker_waits_for_the_holder_to_release_the_shard() {
         })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(!taking.is_finished(), "the home worker waits for the release");
+    assert!(
+        !taking.is_finished(),
+        "the home worker waits for the release"
+    );
     // The stage ends: its record, then the release (which waits for the stage).
     standby
         .ledger
