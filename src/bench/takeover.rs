@@ -78,6 +78,7 @@ fn ledger(topology: &Topology, key: &str, me: u16, store: Store) -> anyhow::Resu
             max_entry_bytes: 256 * 1024,
             handback_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
+            reader_url: None,
         },
     ))
 }

@@ -69,8 +69,14 @@ pub struct LedgerSettings {
     /// How long a worker taking a shard back waits for the standby that held it to say
     /// its stages there have ended.
     pub handback_timeout: Duration,
-    /// How long a reader waits for the next entry before it gives up on its barrier.
+    /// How long a reader waits for the next entry before it gives up on its barrier, and
+    /// an append for the broker's confirm.
     pub read_timeout: Duration,
+    /// Read over a connection of their own to this broker (made when first needed, made
+    /// again when lost): on a cluster, a node without a running replica of a stream
+    /// refuses to serve it with a connection-level error, which must not take the
+    /// worker's own connection down. `None`: read over the worker's connection.
+    pub reader_url: Option<crate::secret::Secret>,
 }
 
 /// Which workers are running, as the worker's presence checks last saw them.
@@ -113,6 +119,8 @@ struct Inner {
     /// The broker connection readers open their channels on, and the confirm channel
     /// barriers go out on; replaced on every reconnect.
     link: RwLock<Option<Link>>,
+    /// The readers' own connection, when `reader_url` is set.
+    reader: tokio::sync::Mutex<Option<Arc<Connection>>>,
     shards: Vec<ShardState>,
 }
 
@@ -202,6 +210,7 @@ impl Ledger {
                 settings,
                 presence,
                 link: RwLock::new(None),
+                reader: tokio::sync::Mutex::new(None),
                 shards,
             }),
         }
@@ -311,10 +320,22 @@ impl Ledger {
             .map(|mut pending| std::mem::take(&mut *pending))
             .unwrap_or_default();
         let (entries, waiting): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
-        let result = self
-            .publish_batch(publisher, shard, &entries)
-            .await
-            .map_err(|e| e.to_string());
+        // A confirm can be lost (a stream without a leader while its node is cut off):
+        // the waiters get an error and their deliveries go back to the queue, instead of
+        // every later append to the shard waiting behind this one.
+        let wait = self.inner.settings.read_timeout;
+        let result = match tokio::time::timeout(
+            wait,
+            self.publish_batch(publisher, shard, &entries),
+        )
+        .await
+        {
+            Ok(published) => published.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "no confirm from the broker within {} s",
+                wait.as_secs()
+            )),
+        };
         for waiter in waiting {
             let _ = waiter.send(result.clone());
         }
@@ -452,6 +473,23 @@ impl Ledger {
         Ok(())
     }
 
+    async fn reader_connection(&self, link: &Link) -> Result<Arc<Connection>, LedgerError> {
+        let Some(url) = &self.inner.settings.reader_url else {
+            return Ok(link.connection.clone());
+        };
+        let mut reader = self.inner.reader.lock().await;
+        if let Some(connection) = reader.as_ref().filter(|c| c.status().connected()) {
+            return Ok(connection.clone());
+        }
+        let name = format!(
+            "billflow-worker {} #{} ledger reader",
+            self.inner.topology.prefix, self.inner.me
+        );
+        let connection = Arc::new(crate::broker::connect(url.expose(), &name).await?);
+        *reader = Some(connection.clone());
+        Ok(connection)
+    }
+
     fn checkpoint_name(&self, shard: u16) -> String {
         format!("ledger/{}", self.inner.topology.ledger_stream(shard))
     }
@@ -508,7 +546,8 @@ impl Ledger {
     ) -> Result<Option<Read>, LedgerError> {
         let me = self.inner.me;
         let stream = self.inner.topology.ledger_stream(shard);
-        let mut reader = StreamReader::open(&link.connection, &stream, from).await?;
+        let connection = self.reader_connection(link).await?;
+        let mut reader = StreamReader::open(&connection, &stream, from).await?;
         let nonce = uuid::Uuid::new_v4().to_string();
         let barrier = Entry::Barrier {
             worker: me,

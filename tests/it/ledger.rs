@@ -42,6 +42,7 @@ async fn worker(h: &Harness, topology: &Topology, me: u16, presence: Presence) -
             max_entry_bytes: 4 * 1024,
             handback_timeout: Duration::from_secs(20),
             read_timeout: Duration::from_secs(10),
+            reader_url: None,
         },
     );
     ledger.connected(connection, publisher.clone());

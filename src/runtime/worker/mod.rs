@@ -33,8 +33,9 @@ const STANDBY_DELAY: Duration = Duration::from_secs(3);
 /// How often a worker looks for other workers that came back.
 const PRESENCE_INTERVAL: Duration = Duration::from_secs(2);
 
-/// How long a ledger reader waits for its next entry before it gives up on the read.
-const LEDGER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a ledger reader waits for its next entry, or an append for its confirm,
+/// before it gives up (and the delivery waiting on it goes back to its queue).
+const LEDGER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The longest wait between two sweeps of expired stage records.
 const MAX_SWEEP_INTERVAL_SECS: u64 = 60;
@@ -159,6 +160,7 @@ pub async fn run_with(
             max_entry_bytes: settings.max_message_bytes,
             handback_timeout: settings.handback_timeout,
             read_timeout: LEDGER_READ_TIMEOUT,
+            reader_url: Some(settings.broker.amqp_url.clone()),
         },
     );
     let admin_stop = shutdown.child_token();
