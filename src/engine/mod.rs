@@ -133,6 +133,28 @@ impl Engine {
         }
     }
 
+    /// The start of a call could not be made durable, so the call was not sent: say so
+    /// in the store, and in the ledger if the broker takes it, since the "started" entry
+    /// may have landed anyway. Without this, whoever runs the stage next would park it as
+    /// maybe sent. Returns the error to hand the delivery back with.
+    async fn not_started(
+        &self,
+        msg: &StageMessage,
+        started: &StageRecord,
+        error: EngineError,
+    ) -> EngineError {
+        let state = StageState::Retrying {
+            error: Some(format!(
+                "not sent: its start could not be recorded: {error}"
+            )),
+        };
+        let rec = started.clone().with_state(state);
+        if let Err(e) = self.persist(msg, &rec, false).await {
+            warn!(error = %e, "could not record that the call was not sent; whoever runs it next will reconcile it");
+        }
+        error
+    }
+
     /// Makes a stage record durable: in the shard's ledger (confirmed by the broker) and
     /// in the store, flushed when `flush`. Both before anything depends on it.
     async fn persist(
@@ -347,8 +369,12 @@ impl Engine {
             if effect == Effect::NonIdempotent || first {
                 // The claim must be in the fleet's ledger and on disk before the platform
                 // can act on the call; the first stage's carries the command's digest.
-                self.persist(msg, &started_rec, effect == Effect::NonIdempotent)
-                    .await?;
+                if let Err(e) = self
+                    .persist(msg, &started_rec, effect == Effect::NonIdempotent)
+                    .await
+                {
+                    return Err(self.not_started(msg, &started_rec, e).await);
+                }
             } else {
                 self.store.put(cid, &msg.stage, &started_rec)?;
             }
