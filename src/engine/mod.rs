@@ -323,19 +323,7 @@ impl Engine {
                 record,
                 reason,
                 error,
-            } => {
-                if !record.replicated {
-                    self.ledger
-                        .record(
-                            &self.publisher,
-                            &msg.command.command_id,
-                            &msg.stage,
-                            &record,
-                        )
-                        .await?;
-                }
-                self.dead_letter(&msg, record, reason, &error).await
-            }
+            } => self.dead_letter(&msg, record, reason, &error).await,
             OnDelivery::Reconcile { record, why } => self.reconcile(&msg, record, &why).await,
         }
     }
