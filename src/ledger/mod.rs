@@ -528,6 +528,8 @@ impl Ledger {
         info!(
             shard,
             acquire,
+            from = ?from,
+            next = ?read.next,
             entries = read.entries,
             applied = read.applied,
             ms = elapsed.as_millis() as u64,
@@ -647,6 +649,7 @@ impl Ledger {
                     ..
                 } = entry
                 {
+                    tracing::debug!(offset, %command_id, %stage, state = record.state.name(), "ledger entry");
                     pending.insert((command_id, stage), record);
                     if pending.len() >= APPLY_BATCH {
                         read.applied += self.apply(&mut pending)?;

@@ -182,7 +182,11 @@ impl Worker {
             .env("BILLFLOW_WORKERS", total.to_string())
             .env("BILLFLOW_WORKER_ID", self.id.to_string())
             // Plain text: the checks read the logs.
-            .env("BILLFLOW_LOG", "info")
+            // `CLUSTER_WORKER_LOG=info,billflow::ledger=debug` logs every ledger entry read.
+            .env(
+                "BILLFLOW_LOG",
+                std::env::var("CLUSTER_WORKER_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .env("COSTGUARD_TIMEOUT_MS", "5000")
             .env("EMERSION_TIMEOUT_MS", "5000")
