@@ -20,34 +20,11 @@ use std::time::{Duration, Instant};
 use billflow::broker::{self, Topology};
 use billflow::contract::events::{CloudEvent, Outcome};
 use billflow::sim::costguard as cg;
-use common::workload::{duplicate_effects, queue_depth, sign_up};
+use common::workload::{duplicate_effects, env_usize, queue_depth, sign_up, Rng};
 use common::{renewal, ChildGuard, Harness};
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::Connection;
 use serde_json::{json, Value};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A small deterministic generator: the seed is printed, so a run can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// Every fault kind, on operations of both platforms. A 500 after the platform committed
 /// hits non-idempotent calls with a probe (reconciled) and without one (parked).

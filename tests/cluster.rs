@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use billflow::contract::events::CloudEvent;
 use billflow::sim::costguard as cg;
 use client::Client;
-use common::workload::sign_up;
+use common::workload::{env_usize, sign_up, Rng};
 use common::{renewal, Harness};
 use fleet::Fleet;
 use nodes::{letter, list_queues, Cluster, NODES};
@@ -45,33 +45,6 @@ use serde_json::{json, Value};
 
 const WORKERS: u16 = 3;
 const SHARDS: u16 = 6;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A small deterministic generator: the seed is printed, so a plan can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn millis(&mut self, from: u64, spread: u64) -> Duration {
-        Duration::from_millis(from + self.below(spread))
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 pub enum Chaos {

@@ -1,6 +1,7 @@
 //! Workloads and checks shared by the suites that kill workers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use billflow::contract::events::{CloudEvent, Outcome};
 use billflow::sim::emersion as em;
@@ -112,4 +113,33 @@ pub async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
         .unwrap_or(u32::MAX);
     let _ = channel.close(200, "counted".into()).await;
     depth
+}
+
+/// A number from the environment (a chaos run's size), or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small deterministic generator (xorshift): the seed is printed, so a chaos run can be
+/// replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn millis(&mut self, from: u64, spread: u64) -> Duration {
+        Duration::from_millis(from + self.below(spread))
+    }
 }
