@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::try_join_all;
 use lapin::Connection;
 
-use crate::broker::{Publisher, Topology};
+use crate::broker::Topology;
 use crate::contract::signing::Signer;
 use crate::ledger::{Ledger, LedgerSettings, Presence};
 use crate::store::{StageRecord, Store};
@@ -91,27 +91,20 @@ async fn measure(
     dir: &Path,
     workflows: u64,
 ) -> anyhow::Result<Takeover> {
-    let publisher = Publisher::open(connection).await?;
     let writer = ledger(topology, key, 0, Store::open(&dir.join("writer"))?)?;
-    writer.connected(connection.clone(), publisher.clone());
+    writer.connected(connection.clone());
     let started = Instant::now();
-    append(&writer, &publisher, records, 0..workflows).await?;
+    append(&writer, records, 0..workflows).await?;
     let entries = workflows * records.len() as u64;
     let appends_per_sec = entries as f64 / started.elapsed().as_secs_f64().max(1e-9);
 
     let reader = ledger(topology, key, 1, Store::open(&dir.join("reader"))?)?;
-    reader.connected(connection.clone(), publisher.clone());
+    reader.connected(connection.clone());
     let started = Instant::now();
     reader.take_over(0, 1).await?;
     let full = started.elapsed();
 
-    append(
-        &writer,
-        &publisher,
-        records,
-        workflows..workflows + AFTER_CHECKPOINT,
-    )
-    .await?;
+    append(&writer, records, workflows..workflows + AFTER_CHECKPOINT).await?;
     reader.forget(0);
     let started = Instant::now();
     reader.take_over(0, 2).await?;
@@ -128,7 +121,6 @@ async fn measure(
 
 async fn append(
     ledger: &Ledger,
-    publisher: &Publisher,
     records: &[(String, StageRecord)],
     workflows: std::ops::Range<u64>,
 ) -> anyhow::Result<()> {
@@ -143,7 +135,7 @@ async fn append(
         try_join_all(
             chunk
                 .iter()
-                .map(|(id, stage, record)| ledger.record(publisher, id, stage, record)),
+                .map(|(id, stage, record)| ledger.record(id, stage, record)),
         )
         .await?;
     }

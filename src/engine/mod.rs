@@ -128,7 +128,7 @@ impl Engine {
     /// After this worker stepped back from `shard`: tells the shard's home worker once
     /// the stages it still runs there have ended.
     pub async fn release_shard(&self, shard: u16) {
-        if let Err(e) = self.ledger.release(&self.publisher, shard).await {
+        if let Err(e) = self.ledger.release(shard).await {
             warn!(shard, error = %e, "could not release the shard in its ledger; its home worker takes it after its wait");
         }
     }
@@ -172,10 +172,7 @@ impl Engine {
                 Ok(())
             }
         };
-        let (ledger, store) = tokio::join!(
-            self.ledger.record(&self.publisher, cid, &msg.stage, rec),
-            flushed
-        );
+        let (ledger, store) = tokio::join!(self.ledger.record(cid, &msg.stage, rec), flushed);
         ledger?;
         store?;
         Ok(())
@@ -309,12 +306,7 @@ impl Engine {
                 if !record.replicated {
                     // Its ledger entry may be what failed the first time.
                     self.ledger
-                        .record(
-                            &self.publisher,
-                            &msg.command.command_id,
-                            &msg.stage,
-                            &record,
-                        )
+                        .record(&msg.command.command_id, &msg.stage, &record)
                         .await?;
                 }
                 self.forward_success(&msg, record, output, next).await

@@ -116,8 +116,8 @@ struct Inner {
     me: u16,
     settings: LedgerSettings,
     presence: Presence,
-    /// The broker connection readers open their channels on, and the confirm channel
-    /// barriers go out on; replaced on every reconnect.
+    /// The broker connection readers and appenders open their channels on; replaced on
+    /// every reconnect.
     link: RwLock<Option<Link>>,
     /// The readers' own connection, when `reader_url` is set.
     reader: tokio::sync::Mutex<Option<Arc<Connection>>>,
@@ -127,7 +127,14 @@ struct Inner {
 #[derive(Clone)]
 struct Link {
     connection: Arc<Connection>,
-    publisher: Publisher,
+    /// One confirm channel per shard's stream, opened when first needed and publishing to
+    /// that stream alone. RabbitMQ before 4.0 resends a stream's unconfirmed messages
+    /// after a leader change under the channel's publish sequence numbers instead of the
+    /// stream writer's (fixed upstream in rabbitmq-server c68c9a48c3). The two agree only
+    /// on a channel that publishes to nothing else; on a shared channel the stream takes
+    /// later appends for duplicates of the resent ones and confirms them without writing
+    /// them, and a takeover misses a "started" its writer was told is safe.
+    appenders: Arc<Vec<tokio::sync::Mutex<Option<Publisher>>>>,
 }
 
 /// An entry waiting for its batch, and who waits for the broker's confirm.
@@ -222,12 +229,15 @@ impl Ledger {
 
     /// A new broker connection: readers use it from now on. Every shard must be caught up
     /// again before it runs anything, as consumers of the old connection are gone.
-    pub fn connected(&self, connection: Arc<Connection>, publisher: Publisher) {
+    pub fn connected(&self, connection: Arc<Connection>) {
         self.forget_all();
+        let appenders = (0..self.inner.topology.shards)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect();
         if let Ok(mut link) = self.inner.link.write() {
             *link = Some(Link {
                 connection,
-                publisher,
+                appenders: Arc::new(appenders),
             });
         }
     }
@@ -272,7 +282,6 @@ impl Ledger {
     /// node of a cluster the stream is replicated to) before this returns.
     pub async fn record(
         &self,
-        publisher: &Publisher,
         command_id: &str,
         stage: &str,
         record: &StageRecord,
@@ -288,18 +297,13 @@ impl Ledger {
                 ..record.clone()
             },
         };
-        self.append(publisher, shard, entry).await
+        self.append(shard, entry).await
     }
 
     /// Appends `entry` to `shard`'s stream and waits for the broker's confirm. Entries
     /// appended while a batch is out go together in the next one (group commit): a busy
     /// shard costs the broker one message per round trip, not one per entry.
-    async fn append(
-        &self,
-        publisher: &Publisher,
-        shard: u16,
-        entry: Entry,
-    ) -> Result<(), LedgerError> {
+    async fn append(&self, shard: u16, entry: Entry) -> Result<(), LedgerError> {
         let Some(state) = self.state(shard) else {
             return Err(LedgerError::Append(format!("no shard {shard}")));
         };
@@ -324,12 +328,7 @@ impl Ledger {
         // the waiters get an error and their deliveries go back to the queue, instead of
         // every later append to the shard waiting behind this one.
         let wait = self.inner.settings.read_timeout;
-        let result = match tokio::time::timeout(
-            wait,
-            self.publish_batch(publisher, shard, &entries),
-        )
-        .await
-        {
+        let result = match tokio::time::timeout(wait, self.publish_batch(shard, &entries)).await {
             Ok(published) => published.map_err(|e| e.to_string()),
             Err(_) => Err(format!(
                 "no confirm from the broker within {} s",
@@ -347,12 +346,8 @@ impl Ledger {
 
     /// Publishes `entries` in as few messages as fit `max_entry_bytes` (and
     /// `BATCH_ENTRIES`) each; an entry larger than that goes alone.
-    async fn publish_batch(
-        &self,
-        publisher: &Publisher,
-        shard: u16,
-        entries: &[Entry],
-    ) -> Result<(), LedgerError> {
+    async fn publish_batch(&self, shard: u16, entries: &[Entry]) -> Result<(), LedgerError> {
+        let publisher = self.appender(shard).await?;
         let stream = self.inner.topology.ledger_stream(shard);
         let limit = self.inner.settings.max_entry_bytes;
         let mut messages: Vec<Vec<Vec<u8>>> = Vec::new();
@@ -385,6 +380,24 @@ impl Ledger {
         metrics::counter!("billflow_ledger_appends_total").increment(entries.len() as u64);
         metrics::counter!("billflow_ledger_batches_total").increment(messages.len() as u64);
         Ok(())
+    }
+
+    /// The channel that publishes to `shard`'s stream alone; opened again once closed
+    /// (a channel error, or a new connection).
+    async fn appender(&self, shard: u16) -> Result<Publisher, LedgerError> {
+        let link = self.link()?;
+        let mut slot = link
+            .appenders
+            .get(usize::from(shard))
+            .ok_or_else(|| LedgerError::Append(format!("no shard {shard}")))?
+            .lock()
+            .await;
+        if let Some(publisher) = slot.as_ref().filter(|p| p.channel().status().connected()) {
+            return Ok(publisher.clone());
+        }
+        let publisher = Publisher::open(&link.connection).await?;
+        *slot = Some(publisher.clone());
+        Ok(publisher)
     }
 
     /// Counts a stage of `shard` in flight until the guard drops.
@@ -441,7 +454,7 @@ impl Ledger {
 
     /// After stepping back from `shard`: once this worker's stages there have ended (or
     /// `handback_timeout` passed), tells the returning worker so.
-    pub async fn release(&self, publisher: &Publisher, shard: u16) -> Result<(), LedgerError> {
+    pub async fn release(&self, shard: u16) -> Result<(), LedgerError> {
         self.forget(shard);
         if let Some(state) = self.state(shard) {
             let ended = async {
@@ -468,7 +481,7 @@ impl Ledger {
             worker: self.inner.me,
             nonce: uuid::Uuid::new_v4().to_string(),
         };
-        self.append(publisher, shard, entry).await?;
+        self.append(shard, entry).await?;
         info!(shard, "shard released to its home worker");
         Ok(())
     }
@@ -558,7 +571,7 @@ impl Ledger {
         };
         // Attached first, so the barrier is read back even on a stream that is shorter
         // than the checkpoint says.
-        if let Err(e) = self.append(&link.publisher, shard, barrier).await {
+        if let Err(e) = self.append(shard, barrier).await {
             reader.close().await;
             return Err(e);
         }

@@ -1,25 +1,24 @@
 //! The replicated stage ledger against the real broker, without workers: what one
 //! worker appends (concurrently, in batches) another reads on takeover; forged entries
 //! are skipped; a second takeover reads from the checkpoint; a returning worker waits
-//! for the holder's release.
+//! for the holder's release; every append confirmed across stream leader changes is read.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use billflow::broker::{self, Outgoing, Publisher, Topology};
+use billflow::broker::{self, Outgoing, Topology};
 use billflow::contract::signing::Signer;
 use billflow::ledger::{Entry, Ledger, LedgerSettings, Presence};
 use billflow::store::{StageRecord, StageState, Store};
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::json;
 
-use crate::common::Harness;
+use crate::common::{rabbitmqctl, Harness};
 
 /// A worker's ledger and store, without its engine.
 struct Worker {
     ledger: Ledger,
     store: Store,
-    publisher: Publisher,
     _dir: tempfile::TempDir,
 }
 
@@ -31,7 +30,6 @@ async fn worker(h: &Harness, topology: &Topology, me: u16, presence: Presence) -
             .await
             .unwrap(),
     );
-    let publisher = Publisher::open(&connection).await.unwrap();
     let ledger = Ledger::new(
         store.clone(),
         topology.clone(),
@@ -45,11 +43,10 @@ async fn worker(h: &Harness, topology: &Topology, me: u16, presence: Presence) -
             reader_url: None,
         },
     );
-    ledger.connected(connection, publisher.clone());
+    ledger.connected(connection);
     Worker {
         ledger,
         store,
-        publisher,
         _dir: dir,
     }
 }
@@ -73,10 +70,10 @@ async fn what_one_worker_appends_another_reads_on_takeover_and_forgeries_are_ski
     writer.ledger.take_over(0, 1).await.unwrap();
     // Many tasks at once: they share batches, and the batches split at 4 KiB.
     let appends = (0..300).map(|i| {
-        let (ledger, publisher) = (writer.ledger.clone(), writer.publisher.clone());
+        let ledger = writer.ledger.clone();
         tokio::spawn(async move {
             ledger
-                .record(&publisher, &format!("c-{i}"), "renew", &completed(i))
+                .record(&format!("c-{i}"), "renew", &completed(i))
                 .await
         })
     });
@@ -115,7 +112,7 @@ async fn what_one_worker_appends_another_reads_on_takeover_and_forgeries_are_ski
     // More work on the shard; the next takeover reads it from the checkpoint.
     writer
         .ledger
-        .record(&writer.publisher, "c-late", "renew", &completed(7))
+        .record("c-late", "renew", &completed(7))
         .await
         .unwrap();
     reader.ledger.forget(0);
@@ -155,12 +152,12 @@ async fn a_returning_worker_waits_for_the_holder_to_release_the_shard() {
     // The stage ends: its record, then the release (which waits for the stage).
     standby
         .ledger
-        .record(&standby.publisher, "c-handback", "renew", &completed(1))
+        .record("c-handback", "renew", &completed(1))
         .await
         .unwrap();
     let release = {
-        let (ledger, publisher) = (standby.ledger.clone(), standby.publisher.clone());
-        tokio::spawn(async move { ledger.release(&publisher, 0).await })
+        let ledger = standby.ledger.clone();
+        tokio::spawn(async move { ledger.release(0).await })
     };
     drop(in_flight);
     release.await.unwrap().unwrap();
@@ -179,4 +176,87 @@ async fn a_returning_worker_waits_for_the_holder_to_release_the_shard() {
     let started = Instant::now();
     home.ledger.take_over(0, 8).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Kills the writer (leader) process of `stream`; the stream coordinator starts a new one,
+/// so every publisher to the stream sees a leader change.
+fn kill_stream_leader(stream: &str) {
+    let expr = format!(
+        "{{ok, Q}} = rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, <<\"{stream}\">>)), \
+         exit(amqqueue:get_pid(Q), kill)."
+    );
+    rabbitmqctl(&["eval", &expr]);
+}
+
+/// RabbitMQ before 4.0 resends a stream's unconfirmed messages after a leader change under
+/// the channel's publish numbers; on a channel that also published elsewhere the stream
+/// then took later appends for duplicates and confirmed them unwritten. Appends go on
+/// while the stream's leader is killed, three times: every append that was confirmed
+/// must be read by the next takeover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_append_confirmed_across_stream_leader_changes_is_read_on_takeover() {
+    if std::env::var_os("BILLFLOW_TEST_NO_RABBITMQCTL").is_some() {
+        eprintln!("skipped: BILLFLOW_TEST_NO_RABBITMQCTL is set");
+        return;
+    }
+    let h = Harness::start("ledger-leader").await;
+    let topology = h.topology.clone().with_shards(1);
+    topology
+        .declare_ledgers(&h.connection, Some(3600))
+        .await
+        .unwrap();
+    let writer = worker(&h, &topology, 0, Presence::new(2)).await;
+    writer.ledger.take_over(0, 1).await.unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appending = {
+        let (ledger, stop) = (writer.ledger.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut confirmed, mut failed) = (Vec::new(), 0);
+            let record = completed(0);
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // A few at once, as a busy worker appends.
+                let round: Vec<String> = (i..i + 4).map(|n| format!("c-{n}")).collect();
+                i += 4;
+                let results = futures_util::future::join_all(
+                    round.iter().map(|id| ledger.record(id, "renew", &record)),
+                )
+                .await;
+                for (id, result) in round.into_iter().zip(results) {
+                    match result {
+                        Ok(()) => confirmed.push(id),
+                        Err(_) => failed += 1,
+                    }
+                }
+            }
+            (confirmed, failed)
+        })
+    };
+    let stream = topology.ledger_stream(0);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        kill_stream_leader(&stream);
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (confirmed, failed) = appending.await.unwrap();
+    assert!(
+        confirmed.len() > 100,
+        "appends went on: {} confirmed",
+        confirmed.len()
+    );
+
+    let reader = worker(&h, &topology, 1, Presence::new(2)).await;
+    reader.ledger.take_over(0, 1).await.unwrap();
+    let missing: Vec<&String> = confirmed
+        .iter()
+        .filter(|id| reader.store.get(id, "renew").unwrap().is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} confirmed appends are not in the stream ({failed} failed): {:?}",
+        missing.len(),
+        confirmed.len(),
+        &missing[..missing.len().min(10)]
+    );
 }

@@ -10,25 +10,12 @@ use std::process::Command as Process;
 use std::time::Duration;
 
 use crate::common::workload::queue_depth;
-use crate::common::{renewal, Harness};
+use crate::common::{rabbitmqctl, renewal, Harness};
 use billflow::broker::{Outgoing, DELIVERY_LIMIT};
 use billflow::contract::events::Outcome;
 use billflow::contract::DeadReason;
 use lapin::options::BasicNackOptions;
 use serde_json::{json, Value};
-
-fn rabbitmqctl(args: &[&str]) -> String {
-    let out = Process::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs (or set BILLFLOW_TEST_NO_RABBITMQCTL=1 to skip this test)");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Policies a test imported, cleared when it ends, also when it fails.
 struct Imported(Vec<String>);

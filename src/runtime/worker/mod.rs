@@ -356,10 +356,7 @@ impl Session {
         let max_age = (!settings.retention.is_zero()).then(|| settings.retention.as_secs().max(1));
         topology.declare_ledgers(&connection, max_age).await?;
         let publisher = Publisher::open(&connection).await?;
-        shared
-            .engine
-            .ledger
-            .connected(connection.clone(), publisher.clone());
+        shared.engine.ledger.connected(connection.clone());
         let engine = Arc::new(Engine::new(shared.engine.clone(), publisher));
         let consumers = Consumers::open(
             &connection,

@@ -659,6 +659,22 @@ fn header_strings(headers: Option<&FieldTable>) -> BTreeMap<String, String> {
 }
 
 /// A renewal command for `service_number`, restore requested.
+/// Runs `rabbitmqctl` against the broker under test and returns its output; tests that
+/// need it are skipped with BILLFLOW_TEST_NO_RABBITMQCTL=1 where it cannot reach that
+/// broker.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs (or set BILLFLOW_TEST_NO_RABBITMQCTL=1 to skip this test)");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn renewal(command_id: &str, service_number: &str) -> Value {
     serde_json::json!({
         "command_id": command_id,
