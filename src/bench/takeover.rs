@@ -109,6 +109,8 @@ async fn measure(
     let started = Instant::now();
     reader.take_over(0, 2).await?;
     let from_checkpoint = started.elapsed();
+    writer.stop().await;
+    reader.stop().await;
     Ok(Takeover {
         workflows,
         entries,

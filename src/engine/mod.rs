@@ -133,10 +133,11 @@ impl Engine {
         }
     }
 
-    /// The start of a call could not be made durable, so the call was not sent: say so
-    /// in the store, and in the ledger if the broker takes it, since the "started" entry
-    /// may have landed anyway. Without this, whoever runs the stage next would park it as
-    /// maybe sent. Returns the error to hand the delivery back with.
+    /// The start of a call could not be made durable (or read back before another
+    /// worker's `Took`), so the call was not sent: say so in the store, and in the ledger
+    /// if the broker takes it, since the "started" entry may have landed anyway. Without
+    /// this, whoever runs the stage next would park it as maybe sent. Returns the error
+    /// to hand the delivery back with.
     async fn not_started(
         &self,
         msg: &StageMessage,
@@ -144,9 +145,7 @@ impl Engine {
         error: EngineError,
     ) -> EngineError {
         let state = StageState::Retrying {
-            error: Some(format!(
-                "not sent: its start could not be recorded: {error}"
-            )),
+            error: Some(format!("not sent: {error}")),
         };
         let rec = started.clone().with_state(state);
         if let Err(e) = self.persist(msg, &rec, false).await {
@@ -347,6 +346,8 @@ impl Engine {
             }
             let first = msg.stage == registry::first_stage(&msg.command.body);
             if effect == Effect::NonIdempotent || first {
+                let held = (effect == Effect::NonIdempotent)
+                    .then(|| self.ledger.expect_start(cid, &msg.stage, &started_rec));
                 // The claim must be in the fleet's ledger and on disk before the platform
                 // can act on the call; the first stage's carries the command's digest.
                 if let Err(e) = self
@@ -354,6 +355,13 @@ impl Engine {
                     .await
                 {
                     return Err(self.not_started(msg, &started_rec, e).await);
+                }
+                // And read back before any other worker's `Took` (the fence): else this
+                // worker lost the shard, and the one that took it runs the stage.
+                if let Some(held) = held {
+                    if let Err(e) = held.confirmed().await {
+                        return Err(self.not_started(msg, &started_rec, e.into()).await);
+                    }
                 }
             } else {
                 self.store.put(cid, &msg.stage, &started_rec)?;

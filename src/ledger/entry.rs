@@ -34,6 +34,10 @@ pub enum Entry {
     /// A worker stepped back from the shard and its stages on it have ended: it writes
     /// nothing more there until it holds the shard again.
     Release { worker: u16, nonce: String },
+    /// The worker holds the shard from here: appended once its takeover read (and any
+    /// wait for a release) is over, and read back before it runs anything. Stage entries
+    /// another worker appends after it count for nothing (the fence).
+    Took { worker: u16, nonce: String },
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@
 //! topology, and the signer; must not import the engine, workflows, billing or runtime.
 
 mod entry;
+mod fence;
 mod merge;
 mod reader;
 
@@ -25,7 +26,11 @@ use crate::broker::{BrokerError, Outgoing, Publisher, Topology};
 use crate::contract::signing::Signer;
 use crate::store::{StageRecord, Store, StoreError};
 pub use entry::{Entry, Unreadable};
+use fence::{start_key, Follower, StartKey, Tenure, Waiters};
 use reader::StreamReader;
+
+/// A follower with nothing to read waits this long before it waits again.
+const FOLLOW_IDLE: Duration = Duration::from_secs(60);
 
 /// How often a worker waiting for a shard's release looks again whether its holder lives.
 const PRESENCE_RECHECK: Duration = Duration::from_millis(250);
@@ -59,6 +64,10 @@ pub enum LedgerError {
     ReaderEnded,
     #[error("stage ledger: appending failed: {0}")]
     Append(String),
+    #[error("stage ledger: another worker took the shard before this call's start")]
+    Fenced,
+    #[error("stage ledger: this call's start was not read back: {0}")]
+    Unconfirmed(String),
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +162,16 @@ struct ShardState {
     active: Mutex<Option<(u64, Arc<OnceCell<()>>)>>,
     inflight: AtomicUsize,
     ended: Notify,
+    /// Calls waiting to read their "started" back (the fence).
+    waiters: Waiters,
+    /// The task following the stream while this worker holds the shard, and what stops
+    /// it.
+    follower: Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::task::JoinHandle<()>,
+        )>,
+    >,
 }
 
 /// A stage of a shard in flight in this worker; counted until dropped.
@@ -171,8 +190,49 @@ impl Drop for InFlight {
     }
 }
 
+/// A non-idempotent call's start, waiting to be read back from the shard's stream.
+pub struct Held {
+    ledger: Ledger,
+    shard: u16,
+    key: StartKey,
+    waiting: Option<tokio::sync::oneshot::Receiver<bool>>,
+}
+
+impl Held {
+    /// `Ok` when no other worker took the shard before this start: the call may go.
+    /// [`LedgerError::Fenced`] when one did; [`LedgerError::Unconfirmed`] when it could
+    /// not be told (no follower, or none within the read timeout). Either way the call
+    /// was not made, and an entry saying so cannot mislead: if this worker was fenced,
+    /// readers skip it.
+    pub async fn confirmed(mut self) -> Result<(), LedgerError> {
+        let Some(waiting) = self.waiting.take() else {
+            return Err(LedgerError::Unconfirmed(format!("no shard {}", self.shard)));
+        };
+        let wait = self.ledger.inner.settings.read_timeout;
+        match tokio::time::timeout(wait, waiting).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(LedgerError::Fenced),
+            Ok(Err(_)) => Err(LedgerError::Unconfirmed(
+                "this worker stopped following the shard".into(),
+            )),
+            Err(_) => Err(LedgerError::Unconfirmed(format!(
+                "not read back within {} s",
+                wait.as_secs()
+            ))),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(state) = self.ledger.state(self.shard) {
+            state.waiters.forget(&self.key);
+        }
+    }
+}
+
 /// How far a read of a shard's stream is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum ReadState {
     /// Before this reader's barrier; the last worker that took the shard and has not
     /// released it.
@@ -184,6 +244,8 @@ enum ReadState {
         holder: u16,
         until: tokio::time::Instant,
     },
+    /// After its barrier (and any wait), up to the `Took` this reader appended then.
+    Closing,
     Done,
 }
 
@@ -194,6 +256,8 @@ struct Read {
     applied: usize,
     /// Offset to start the next read at.
     next: Option<u64>,
+    /// Who held the shard where the read ended.
+    tenure: Tenure,
 }
 
 impl Ledger {
@@ -253,6 +317,7 @@ impl Ledger {
     fn forget_all(&self) {
         for shard in 0..self.inner.topology.shards {
             self.forget(shard);
+            self.stop_following(shard);
         }
     }
 
@@ -400,6 +465,115 @@ impl Ledger {
         Ok(publisher)
     }
 
+    /// Before a non-idempotent call: registers its "started" record, to be read back
+    /// once appended. Await [`Held::confirmed`] after the append, before the call.
+    pub fn expect_start(&self, command_id: &str, stage: &str, record: &StageRecord) -> Held {
+        let shard = self.inner.topology.shard_of(command_id);
+        let key = start_key(command_id, stage, record);
+        let waiting = self
+            .state(shard)
+            .map(|state| state.waiters.register(key.clone()));
+        Held {
+            ledger: self.clone(),
+            shard,
+            key,
+            waiting,
+        }
+    }
+
+    /// While this worker holds `shard`: reads every entry appended to it from `from` on,
+    /// telling each call waiting for its "started" whether another worker took the shard
+    /// first. Replaces the follower of an earlier tenure.
+    fn follow(&self, shard: u16, from: Option<u64>) {
+        let Some(state) = self.state(shard) else {
+            return;
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let ledger = self.clone();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                _ = stopped => {}
+                _ = ledger.following(shard, from) => {}
+            }
+        });
+        if let Ok(mut follower) = state.follower.lock() {
+            *follower = Some((stop, task));
+        }
+    }
+
+    /// Stops following `shard`; the task ends at its next step.
+    fn stop_following(&self, shard: u16) -> Option<tokio::task::JoinHandle<()>> {
+        let state = self.state(shard)?;
+        let stopped = state
+            .follower
+            .lock()
+            .ok()
+            .and_then(|mut follower| follower.take())
+            .map(|(_stop, task)| task);
+        state.waiters.clear();
+        stopped
+    }
+
+    /// The worker is shutting down: stops following every shard, and returns once the
+    /// followers have ended (they hold the store).
+    pub async fn stop(&self) {
+        for shard in 0..self.inner.topology.shards {
+            if let Some(task) = self.stop_following(shard) {
+                let _ = task.await;
+            }
+        }
+        self.disconnected();
+    }
+
+    async fn following(&self, shard: u16, mut from: Option<u64>) {
+        let mut follower = Follower::default();
+        loop {
+            if let Err(e) = self.follow_once(shard, &mut from, &mut follower).await {
+                warn!(shard, error = %e, "following the shard's ledger failed; again in 1 s (calls on it wait)");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn follow_once(
+        &self,
+        shard: u16,
+        from: &mut Option<u64>,
+        follower: &mut Follower,
+    ) -> Result<(), LedgerError> {
+        let Some(state) = self.state(shard) else {
+            return Ok(());
+        };
+        let link = self.link()?;
+        let connection = self.reader_connection(&link).await?;
+        let stream = self.inner.topology.ledger_stream(shard);
+        let mut reader = StreamReader::open(&connection, &stream, *from).await?;
+        let result = loop {
+            let (offset, delivery) = match reader.next(FOLLOW_IDLE).await {
+                Ok(Some(next)) => next,
+                Ok(None) => continue,
+                Err(e) => break Err(e),
+            };
+            if from.is_some_and(|from| offset < from) {
+                continue;
+            }
+            *from = Some(offset + 1);
+            let Ok(entries) = self.decode(&delivery) else {
+                continue;
+            };
+            for entry in entries.into_iter().flatten() {
+                if let Some((key, held)) = follower.read(self.inner.me, &entry) {
+                    if !held {
+                        warn!(%stream, command_id = %key.0, stage = %key.1, "another worker took the shard: this call is fenced and not made");
+                    }
+                    state.waiters.resolve(&key, held);
+                }
+            }
+        };
+        reader.close().await;
+        result
+    }
+
     /// Counts a stage of `shard` in flight until the guard drops.
     pub fn enter(&self, shard: u16) -> InFlight {
         if let Some(state) = self.state(shard) {
@@ -477,6 +651,7 @@ impl Ledger {
                 );
             }
         }
+        self.stop_following(shard);
         let entry = Entry::Release {
             worker: self.inner.me,
             nonce: uuid::Uuid::new_v4().to_string(),
@@ -507,6 +682,11 @@ impl Ledger {
         format!("ledger/{}", self.inner.topology.ledger_stream(shard))
     }
 
+    /// Beside the checkpoint: who held the shard there (worker id + 1; 0: unknown).
+    fn owner_name(&self, shard: u16) -> String {
+        format!("{}/owner", self.checkpoint_name(shard))
+    }
+
     /// Reads `shard`'s stream from the checkpoint up to a barrier appended now, into the
     /// store. `acquire`: this worker takes the shard over, and first waits for the
     /// worker that held it, if it is still running, to release it.
@@ -520,21 +700,34 @@ impl Ledger {
         let stream = self.inner.topology.ledger_stream(shard);
         let checkpoint = self.checkpoint_name(shard);
         let from = self.inner.store.marker(&checkpoint)?;
-        let read = match self.read(&link, shard, from, acquire).await? {
+        let owner = self.inner.store.marker(&self.owner_name(shard))?;
+        let tenure = Tenure {
+            owner: owner
+                .filter(|o| *o > 0)
+                .and_then(|o| u16::try_from(o - 1).ok()),
+        };
+        let read = match self.read(&link, shard, from, tenure, acquire).await? {
             Some(read) => read,
             // The stream was made anew (deleted and declared again): its offsets start
             // over, so the checkpoint means nothing there.
             None => {
                 warn!(%stream, ?from, "the ledger stream starts before this worker's checkpoint; reading it whole");
-                self.read(&link, shard, None, acquire)
+                self.read(&link, shard, None, Tenure::default(), acquire)
                     .await?
                     .ok_or(LedgerError::ReaderEnded)?
             }
         };
         if let Some(next) = read.next {
             self.inner.store.set_marker(&checkpoint, next)?;
+            let owner = read.tenure.owner.map_or(0, |o| u64::from(o) + 1);
+            self.inner
+                .store
+                .set_marker(&self.owner_name(shard), owner)?;
         }
         self.inner.store.flush().await?;
+        if acquire {
+            self.follow(shard, read.next);
+        }
         let elapsed = started.elapsed();
         metrics::histogram!("billflow_ledger_catch_up_seconds").record(elapsed.as_secs_f64());
         metrics::counter!("billflow_ledger_entries_read_total").increment(read.entries as u64);
@@ -557,6 +750,7 @@ impl Ledger {
         link: &Link,
         shard: u16,
         from: Option<u64>,
+        tenure: Tenure,
         acquire: bool,
     ) -> Result<Option<Read>, LedgerError> {
         let me = self.inner.me;
@@ -576,7 +770,14 @@ impl Ledger {
             return Err(e);
         }
         let result = self
-            .read_entries(&mut reader, &stream, from.unwrap_or(0), &nonce, acquire)
+            .read_entries(
+                &mut reader,
+                shard,
+                from.unwrap_or(0),
+                tenure,
+                &nonce,
+                acquire,
+            )
             .await;
         reader.close().await;
         result
@@ -585,35 +786,48 @@ impl Ledger {
     async fn read_entries(
         &self,
         reader: &mut StreamReader,
-        stream: &str,
+        shard: u16,
         from: u64,
+        tenure: Tenure,
         nonce: &str,
         acquire: bool,
     ) -> Result<Option<Read>, LedgerError> {
+        let stream = self.inner.topology.ledger_stream(shard);
+        let stream = stream.as_str();
         let wait = self.inner.settings.read_timeout;
-        let mut read = Read::default();
+        let mut read = Read {
+            tenure,
+            ..Read::default()
+        };
         let mut pending: HashMap<(String, String), StageRecord> = HashMap::new();
         let mut state = ReadState::Before { holder: None };
+        let mut took: Option<String> = None;
         loop {
-            let (offset, delivery) = match state {
-                ReadState::Before { .. } => {
-                    reader
-                        .next(wait)
-                        .await?
-                        .ok_or_else(|| LedgerError::Timeout {
-                            stream: stream.to_string(),
-                            secs: wait.as_secs(),
-                        })?
+            if state == ReadState::Done {
+                match self.close_read(shard, acquire, &mut took).await? {
+                    Some(closing) => state = closing,
+                    None => break,
                 }
+            }
+            let (offset, delivery) = match state {
+                ReadState::Before { .. } | ReadState::Closing => reader
+                    .next(wait)
+                    .await?
+                    .ok_or_else(|| LedgerError::Timeout {
+                        stream: stream.to_string(),
+                        secs: wait.as_secs(),
+                    })?,
                 ReadState::Waiting { holder, until } => {
                     let now = tokio::time::Instant::now();
                     if now >= until {
                         warn!(%stream, holder, "the worker that held the shard did not release it in time; taking it over");
-                        break;
+                        state = ReadState::Done;
+                        continue;
                     }
                     if !self.inner.presence.is_present(holder) {
                         info!(%stream, holder, "the worker that held the shard is gone; taking it over");
-                        break;
+                        state = ReadState::Done;
+                        continue;
                     }
                     // Short waits: the holder may die meanwhile, which only presence says.
                     match reader.next((until - now).min(PRESENCE_RECHECK)).await? {
@@ -654,21 +868,35 @@ impl Ledger {
                     }
                 };
                 read.entries += 1;
-                state = self.next_state(state, &entry, nonce, acquire, stream);
+                read.tenure.observe(&entry);
+                state = self.next_state(state, &entry, nonce, took.as_deref(), acquire, stream);
                 if let Entry::Stage {
+                    worker,
                     command_id,
                     stage,
                     record,
-                    ..
                 } = entry
                 {
+                    if !read.tenure.admits(worker) {
+                        // Written after another worker took the shard: its writer was
+                        // fenced and made no call on it.
+                        metrics::counter!("billflow_ledger_entries_skipped_total", "why" => "fenced")
+                            .increment(1);
+                        tracing::debug!(offset, worker, %command_id, %stage, "fenced ledger entry skipped");
+                        continue;
+                    }
                     tracing::debug!(offset, %command_id, %stage, state = record.state.name(), "ledger entry");
                     pending.insert((command_id, stage), record);
                     if pending.len() >= APPLY_BATCH {
                         read.applied += self.apply(&mut pending)?;
                     }
                 }
-                if matches!(state, ReadState::Done) {
+                if state == ReadState::Done {
+                    if let Some(closing) = self.close_read(shard, acquire, &mut took).await? {
+                        // The rest of this message is before the `Took`: read on.
+                        state = closing;
+                        continue;
+                    }
                     if i + 1 < count {
                         // The rest of this message is after the end of the read: the next
                         // read starts at this message again.
@@ -682,6 +910,31 @@ impl Ledger {
         Ok(Some(read))
     }
 
+    /// A takeover's read that reached its barrier (and any release) appends its `Took`
+    /// and reads on up to it: what others wrote before the `Took` is known, and what
+    /// they write after it is fenced. `None`: the read is over.
+    async fn close_read(
+        &self,
+        shard: u16,
+        acquire: bool,
+        took: &mut Option<String>,
+    ) -> Result<Option<ReadState>, LedgerError> {
+        if !acquire || took.is_some() {
+            return Ok(None);
+        }
+        let nonce = uuid::Uuid::new_v4().to_string();
+        self.append(
+            shard,
+            Entry::Took {
+                worker: self.inner.me,
+                nonce: nonce.clone(),
+            },
+        )
+        .await?;
+        *took = Some(nonce);
+        Ok(Some(ReadState::Closing))
+    }
+
     /// Where a read stands after `entry`: looking for this reader's barrier (and noting
     /// who holds the shard), waiting for the holder's release, or done.
     fn next_state(
@@ -689,11 +942,17 @@ impl Ledger {
         state: ReadState,
         entry: &Entry,
         nonce: &str,
+        took: Option<&str>,
         acquire: bool,
         stream: &str,
     ) -> ReadState {
         let me = self.inner.me;
         match (state, entry) {
+            (ReadState::Closing, Entry::Took { worker, nonce: n })
+                if *worker == me && Some(n.as_str()) == took =>
+            {
+                ReadState::Done
+            }
             (
                 ReadState::Before { holder },
                 Entry::Barrier {

@@ -1,7 +1,8 @@
 //! The replicated stage ledger against the real broker, without workers: what one
 //! worker appends (concurrently, in batches) another reads on takeover; forged entries
 //! are skipped; a second takeover reads from the checkpoint; a returning worker waits
-//! for the holder's release; every append confirmed across stream leader changes is read.
+//! for the holder's release; a worker whose shard another took is fenced; every append
+//! confirmed across stream leader changes is read.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,7 +110,10 @@ async fn what_one_worker_appends_another_reads_on_takeover_and_forgeries_are_ski
     }
     assert_eq!(reader.store.get("c-forged", "renew").unwrap(), None);
 
-    // More work on the shard; the next takeover reads it from the checkpoint.
+    // The writer takes the shard back and works on; the next takeover reads that from
+    // the checkpoint.
+    writer.ledger.forget(0);
+    writer.ledger.take_over(0, 2).await.unwrap();
     writer
         .ledger
         .record("c-late", "renew", &completed(7))
@@ -176,6 +180,79 @@ async fn a_returning_worker_waits_for_the_holder_to_release_the_shard() {
     let started = Instant::now();
     home.ledger.take_over(0, 8).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A stale owner, as after a partition: worker 0 holds the shard and starts calls; worker 1
+/// takes the shard while worker 0 still runs. Worker 0's next start is fenced (it must
+/// not call), and readers skip what it wrote after worker 1's `Took`, while its start
+/// from before stays known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_shard_another_took_is_fenced_and_its_later_entries_skipped() {
+    let h = Harness::start("ledger-fence").await;
+    let topology = h.topology.clone().with_shards(1);
+    topology
+        .declare_ledgers(&h.connection, Some(3600))
+        .await
+        .unwrap();
+    let stale = worker(&h, &topology, 0, Presence::new(2)).await;
+    stale.ledger.take_over(0, 1).await.unwrap();
+    let before = StageRecord::started(1);
+    let held = stale.ledger.expect_start("c-before", "renew", &before);
+    stale
+        .ledger
+        .record("c-before", "renew", &before)
+        .await
+        .unwrap();
+    held.confirmed()
+        .await
+        .expect("nobody else holds the shard: the call may go");
+
+    // Worker 1 takes the shard; worker 0 (cut off, say) does not know.
+    let taker = worker(&h, &topology, 1, Presence::new(2)).await;
+    taker.ledger.take_over(0, 1).await.unwrap();
+    assert!(taker.store.get("c-before", "renew").unwrap().is_some());
+
+    let after = StageRecord::started(1);
+    let held = stale.ledger.expect_start("c-after", "renew", &after);
+    stale
+        .ledger
+        .record("c-after", "renew", &after)
+        .await
+        .unwrap();
+    let fenced = held.confirmed().await;
+    assert!(
+        matches!(fenced, Err(billflow::ledger::LedgerError::Fenced)),
+        "{fenced:?}"
+    );
+    // What the fenced worker writes next (its "not sent") counts for nothing either.
+    let not_sent = after
+        .clone()
+        .with_state(StageState::Retrying { error: None });
+    stale
+        .ledger
+        .record("c-after", "renew", &not_sent)
+        .await
+        .unwrap();
+
+    let third = worker(&h, &topology, 2, Presence::new(3)).await;
+    third.ledger.take_over(0, 1).await.unwrap();
+    assert!(third.store.get("c-before", "renew").unwrap().is_some());
+    assert_eq!(
+        third.store.get("c-after", "renew").unwrap(),
+        None,
+        "entries written after another worker's Took are skipped"
+    );
+    // The stale worker taking the shard again is a new tenure: its writes count again.
+    stale.ledger.forget(0);
+    stale.ledger.take_over(0, 2).await.unwrap();
+    let again = StageRecord::started(2);
+    let held = stale.ledger.expect_start("c-again", "renew", &again);
+    stale
+        .ledger
+        .record("c-again", "renew", &again)
+        .await
+        .unwrap();
+    held.confirmed().await.unwrap();
 }
 
 /// Kills the writer (leader) process of `stream`; the stream coordinator starts a new one,

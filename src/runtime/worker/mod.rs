@@ -232,6 +232,7 @@ pub async fn run_with(
         }
     }
     shared.ready.store(false, Ordering::SeqCst);
+    shared.engine.ledger.stop().await;
     if let Some((task, stop)) = sweeper {
         drop(stop);
         let _ = task.await;
