@@ -562,7 +562,15 @@ impl Ledger {
                 continue;
             };
             for entry in entries.into_iter().flatten() {
-                if let Some((key, held)) = follower.read(self.inner.me, &entry) {
+                let deposed = follower.deposed;
+                let start = follower.read(self.inner.me, &entry);
+                if follower.deposed && !deposed {
+                    // The shard's next message makes this worker take it again (a new
+                    // barrier and took) instead of refusing every call on it for good.
+                    warn!(%stream, "another worker took the shard; taking it again before its next message");
+                    self.forget(shard);
+                }
+                if let Some((key, held)) = start {
                     if !held {
                         warn!(%stream, command_id = %key.0, stage = %key.1, "another worker took the shard: this call is fenced and not made");
                     }
