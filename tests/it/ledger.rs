@@ -52,6 +52,17 @@ async fn worker(h: &Harness, topology: &Topology, me: u16, presence: Presence) -
     }
 }
 
+/// A harness, and its topology with one shard whose ledger stream is declared.
+async fn one_shard(name: &str) -> (Harness, Topology) {
+    let h = Harness::start(name).await;
+    let topology = h.topology.clone().with_shards(1);
+    topology
+        .declare_ledgers(&h.connection, Some(3600))
+        .await
+        .unwrap();
+    (h, topology)
+}
+
 fn completed(i: usize) -> StageRecord {
     StageRecord::started(1).with_state(StageState::Completed {
         output: json!({"order_id": i, "padding": "x".repeat(300)}),
@@ -61,12 +72,7 @@ fn completed(i: usize) -> StageRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_one_worker_appends_another_reads_on_takeover_and_forgeries_are_skipped() {
-    let h = Harness::start("ledger-read").await;
-    let topology = h.topology.clone().with_shards(1);
-    topology
-        .declare_ledgers(&h.connection, Some(3600))
-        .await
-        .unwrap();
+    let (h, topology) = one_shard("ledger-read").await;
     let writer = worker(&h, &topology, 0, Presence::new(2)).await;
     writer.ledger.take_over(0, 1).await.unwrap();
     // Many tasks at once: they share batches, and the batches split at 4 KiB.
@@ -126,12 +132,7 @@ async fn what_one_worker_appends_another_reads_on_takeover_and_forgeries_are_ski
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_returning_worker_waits_for_the_holder_to_release_the_shard() {
-    let h = Harness::start("ledger-handback").await;
-    let topology = h.topology.clone().with_shards(1);
-    topology
-        .declare_ledgers(&h.connection, Some(3600))
-        .await
-        .unwrap();
+    let (h, topology) = one_shard("ledger-handback").await;
     let presence = Presence::new(2);
     let home = worker(&h, &topology, 0, presence.clone()).await;
     let standby = worker(&h, &topology, 1, Presence::new(2)).await;
@@ -188,12 +189,7 @@ async fn a_returning_worker_waits_for_the_holder_to_release_the_shard() {
 /// from before stays known.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_shard_another_took_is_fenced_and_its_later_entries_skipped() {
-    let h = Harness::start("ledger-fence").await;
-    let topology = h.topology.clone().with_shards(1);
-    topology
-        .declare_ledgers(&h.connection, Some(3600))
-        .await
-        .unwrap();
+    let (h, topology) = one_shard("ledger-fence").await;
     let stale = worker(&h, &topology, 0, Presence::new(2)).await;
     stale.ledger.take_over(0, 1).await.unwrap();
     let before = StageRecord::started(1);
@@ -276,12 +272,7 @@ async fn every_append_confirmed_across_stream_leader_changes_is_read_on_takeover
         eprintln!("skipped: BILLFLOW_TEST_NO_RABBITMQCTL is set");
         return;
     }
-    let h = Harness::start("ledger-leader").await;
-    let topology = h.topology.clone().with_shards(1);
-    topology
-        .declare_ledgers(&h.connection, Some(3600))
-        .await
-        .unwrap();
+    let (h, topology) = one_shard("ledger-leader").await;
     let writer = worker(&h, &topology, 0, Presence::new(2)).await;
     writer.ledger.take_over(0, 1).await.unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
