@@ -27,6 +27,10 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// Seven days (the `7d` default of `--retention`).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// How much the events log keeps by default: as long as a stage record, and 10 GiB.
+pub const DEFAULT_EVENTS_LOG_MAX_AGE: Duration = DEFAULT_RETENTION;
+pub const DEFAULT_EVENTS_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+
 /// 4 MiB: far above any documented answer, far below what hurts a worker.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -409,6 +413,17 @@ pub struct WorkerSettings {
     #[arg(long, env = "BILLFLOW_RETENTION", default_value = "7d", value_name = "DURATION", value_parser = duration::parse)]
     #[serde(serialize_with = "duration::serialize")]
     pub retention: Duration,
+    /// How long the events log (`<prefix>.events.log`, a stream of every event that
+    /// dashboards and pipelines read from an offset or a time) keeps events; 0: until the
+    /// size limit. Set when a worker first declares the stream; later, change it with a
+    /// policy on `^<prefix>\.events\.log$`.
+    #[arg(long, env = "BILLFLOW_EVENTS_LOG_MAX_AGE", default_value = "7d", value_name = "DURATION", value_parser = duration::parse)]
+    #[serde(serialize_with = "duration::serialize")]
+    pub events_log_max_age: Duration,
+    /// The most bytes the events log keeps (its oldest segments go first); 0: no size
+    /// limit. Set when a worker first declares the stream, like its age.
+    #[arg(long, env = "BILLFLOW_EVENTS_LOG_MAX_BYTES", default_value_t = DEFAULT_EVENTS_LOG_MAX_BYTES, value_name = "BYTES")]
+    pub events_log_max_bytes: u64,
     /// Key of the HMAC that signs stage messages between workers; the same on every
     /// worker of a prefix. Required: a worker without it refuses to start.
     #[arg(long, env = "BILLFLOW_SIGNING_KEY", hide_env_values = true)]

@@ -13,6 +13,12 @@ use super::topology::{QueueRole, Topology, DELAY_TIERS};
 /// (7 days). Keep it at least as long as the workers' retention.
 const DEFAULT_LEDGER_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
 
+/// The events log's policy: a week, and at most 10 GiB (the workers' defaults).
+const EVENTS_LOG_ROLE: QueueRole = QueueRole::EventsLog {
+    max_age_secs: Some(DEFAULT_LEDGER_MAX_AGE_SECS),
+    max_bytes: Some(10 * 1024 * 1024 * 1024),
+};
+
 /// Policies outrank catch-all policies of priority 0 an operator may have.
 const POLICY_PRIORITY: i64 = 10;
 
@@ -38,6 +44,11 @@ impl Topology {
             policy_definition(self.policy_arguments(QueueRole::Ledger {
                 max_age_secs: Some(DEFAULT_LEDGER_MAX_AGE_SECS),
             })),
+        ));
+        policies.push((
+            self.events_log(),
+            format!(r"^{prefix}\.events\.log$"),
+            policy_definition(self.policy_arguments(EVENTS_LOG_ROLE)),
         ));
         policies.push((
             self.undelivered_queue(),
@@ -79,6 +90,7 @@ impl Topology {
             };
             queue(q, role, false)
         }));
+        queues.push(queue(self.events_log(), EVENTS_LOG_ROLE, false));
         let exchanges: Vec<Value> = [self.commands_exchange(), self.events_exchange()]
             .into_iter()
             .map(|name| {
@@ -105,6 +117,10 @@ impl Topology {
             "bindings": [{
                 "source": self.commands_exchange(), "vhost": vhost,
                 "destination": self.intake_queue(), "destination_type": "queue",
+                "routing_key": "#", "arguments": {},
+            }, {
+                "source": self.events_exchange(), "vhost": vhost,
+                "destination": self.events_log(), "destination_type": "queue",
                 "routing_key": "#", "arguments": {},
             }],
             "policies": policies,

@@ -122,6 +122,13 @@ impl Topology {
         (0..self.shards).map(|s| self.ledger_stream(s)).collect()
     }
 
+    /// Every event, kept by age and size: a stream bound to the events exchange with `#`,
+    /// which a dashboard or pipeline reads from an offset or a time, and catches up from
+    /// after downtime.
+    pub fn events_log(&self) -> String {
+        format!("{}.events.log", self.prefix)
+    }
+
     pub fn shard_queues(&self) -> Vec<String> {
         (0..self.shards).map(|s| self.shard_queue(s)).collect()
     }
@@ -142,6 +149,7 @@ impl Topology {
         let mut queues = self.stage_queues();
         queues.push(self.dead_queue());
         queues.extend(self.ledger_streams());
+        queues.push(self.events_log());
         queues
     }
 
@@ -179,6 +187,20 @@ impl Topology {
                 .map(|secs| ("x-max-age", text(&format!("{secs}s"))))
                 .into_iter()
                 .collect(),
+            QueueRole::EventsLog {
+                max_age_secs,
+                max_bytes,
+            } => {
+                let mut args: Vec<(&'static str, AMQPValue)> = max_age_secs
+                    .map(|secs| ("x-max-age", text(&format!("{secs}s"))))
+                    .into_iter()
+                    .collect();
+                if let Some(bytes) = max_bytes {
+                    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+                    args.push(("x-max-length-bytes", AMQPValue::LongLongInt(bytes)));
+                }
+                args
+            }
         }
     }
 
@@ -188,7 +210,10 @@ impl Topology {
         queue: QueueRole,
         shard: bool,
     ) -> Vec<(&'static str, AMQPValue)> {
-        if matches!(queue, QueueRole::Ledger { .. }) {
+        if matches!(
+            queue,
+            QueueRole::Ledger { .. } | QueueRole::EventsLog { .. }
+        ) {
             return vec![("x-queue-type", text("stream"))];
         }
         let mut args = vec![("x-queue-type", text("quorum"))];
@@ -272,41 +297,84 @@ impl Topology {
 
     /// Declares the ledger streams, keeping records `max_age_secs` (as a queue argument,
     /// or from the `<prefix>.ledger` policy; `None`: for ever). Only workers declare them.
-    /// A stream's age limit is fixed when it is first declared: one that exists with
-    /// another is used as it is, with a warning (a policy changes it in place).
     pub async fn declare_ledgers(
         &self,
         connection: &lapin::Connection,
         max_age_secs: Option<u64>,
     ) -> Result<(), BrokerError> {
+        let mut channel = connection.create_channel().await?;
+        for stream in self.ledger_streams() {
+            let role = QueueRole::Ledger { max_age_secs };
+            channel = self
+                .declare_stream(connection, channel, &stream, role)
+                .await?;
+        }
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
+    }
+
+    /// Declares the events log (kept `max_age_secs` and at most `max_bytes`; `None`: no
+    /// limit) and binds it to the events exchange, so it holds every event.
+    pub async fn declare_events_log(
+        &self,
+        connection: &lapin::Connection,
+        max_age_secs: Option<u64>,
+        max_bytes: Option<u64>,
+    ) -> Result<(), BrokerError> {
+        let log = self.events_log();
+        let role = QueueRole::EventsLog {
+            max_age_secs,
+            max_bytes,
+        };
+        let channel = connection.create_channel().await?;
+        let channel = self.declare_stream(connection, channel, &log, role).await?;
+        channel
+            .queue_bind(
+                log.as_str().into(),
+                self.events_exchange().as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
+    }
+
+    /// A stream's limits are fixed when it is first declared: one that exists with other
+    /// arguments is used as it is, with a warning (a policy changes it in place). Returns
+    /// the channel to go on with (a failed declaration closes its channel).
+    async fn declare_stream(
+        &self,
+        connection: &lapin::Connection,
+        channel: Channel,
+        stream: &str,
+        role: QueueRole,
+    ) -> Result<Channel, BrokerError> {
         let durable = QueueDeclareOptions {
             durable: true,
             ..Default::default()
         };
+        let declared = channel
+            .queue_declare(stream.into(), durable, self.arguments(role, false))
+            .await;
+        let Err(first) = declared else {
+            return Ok(channel);
+        };
+        let channel = connection.create_channel().await?;
         let passive = QueueDeclareOptions {
             passive: true,
             ..durable
         };
-        let mut channel = connection.create_channel().await?;
-        for stream in self.ledger_streams() {
-            let args = self.arguments(QueueRole::Ledger { max_age_secs }, false);
-            let declared = channel
-                .queue_declare(stream.as_str().into(), durable, args)
-                .await;
-            let Err(first) = declared else { continue };
-            // The failed declaration closed the channel.
-            channel = connection.create_channel().await?;
-            channel
-                .queue_declare(stream.as_str().into(), passive, FieldTable::default())
-                .await
-                .map_err(|_| BrokerError::Declare {
-                    queue: stream.clone(),
-                    source: first.clone(),
-                })?;
-            tracing::warn!(%stream, error = %first, "the ledger stream exists with other arguments; using it as it is");
-        }
-        let _ = channel.close(200, "declared".into()).await;
-        Ok(())
+        channel
+            .queue_declare(stream.into(), passive, FieldTable::default())
+            .await
+            .map_err(|_| BrokerError::Declare {
+                queue: stream.to_string(),
+                source: first.clone(),
+            })?;
+        tracing::warn!(%stream, error = %first, "the stream exists with other arguments; using it as it is");
+        Ok(channel)
     }
 
     /// Deletes every queue and exchange of this prefix (tests, demo clean-up).
@@ -337,6 +405,11 @@ pub(super) enum QueueRole {
     /// A shard's stage ledger (a stream), keeping records this long (`None`: for ever).
     Ledger {
         max_age_secs: Option<u64>,
+    },
+    /// The events log (a stream), by age and size (`None`: no limit).
+    EventsLog {
+        max_age_secs: Option<u64>,
+        max_bytes: Option<u64>,
     },
 }
 

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{self, Subscription};
 use crate::config::{
     BrokerSettings, CostGuardSettings, EmersionAuthKind, EmersionSettings, WorkerSettings,
-    DEFAULT_AMQP_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
+    DEFAULT_AMQP_URL, DEFAULT_EVENTS_LOG_MAX_AGE, DEFAULT_EVENTS_LOG_MAX_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETENTION,
 };
 use crate::contract::command::Command;
 use crate::contract::events::{CloudEvent, Outcome};
@@ -193,6 +194,8 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         api_limits: LimitsConfig::default(),
         reconcile_delay: Duration::from_secs(5),
         retention: DEFAULT_RETENTION,
+        events_log_max_age: DEFAULT_EVENTS_LOG_MAX_AGE,
+        events_log_max_bytes: DEFAULT_EVENTS_LOG_MAX_BYTES,
         // The demo's worker is alone on its prefix: a key of its own.
         signing_key: Some(Secret::new(Signer::generate_key())),
         signing_key_previous: None,

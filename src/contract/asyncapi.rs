@@ -55,6 +55,7 @@ pub fn document(prefix: &str) -> Value {
     let commands = topology.commands_exchange();
     let events = topology.events_exchange();
     let dead = topology.dead_queue();
+    let events_log = topology.events_log();
     let undelivered = topology.undelivered_queue();
     let command_schemas = schemas::command_schemas();
     let command_types: Vec<&str> = command_schemas.iter().map(|(k, _)| k.as_str()).collect();
@@ -148,7 +149,8 @@ pub fn document(prefix: &str) -> Value {
                  3. After every stage it publishes a CloudEvents 1.0 event to the topic \
                  exchange `{events}` (`step.<workflow>.<stage>.<outcome>`), and once at the end \
                  of the workflow (`workflow.<workflow>.<outcome>`). Event `id`s are stable: \
-                 dedup on them.\n\
+                 dedup on them. Every event is also kept in the stream `{events_log}`, to \
+                 read from an offset or a time.\n\
                  4. A stage that fails permanently, runs out of retries or whose outcome \
                  cannot be known is moved to the queue `{dead}` with `x-billflow-*` headers, \
                  for ops tooling (`billflow dlq`). So is a command or stage message that \
@@ -256,6 +258,19 @@ pub fn document(prefix: &str) -> Value {
                 "messages": message_refs(&[WORKFLOW_EVENT]),
                 "bindings": exchange(&events),
             },
+            "eventsLog": {
+                "address": events_log,
+                "title": format!("Events log ({events_log})"),
+                "description": format!(
+                    "Every event published to `{events}`, kept in a RabbitMQ stream bound                      to it with `#`, in the order published, for as long and as much as                      `BILLFLOW_EVENTS_LOG_MAX_AGE` (default 7 days) and                      `BILLFLOW_EVENTS_LOG_MAX_BYTES` (default 10 GiB) allow. Unlike a queue                      bound to `{events}`, it has events from before its reader came: consume                      it with a prefetch (`basic.qos`), manual acks and the consumer argument                      `x-stream-offset` = `first`, `last`, `next`, an offset (a number: the                      `x-stream-offset` header of the last event handled, plus one) or a time                      (an AMQP timestamp). Reading does not remove events; several readers                      each keep their own offset. Events may repeat (a crash may publish one                      again under the same `id`): dedup on `id`."
+                ),
+                "messages": message_refs(&[STEP_EVENT, WORKFLOW_EVENT]),
+                "bindings": {"amqp": {
+                    "is": "queue",
+                    "queue": {"name": events_log, "durable": true, "exclusive": false, "autoDelete": false},
+                    "bindingVersion": AMQP_BINDING_VERSION,
+                }},
+            },
             "deadLetters": {
                 "address": dead,
                 "title": format!("Dead letters ({dead})"),
@@ -279,6 +294,13 @@ pub fn document(prefix: &str) -> Value {
             },
         },
         "operations": {
+            "sendToEventsLog": {
+                "action": "send",
+                "title": "Keep every event in the events log",
+                "summary": "Every stage and workflow event, also kept in a stream to read from an offset or a time.",
+                "channel": {"$ref": "#/channels/eventsLog"},
+                "messages": operation_refs("eventsLog", &[STEP_EVENT, WORKFLOW_EVENT]),
+            },
             "receiveCommands": {
                 "action": "receive",
                 "title": "Receive commands",

@@ -66,6 +66,11 @@ pub struct EngineSettings {
 pub struct Engine {
     store: Store,
     publisher: Publisher,
+    /// Events only. Every event also lands in the events log (a stream), and RabbitMQ
+    /// before 4.0 numbers a stream's resends after a leader change by the channel's
+    /// publishes: on a channel whose every publish reaches the stream the two agree, on
+    /// a shared one confirmed events could be missing from the log.
+    events: Publisher,
     topology: Topology,
     workflows: Workflows,
     settings: EngineSettings,
@@ -89,8 +94,9 @@ pub struct EngineCore {
 }
 
 impl Engine {
-    /// An engine publishing on `publisher` (one per broker connection).
-    pub fn new(core: EngineCore, publisher: Publisher) -> Self {
+    /// An engine publishing on `publisher`, and its events on `events` (channels of one
+    /// broker connection).
+    pub fn new(core: EngineCore, publisher: Publisher, events: Publisher) -> Self {
         let EngineCore {
             store,
             topology,
@@ -103,6 +109,7 @@ impl Engine {
         Engine {
             store,
             publisher,
+            events,
             topology,
             workflows,
             settings,
@@ -929,7 +936,7 @@ impl Engine {
         .write_into(&mut out.headers);
         out.headers
             .insert("ce-id".into(), AMQPValue::LongString(event.id.into()));
-        self.publisher.publish(out).await?;
+        self.events.publish(out).await?;
         Ok(())
     }
 }

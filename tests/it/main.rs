@@ -13,6 +13,7 @@ mod cli;
 mod deploy;
 mod dlq;
 mod emersion_errors;
+mod events_log;
 mod fleet;
 mod hostile_messages;
 mod hostile_platform;

@@ -356,9 +356,20 @@ impl Session {
         // Kept as long as a stage record is: the ledger is what deduplicates across workers.
         let max_age = (!settings.retention.is_zero()).then(|| settings.retention.as_secs().max(1));
         topology.declare_ledgers(&connection, max_age).await?;
+        let limit = |n: u64| (n > 0).then_some(n);
+        topology
+            .declare_events_log(
+                &connection,
+                limit(settings.events_log_max_age.as_secs()),
+                limit(settings.events_log_max_bytes),
+            )
+            .await?;
         let publisher = Publisher::open(&connection).await?;
+        // Events go out on a channel of their own, every one of them to the events log:
+        // see `Engine::events`.
+        let events = Publisher::open(&connection).await?;
         shared.engine.ledger.connected(connection.clone());
-        let engine = Arc::new(Engine::new(shared.engine.clone(), publisher));
+        let engine = Arc::new(Engine::new(shared.engine.clone(), publisher, events));
         let consumers = Consumers::open(
             &connection,
             &shared.engine.topology,

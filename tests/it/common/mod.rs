@@ -329,6 +329,8 @@ impl Harness {
             api_limits: LimitsConfig::default(),
             reconcile_delay: Duration::from_millis(RECONCILE_DELAY_MS),
             retention: DEFAULT_RETENTION,
+            events_log_max_age: billflow::config::DEFAULT_EVENTS_LOG_MAX_AGE,
+            events_log_max_bytes: billflow::config::DEFAULT_EVENTS_LOG_MAX_BYTES,
             signing_key: Some(Secret::new(&self.signing_key)),
             signing_key_previous: None,
             admin_token: None,
