@@ -20,11 +20,15 @@ async fn topology_is_idempotent_and_unroutable_publishes_fail() {
         .expect("second declare");
 
     let channel = other.create_channel().await.unwrap();
-    // A worker declares the ledger streams, with its retention.
+    // A worker declares the ledger streams and the events log, with their limits.
     h.topology
         .declare_ledgers(&other, Some(3600))
         .await
         .expect("ledgers");
+    h.topology
+        .declare_events_log(&other, Some(3600), Some(1 << 30))
+        .await
+        .expect("events log");
     for queue in h.topology.queues() {
         let passive = QueueDeclareOptions {
             passive: true,

@@ -14,7 +14,7 @@ use billflow::store::{StageRecord, StageState, Store};
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::json;
 
-use crate::common::{rabbitmqctl, Harness};
+use crate::common::{kill_stream_leader, Harness};
 
 /// A worker's ledger and store, without its engine.
 struct Worker {
@@ -249,16 +249,6 @@ async fn a_worker_whose_shard_another_took_is_fenced_and_its_later_entries_skipp
         .await
         .unwrap();
     held.confirmed().await.unwrap();
-}
-
-/// Kills the writer (leader) process of `stream`; the stream coordinator starts a new one,
-/// so every publisher to the stream sees a leader change.
-fn kill_stream_leader(stream: &str) {
-    let expr = format!(
-        "{{ok, Q}} = rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, <<\"{stream}\">>)), \
-         exit(amqqueue:get_pid(Q), kill)."
-    );
-    rabbitmqctl(&["eval", &expr]);
 }
 
 /// RabbitMQ before 4.0 resends a stream's unconfirmed messages after a leader change under

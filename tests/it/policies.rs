@@ -154,13 +154,24 @@ fn checked_in_definitions_match_billflow_definitions() {
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["vhosts"][0]["name"], "/");
+    // Work, ledger, events log, undelivered; the delay tiers.
     assert_eq!(
         doc["policies"].as_array().unwrap().len(),
-        3 + billflow::broker::DELAY_TIERS.len()
+        4 + billflow::broker::DELAY_TIERS.len()
     );
-    // Dead, undelivered, intake; 8 shards and their 8 ledger streams; the delay tiers.
+    // Dead, undelivered, intake, the events log; 8 shards and their 8 ledger streams; the
+    // delay tiers.
     assert_eq!(
         doc["queues"].as_array().unwrap().len(),
-        3 + 8 + 8 + billflow::broker::DELAY_TIERS.len()
+        4 + 8 + 8 + billflow::broker::DELAY_TIERS.len()
     );
+    // The events log holds every event.
+    let log = doc["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["destination"] == "billflow.events.log")
+        .expect("the events log is bound");
+    assert_eq!(log["source"], "billflow.events");
+    assert_eq!(log["routing_key"], "#");
 }

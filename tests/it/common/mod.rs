@@ -677,6 +677,16 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Kills the writer (leader) process of `stream`; the stream coordinator starts a new one,
+/// so every publisher to the stream sees a leader change.
+pub fn kill_stream_leader(stream: &str) {
+    let expr = format!(
+        "{{ok, Q}} = rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, <<\"{stream}\">>)), \
+         exit(amqqueue:get_pid(Q), kill)."
+    );
+    rabbitmqctl(&["eval", &expr]);
+}
+
 pub fn renewal(command_id: &str, service_number: &str) -> Value {
     serde_json::json!({
         "command_id": command_id,
